@@ -1,0 +1,91 @@
+"""``uplift`` console script: a thin Hydra entry point over :func:`uplift.pipeline.run`.
+
+Configuration lives in ``conf/`` (groups mirror the pipeline's parts); experiment presets live in
+the top-level ``experiments/`` folder and are registered as the ``experiment`` config group, so
+``uplift experiment=NAME`` selects ``experiments/NAME.yaml``. Set ``UPLIFT_EXPERIMENTS_DIR`` to add
+a folder of your own presets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from uplift.config import register_configs, to_app_config
+
+log = logging.getLogger("uplift")
+_PKG = Path(__file__).resolve().parent
+
+
+def _find(installed: str, source: str) -> Path:
+    """Config folders ship inside the wheel (``uplift/_conf``) and sit at the repo top in a checkout."""
+    for candidate in (_PKG.parents[1] / source, _PKG / installed):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"cannot find the {source}/ folder next to the uplift package ({_PKG})")
+
+
+CONF_DIR = _find("_conf", "conf")
+EXPERIMENTS_DIR = _find("_experiments", "experiments")
+
+
+def register_experiments(*folders: Path) -> list[str]:
+    """Register every ``*.yaml`` in ``folders`` as option ``experiment=<stem>`` (global package)."""
+    cs = ConfigStore.instance()
+    names = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            node = OmegaConf.load(path)
+            cs.store(group="experiment", name=path.stem, node=node, package="_global_")
+            names.append(path.stem)
+    return names
+
+
+def _experiment_folders() -> list[Path]:
+    extra = os.environ.get("UPLIFT_EXPERIMENTS_DIR")
+    return [EXPERIMENTS_DIR, *([Path(p) for p in extra.split(os.pathsep)] if extra else [])]
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _app(cfg: DictConfig) -> float | None:
+    from uplift.data import DataValidationError
+    from uplift.optimize import AllocationError
+    from uplift.pipeline import ConvergenceGateError, run
+
+    try:
+        config = to_app_config(cfg)
+    except (ValueError, TypeError) as e:
+        print(f"uplift: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    out = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = run(config, out)
+    except (DataValidationError, AllocationError, ConvergenceGateError) as e:
+        log.error("%s: %s", type(e).__name__, e)
+        print(f"uplift: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    s = result.summary
+    lo, hi = s["profit_hdi"]
+    print(
+        f"uplift: {s['experiment']}: spend {s['total_spend']:,.0f} of {s['budget']:,.0f}; expected incremental "
+        f"profit {s['expected_incremental_profit']:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
+        f"outputs in {out}"
+    )
+    return float(s["expected_incremental_profit"])
+
+
+def main() -> None:
+    register_configs()
+    register_experiments(*_experiment_folders())
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Structured configuration: the schema Hydra validates every run against.
+
+The dataclasses here are registered in Hydra's ConfigStore as ``base_config``; YAML files in
+``conf/`` and presets in ``experiments/`` only override values. :func:`to_app_config` turns the
+composed DictConfig into these typed objects, which is all the library below ever sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from uplift.models.conversion import ConversionPriors
+from uplift.models.sampling import SamplerSettings
+
+
+class DataSource(StrEnum):
+    synthetic = "synthetic"
+    csv = "csv"
+    parquet = "parquet"
+
+
+class ValueKind(StrEnum):
+    constant = "constant"
+    observed = "observed"
+
+
+class Objective(StrEnum):
+    expected = "expected"
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass
+class ColumnsConfig:
+    """Map the user's column names to the canonical contract."""
+
+    customer_id: str = "customer_id"
+    segments: list[str] = field(default_factory=lambda: ["value_tier", "needs"])
+    arm: str = "arm"
+    converted: str = "converted"
+    revenue: str | None = "revenue"
+    orders: str | None = "orders"
+
+    def __post_init__(self) -> None:
+        if not self.segments:
+            raise ValueError("data.columns.segments: list at least one segment column")
+
+
+@dataclass
+class SyntheticConfig:
+    """Ground-truth generator settings (see :mod:`uplift.data.synthetic`)."""
+
+    n_customers: int = 120_000
+    seed: int = 7
+    control_share: float = 0.25
+    value_tiers: list[str] = field(default_factory=lambda: ["low", "mid", "high"])
+    tier_shares: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.15])
+    needs: list[str] = field(default_factory=lambda: ["price", "quality", "convenience", "variety"])
+    effect_noise: float = 0.15
+
+    def __post_init__(self) -> None:
+        _positive("data.synthetic.n_customers", self.n_customers)
+        if not 0 < self.control_share < 1:
+            raise ValueError(f"data.synthetic.control_share must be in (0, 1), got {self.control_share}")
+        if len(self.tier_shares) != len(self.value_tiers):
+            raise ValueError("data.synthetic.tier_shares needs one share per value tier")
+
+
+@dataclass
+class DataConfig:
+    source: DataSource = DataSource.synthetic
+    path: str | None = None
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        if self.source is not DataSource.synthetic and not self.path:
+            raise ValueError(
+                f"data.path is required when data.source={self.source.value}; "
+                "pass data.path=/path/to/customers.csv"
+            )
+
+
+@dataclass
+class ArmConfig:
+    tactic: str = "control"
+    cost: float = 0.0
+
+
+@dataclass
+class TacticsConfig:
+    """Each arm in the data -> the tactic it delivers and its cost per treated customer."""
+
+    arms: dict[str, ArmConfig] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    family: str = "binomial"
+    metric: str = "conversion"
+    priors: ConversionPriors = field(default_factory=ConversionPriors)
+
+    def __post_init__(self) -> None:
+        if self.family != "binomial":
+            raise ValueError(
+                f"model.family={self.family!r} is not available yet; use 'binomial' (conversion uplift)"
+            )
+
+
+@dataclass
+class ValueConfig:
+    """Value of one incremental conversion, per segment.
+
+    ``observed``: margin x mean revenue of converters in the segment (all arms pooled).
+    ``constant``: ``per_conversion`` everywhere, overridden per segment by ``by_segment``.
+    """
+
+    kind: ValueKind = ValueKind.observed
+    margin: float = 0.4
+    per_conversion: float = 30.0
+    by_segment: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.margin <= 1:
+            raise ValueError(f"value.margin must be in (0, 1], got {self.margin}")
+        _positive("value.per_conversion", self.per_conversion, allow_zero=True)
+
+
+@dataclass
+class DiagnosticsGate:
+    r_hat_max: float = 1.01
+    ess_bulk_min: float = 400.0
+    divergences_max: int = 0
+
+
+@dataclass
+class OptimizeConfig:
+    budget: float = 20_000.0
+    objective: Objective = Objective.expected
+    max_offers_per_customer: int = 1
+    population_scale: float = 1.0
+    integer: bool = True
+    solver: str = "HIGHS"
+    gate: DiagnosticsGate = field(default_factory=DiagnosticsGate)
+    allow_unconverged: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("optimize.budget", self.budget, allow_zero=True)
+        _positive("optimize.population_scale", self.population_scale)
+        if self.max_offers_per_customer < 1:
+            raise ValueError("optimize.max_offers_per_customer must be >= 1")
+
+
+@dataclass
+class ReportConfig:
+    hdi_prob: float = 0.94
+    plots: bool = True
+    save_posteriors: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hdi_prob < 1:
+            raise ValueError(f"report.hdi_prob must be in (0, 1), got {self.hdi_prob}")
+
+
+@dataclass
+class AppConfig:
+    """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
+
+    experiment_name: str = "synthetic_demo"
+    seed: int | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    tactics: TacticsConfig = field(default_factory=TacticsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tactics.arms:
+            raise ValueError("tactics.arms is empty: map each arm in your data to a tactic and a cost")
+        if self.seed is not None:
+            self.sampler.seed = self.seed
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="base_config", node=AppConfig)
+
+
+def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
+    """Validate a composed config and return typed objects; errors name the offending key."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.merge(OmegaConf.structured(AppConfig), cfg)
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, AppConfig):  # composed without the schema: merge it in
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AppConfig), cfg))
+    assert isinstance(obj, AppConfig)
+    return obj

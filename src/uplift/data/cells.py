@@ -1,0 +1,63 @@
+"""Sufficient statistics per (tactic, segment, arm) cell.
+
+Every likelihood we fit is a function of these sums, so model cost depends on the number of
+cells, not on the number of customers. Revenue sums cover the hurdle model (count of buyers,
+sum and sum of squares of log spend); order sums cover count models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from uplift.data.contract import SEGMENT, CustomerData
+
+CELL_COLUMNS = [
+    "tactic",
+    "segment",
+    "arm",
+    "cost",
+    "n",
+    "conversions",
+    "revenue_sum",
+    "revenue_sq_sum",
+    "n_buyers",
+    "log_revenue_sum",
+    "log_revenue_sq_sum",
+    "orders_sum",
+    "orders_sq_sum",
+]
+
+
+def aggregate_cells(data: CustomerData) -> pd.DataFrame:
+    """Collapse customer rows to one row per (segment, arm) with the sums every model needs."""
+    f = data.frame
+    pos = f["revenue"] > 0
+    logy = np.where(pos, np.log(np.where(pos, f["revenue"], 1.0)), 0.0)
+    work = pd.DataFrame(
+        {
+            SEGMENT: f[SEGMENT],
+            "arm": f["arm"],
+            "n": 1,
+            "conversions": f["converted"],
+            "revenue_sum": f["revenue"],
+            "revenue_sq_sum": f["revenue"] ** 2,
+            "n_buyers": pos.astype(np.int64),
+            "log_revenue_sum": logy,
+            "log_revenue_sq_sum": logy**2,
+            "orders_sum": f["orders"],
+            "orders_sq_sum": f["orders"] ** 2,
+        }
+    )
+    cells = work.groupby([SEGMENT, "arm"], sort=True, observed=True).sum().reset_index()
+    arm_map = data.arm_map
+    cells["tactic"] = cells["arm"].map({a.name: a.tactic.value for a in arm_map.arms})
+    cells["cost"] = cells["arm"].map({a.name: a.cost for a in arm_map.arms}).astype(float)
+    for c in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum"):
+        cells[c] = cells[c].astype(np.int64)
+    return cells[CELL_COLUMNS]
+
+
+def segment_sizes(cells: pd.DataFrame) -> pd.Series:
+    """Customers per segment across all arms (the eligible base the optimizer allocates over)."""
+    return cells.groupby(SEGMENT)["n"].sum().sort_index()

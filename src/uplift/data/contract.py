@@ -1,0 +1,219 @@
+"""The canonical customer-level contract and its validation.
+
+Every check runs before any model is built, and every error names the column or value at fault
+and says how to fix it. Written by hand rather than with pandera: the checks are cross-column and
+config-aware (unknown arms, segments without control), and the messages must point at config keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from uplift.tactics import ArmMap
+
+SEGMENT = "segment"
+SEGMENT_SEP = "/"
+
+
+class DataValidationError(ValueError):
+    """Input data does not satisfy the contract. The message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """User column names for each canonical field. ``revenue``/``orders`` are optional."""
+
+    customer_id: str = "customer_id"
+    segments: tuple[str, ...] = ("segment",)
+    arm: str = "arm"
+    converted: str = "converted"
+    revenue: str | None = "revenue"
+    orders: str | None = "orders"
+
+    @classmethod
+    def from_config(cls, cfg: object) -> ColumnMap:
+        return cls(
+            customer_id=cfg.customer_id,
+            segments=tuple(cfg.segments),
+            arm=cfg.arm,
+            converted=cfg.converted,
+            revenue=cfg.revenue,
+            orders=cfg.orders,
+        )
+
+    def required(self) -> dict[str, str]:
+        """canonical config key -> user column, for every column that must exist."""
+        cols = {"customer_id": self.customer_id, "arm": self.arm, "converted": self.converted}
+        for i, s in enumerate(self.segments):
+            cols[f"segments[{i}]"] = s
+        if self.revenue:
+            cols["revenue"] = self.revenue
+        if self.orders:
+            cols["orders"] = self.orders
+        return cols
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    """Validated customer rows in canonical columns.
+
+    Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``.
+    ``segment`` joins the segment columns with ``/`` (e.g. ``high/price``).
+    """
+
+    frame: pd.DataFrame
+    segment_columns: tuple[str, ...]
+    arm_map: ArmMap
+    has_revenue: bool
+    has_orders: bool
+
+    @property
+    def segments(self) -> list[str]:
+        return sorted(self.frame[SEGMENT].unique().tolist())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _examples(values: Sequence[object], k: int = 5) -> str:
+    vals = list(dict.fromkeys(values))
+    shown = ", ".join(repr(v) for v in vals[:k])
+    return shown + (f", ... ({len(vals)} distinct)" if len(vals) > k else "")
+
+
+def _fail(msg: str) -> None:
+    raise DataValidationError(msg)
+
+
+def _check_numeric(df: pd.DataFrame, col: str, key: str) -> pd.Series:
+    s = df[col]
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype(np.int64)
+    if not pd.api.types.is_numeric_dtype(s):
+        bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
+        _fail(
+            f"column {col!r} (data.columns.{key}) must be numeric; found non-numeric values "
+            f"{_examples(bad.tolist())}. Clean the column or map data.columns.{key} to a numeric column."
+        )
+    return s
+
+
+def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) -> CustomerData:
+    """Check ``df`` against the contract and return canonical :class:`CustomerData`.
+
+    Raises :class:`DataValidationError` naming the column/value and the fix.
+    """
+    if not isinstance(df, pd.DataFrame) or len(df) == 0:
+        _fail("the customer table is empty: no rows to analyse (check data.path and any filters)")
+
+    required = columns.required()
+    missing = {k: c for k, c in required.items() if c not in df.columns}
+    if missing:
+        listed = ", ".join(f"{c!r} (data.columns.{k})" for k, c in missing.items())
+        _fail(
+            f"missing column(s) {listed}. Available columns: {list(map(str, df.columns))}. "
+            "Rename them in your file or map them with e.g. data.columns.converted=<your column>."
+        )
+
+    for key, col in required.items():
+        n_nan = int(df[col].isna().sum())
+        if n_nan:
+            rows = df.index[df[col].isna()].tolist()
+            _fail(
+                f"column {col!r} (data.columns.{key}) has {n_nan} missing value(s) (NaN), e.g. at rows "
+                f"{_examples(rows)}. Fill or drop those rows before running."
+            )
+
+    ids = df[columns.customer_id]
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        _fail(
+            f"column {columns.customer_id!r} (data.columns.customer_id) has {len(dup)} duplicated id(s) "
+            f"{_examples(dup.tolist())}; each customer must appear once (one arm per customer)."
+        )
+
+    conv = _check_numeric(df, columns.converted, "converted")
+    bad_conv = conv[~conv.isin([0, 1])]
+    if len(bad_conv):
+        _fail(
+            f"column {columns.converted!r} (data.columns.converted) must be 0/1; found "
+            f"{_examples(bad_conv.tolist())}. Recode it as 1 = converted, 0 = not."
+        )
+    conv = conv.astype(np.int64)
+
+    revenue = None
+    if columns.revenue:
+        revenue = _check_numeric(df, columns.revenue, "revenue").astype(np.float64)
+        if not np.isfinite(revenue).all():
+            _fail(f"column {columns.revenue!r} (data.columns.revenue) has infinite values; fix or drop them.")
+        neg = revenue[revenue < 0]
+        if len(neg):
+            _fail(
+                f"column {columns.revenue!r} (data.columns.revenue) has {len(neg)} negative value(s) "
+                f"{_examples(neg.tolist())}; revenue must be >= 0 (net out refunds upstream or clip at 0)."
+            )
+
+    orders = None
+    if columns.orders:
+        orders = _check_numeric(df, columns.orders, "orders")
+        bad = orders[(orders < 0) | (orders != np.floor(orders))]
+        if len(bad):
+            _fail(
+                f"column {columns.orders!r} (data.columns.orders) must hold integers >= 0; found "
+                f"{_examples(bad.tolist())}."
+            )
+        orders = orders.astype(np.int64)
+
+    arms = df[columns.arm].astype(str)
+    known = set(arm_map.names)
+    unknown = sorted(set(arms.unique()) - known)
+    if unknown:
+        _fail(
+            f"column {columns.arm!r} (data.columns.arm) has arm value(s) {_examples(unknown)} that are "
+            f"not in tactics.arms (configured: {sorted(known)}). Add each to tactics.arms with its "
+            "tactic and cost, or drop those rows."
+        )
+    counts = arms.value_counts()
+    empty = [a for a in arm_map.names if counts.get(a, 0) == 0]
+    if empty:
+        _fail(
+            f"arm(s) {empty} are configured in tactics.arms but have no customers in column "
+            f"{columns.arm!r}. Remove them from tactics.arms or check the arm labels in your data."
+        )
+
+    seg_parts = [df[c].astype(str) for c in columns.segments]
+    segment = seg_parts[0] if len(seg_parts) == 1 else seg_parts[0].str.cat(seg_parts[1:], sep=SEGMENT_SEP)
+    control = arm_map.control.name
+    has_control = set(segment[arms == control].unique())
+    no_control = sorted(set(segment.unique()) - has_control)
+    if no_control:
+        _fail(
+            f"segment(s) {_examples(no_control)} (from data.columns.segments={list(columns.segments)}) have "
+            f"no customers in the control arm {control!r}, so their uplift is not identified. Merge them "
+            "into a neighbouring segment, use coarser segment columns, or drop them."
+        )
+
+    tactic_of = {a.name: a.tactic.value for a in arm_map.arms}
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids.to_numpy(),
+            SEGMENT: segment.to_numpy(),
+            **{c: df[c].astype(str).to_numpy() for c in columns.segments if c != SEGMENT},
+            "arm": arms.to_numpy(),
+            "tactic": arms.map(tactic_of).to_numpy(),
+            "converted": conv.to_numpy(),
+            "revenue": revenue.to_numpy() if revenue is not None else np.zeros(len(df)),
+            "orders": orders.to_numpy() if orders is not None else conv.to_numpy(),
+        }
+    )
+    return CustomerData(
+        frame=frame,
+        segment_columns=tuple(columns.segments),
+        arm_map=arm_map,
+        has_revenue=revenue is not None,
+        has_orders=orders is not None,
+    )

@@ -1,0 +1,15 @@
+"""Model stage: Bayesian uplift models fit on sufficient statistics, one per tactic."""
+
+from uplift.models.base import FittedTactic, UpliftModel
+from uplift.models.conversion import ConversionUpliftModel
+from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.sampling import SamplerSettings
+
+__all__ = [
+    "ConversionUpliftModel",
+    "Diagnostics",
+    "FittedTactic",
+    "SamplerSettings",
+    "UpliftModel",
+    "compute_diagnostics",
+]

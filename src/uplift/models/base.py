@@ -1,0 +1,93 @@
+"""The contract every uplift model follows, so the pipeline and optimizer need not know the family.
+
+A model owns its PyMC graph, is fit on cells (sufficient statistics) for one tactic, exposes the
+posterior of its incremental metric per treated customer as draws with dims
+``(sample, arm, segment)``, and saves/loads itself as netCDF (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Self
+
+import arviz as az
+import pandas as pd
+import xarray as xr
+
+from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.sampling import SamplerSettings
+
+
+class UpliftModel(ABC):
+    family: ClassVar[str]
+    metric: ClassVar[str]
+
+    def __init__(self, sampler: SamplerSettings | None = None) -> None:
+        self.sampler = sampler or SamplerSettings()
+        self.idata = None
+        self.tactic: str | None = None
+
+    @abstractmethod
+    def build_model(self, cells: pd.DataFrame, tactic: str):
+        """Return the PyMC model for ``tactic`` given all cells (control cells are shared)."""
+
+    @abstractmethod
+    def uplift_draws(self) -> xr.DataArray:
+        """Incremental ``metric`` per treated customer, dims ``(sample, arm, segment)``."""
+
+    def model_config(self) -> dict:
+        return {}
+
+    def fit(self, cells: pd.DataFrame, tactic: str) -> Self:
+        from uplift.models.sampling import sample
+
+        self.tactic = str(tactic)
+        model = self.build_model(cells, self.tactic)
+        self.idata = sample(model, self.sampler, seed=self.sampler.seed_for(self.tactic))
+        self.idata.attrs.update(
+            {
+                "uplift_family": self.family,
+                "uplift_metric": self.metric,
+                "uplift_tactic": self.tactic,
+                "uplift_model_config": json.dumps(self.model_config()),
+            }
+        )
+        return self
+
+    def _require_fit(self) -> None:
+        if self.idata is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(cells, tactic) first")
+
+    def diagnostics(self) -> Diagnostics:
+        self._require_fit()
+        return compute_diagnostics(self.idata)
+
+    def save(self, path: str | Path) -> Path:
+        from uplift.report.artifacts import atomic_write_netcdf
+
+        self._require_fit()
+        return atomic_write_netcdf(self.idata, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        idata = az.from_netcdf(path)
+        obj = cls()
+        obj.idata = idata
+        obj.tactic = idata.attrs.get("uplift_tactic")
+        return obj
+
+
+@dataclass
+class FittedTactic:
+    """One tactic's fitted model with its diagnostics and how long it took."""
+
+    tactic: str
+    model: UpliftModel
+    diagnostics: Diagnostics
+    seconds: float
+
+    def draws(self) -> xr.DataArray:
+        return self.model.uplift_draws()

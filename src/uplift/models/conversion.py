@@ -1,0 +1,118 @@
+"""Hierarchical binomial-logit conversion uplift, fit on (segment, arm) cells.
+
+For one tactic with arms (variants) v and segments g:
+
+    logit p_control[g]   = a[g],          a[g] = mu_a + sigma_a z_a[g]
+    logit p_treated[v,g] = a[g] + b[v,g], b[v,g] = mu_b[v] + sigma_b[v] z_b[v,g]
+
+Both are partially pooled across segments and non-centred (z ~ N(0, 1)) so the sampler copes
+with small between-segment variance. Conversions in each cell are Binomial(n, p): exactly the
+row-level Bernoulli likelihood up to a constant, at a cost independent of the number of customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from uplift.models.base import UpliftModel
+from uplift.models.sampling import SamplerSettings
+
+
+@dataclass
+class ConversionPriors:
+    """Weakly informative priors on the logit scale (``model.priors`` in config).
+
+    Defaults put 95% of baseline conversion between ~0.3% and ~70% and treatment effects within
+    about +/-1 on the logit scale: wide for marketing, yet proper enough to keep sampling stable.
+    """
+
+    baseline_mu: float = -2.0
+    baseline_mu_sd: float = 1.5
+    baseline_sigma: float = 1.0
+    effect_mu_sd: float = 0.5
+    effect_sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        for k in ("baseline_mu_sd", "baseline_sigma", "effect_mu_sd", "effect_sigma"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"model.priors.{k} must be > 0, got {getattr(self, k)}")
+
+
+def split_cells(cells: pd.DataFrame, tactic: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Control cells and this tactic's treated cells."""
+    control = cells[cells["tactic"] == "control"]
+    treated = cells[cells["tactic"] == tactic]
+    if control.empty:
+        raise ValueError("no control cells: the data needs a control arm")
+    if treated.empty:
+        raise ValueError(f"no cells for tactic {tactic!r}")
+    return control, treated
+
+
+class ConversionUpliftModel(UpliftModel):
+    family = "binomial"
+    metric = "conversion"
+
+    def __init__(self, priors: ConversionPriors | None = None, sampler: SamplerSettings | None = None):
+        super().__init__(sampler)
+        self.priors = priors or ConversionPriors()
+
+    def model_config(self) -> dict:
+        return asdict(self.priors)
+
+    def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
+        control, treated = split_cells(cells, tactic)
+        segments = sorted(control["segment"].unique())
+        arms = sorted(treated["arm"].unique())
+        seg_pos = {s: i for i, s in enumerate(segments)}
+        arm_pos = {a: i for i, a in enumerate(arms)}
+        unknown = sorted(set(treated["segment"]) - set(seg_pos))
+        if unknown:
+            raise ValueError(f"segments {unknown} of tactic {tactic!r} have no control cell")
+        c_seg = control["segment"].map(seg_pos).to_numpy()
+        t_seg = treated["segment"].map(seg_pos).to_numpy()
+        t_arm = treated["arm"].map(arm_pos).to_numpy()
+        pr = self.priors
+
+        coords = {"segment": segments, "arm": arms}
+        with pm.Model(coords=coords) as model:
+            mu_a = pm.Normal("baseline_mu", pr.baseline_mu, pr.baseline_mu_sd)
+            sigma_a = pm.HalfNormal("baseline_sigma", pr.baseline_sigma)
+            z_a = pm.Normal("baseline_z", 0.0, 1.0, dims="segment")
+            a = pm.Deterministic("baseline_logit", mu_a + sigma_a * z_a, dims="segment")
+            mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")
+            sigma_b = pm.HalfNormal("effect_sigma", pr.effect_sigma, dims="arm")
+            z_b = pm.Normal("effect_z", 0.0, 1.0, dims=("arm", "segment"))
+            b = pm.Deterministic("effect_logit", mu_b[:, None] + sigma_b[:, None] * z_b, dims=("arm", "segment"))
+            p0 = pm.Deterministic("p_control", pm.math.invlogit(a), dims="segment")
+            p1 = pm.Deterministic("p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment"))
+            pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
+            pm.Binomial(
+                "control_conversions",
+                n=control["n"].to_numpy(),
+                p=p0[c_seg],
+                observed=control["conversions"].to_numpy(),
+            )
+            pm.Binomial(
+                "treated_conversions",
+                n=treated["n"].to_numpy(),
+                p=p1[t_arm, t_seg],
+                observed=treated["conversions"].to_numpy(),
+            )
+        return model
+
+    def uplift_draws(self) -> xr.DataArray:
+        self._require_fit()
+        up = self.idata["posterior"]["uplift"]
+        up = up.stack(sample=("chain", "draw")).transpose("sample", "arm", "segment")
+        return xr.DataArray(
+            np.asarray(up.values),
+            dims=("sample", "arm", "segment"),
+            coords={"arm": up["arm"].values, "segment": up["segment"].values},
+            name="uplift",
+        )

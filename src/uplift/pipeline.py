@@ -1,0 +1,230 @@
+"""The end-to-end run: data -> models -> value -> optimize -> report.
+
+:func:`run` takes a typed :class:`~uplift.config.AppConfig` and an output directory, so it is
+usable from the CLI, a notebook or a test alike. Every input check happens before sampling.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from uplift.config import AppConfig, DataSource
+from uplift.data import ColumnMap, CustomerData, aggregate_cells, load_customers, validate_customers
+from uplift.data.cells import segment_sizes
+from uplift.data.synthetic import generate
+from uplift.models import ConversionUpliftModel, FittedTactic
+from uplift.optimize import (
+    Allocation,
+    AllocationProblem,
+    BudgetAllocator,
+    CellCap,
+    ContactCap,
+    ExpectedProfit,
+    TotalBudget,
+)
+from uplift.report import artifacts
+from uplift.report.markdown import render_report
+from uplift.report.tables import uplift_table
+from uplift.report.truth import score_against_truth
+from uplift.tactics import ArmMap
+from uplift.value import build_value_model
+
+log = logging.getLogger("uplift")
+
+
+class ConvergenceGateError(RuntimeError):
+    """A fit failed the diagnostics thresholds and the config does not allow using it."""
+
+
+@dataclass
+class RunResult:
+    config: AppConfig
+    output_dir: Path
+    data: CustomerData
+    cells: pd.DataFrame
+    fits: dict[str, FittedTactic]
+    uplift: pd.DataFrame
+    allocation: Allocation | None
+    summary: dict
+    truth: pd.DataFrame | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("uplift", "pymc", "pytensor", "arviz", "nutpie", "numpy", "pandas", "cvxpy", "highspy", "hydra-core"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.DataFrame | None]:
+    """Read (or generate) and validate customer rows; synthetic truth is written beside the data."""
+    arm_map = ArmMap.from_mapping({k: {"tactic": v.tactic, "cost": v.cost} for k, v in config.tactics.arms.items()})
+    dc = config.data
+    truth = None
+    if dc.source is DataSource.synthetic:
+        s = dc.synthetic
+        exp = generate(
+            arm_map,
+            n_customers=s.n_customers,
+            seed=s.seed,
+            control_share=s.control_share,
+            value_tiers=list(s.value_tiers),
+            tier_shares=list(s.tier_shares),
+            needs=list(s.needs),
+            effect_noise=s.effect_noise,
+        )
+        exp.write(output_dir / "synthetic")
+        raw, truth = exp.customers, exp.truth
+    else:
+        raw = load_customers(dc.path, dc.source.value)
+    return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
+
+
+def fit_tactics(cells: pd.DataFrame, arm_map: ArmMap, config: AppConfig) -> dict[str, FittedTactic]:
+    fits: dict[str, FittedTactic] = {}
+    for tactic in arm_map.tactics():
+        t0 = time.perf_counter()
+        model = ConversionUpliftModel(priors=config.model.priors, sampler=config.sampler).fit(cells, tactic.value)
+        fits[tactic.value] = FittedTactic(tactic.value, model, model.diagnostics(), time.perf_counter() - t0)
+        log.info("fitted %s in %.1fs: %s", tactic.value, fits[tactic.value].seconds, fits[tactic.value].diagnostics)
+    return fits
+
+
+def build_allocator(config: AppConfig) -> BudgetAllocator:
+    oc = config.optimize
+    return BudgetAllocator(
+        constraints=[TotalBudget(oc.budget), ContactCap(oc.max_offers_per_customer), CellCap()],
+        objective=ExpectedProfit(),
+        integer=oc.integer,
+        solver=oc.solver,
+        hdi_prob=config.report.hdi_prob,
+    )
+
+
+def run(config: AppConfig, output_dir: str | Path) -> RunResult:
+    """Run the whole pipeline and write every artifact into ``output_dir``."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = _Clock()
+    hp = config.report.hdi_prob
+
+    with clock.stage("data"):
+        data, truth = load_data(config, out)
+        cells = aggregate_cells(data)
+        values = build_value_model(config.value).per_conversion(cells)
+        files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
+    log.info("%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique())
+
+    with clock.stage("fit"):
+        fits = fit_tactics(cells, data.arm_map, config)
+    if config.report.save_posteriors:
+        for tactic, fit in fits.items():
+            files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
+    uplift = uplift_table(fits, cells, values, data.arm_map, hp)
+    files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
+
+    gate = config.optimize.gate
+    failures = {
+        t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max) for t, f in fits.items()
+    }
+    failures = {t: r for t, r in failures.items() if r}
+    gate_info = {"passed": not failures, "failures": failures, "overridden": bool(failures) and config.optimize.allow_unconverged}
+
+    summary: dict = {
+        "experiment": config.experiment_name,
+        "data_source": config.data.source.value,
+        "n_customers": len(data),
+        "n_cells": len(cells),
+        "segments": cells["segment"].nunique(),
+        "tactics": list(fits),
+        "budget": config.optimize.budget,
+        "hdi_prob": hp,
+        "seed": config.sampler.seed,
+        "sampler": {"backend": config.sampler.backend.value, "chains": config.sampler.chains, "draws": config.sampler.draws, "tune": config.sampler.tune},
+        "diagnostics": {t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)} for t, f in fits.items()},
+        "gate": gate_info,
+        "value_per_conversion": {k: round(float(v), 4) for k, v in values.items()},
+    }
+
+    allocation = None
+    if failures and not config.optimize.allow_unconverged:
+        detail = "; ".join(f"{t}: {', '.join(r)}" for t, r in failures.items())
+        gate_info["message"] = (
+            f"optimizer refused unconverged fit(s) ({detail}). Sample longer (sampler.draws, sampler.tune), "
+            "or set optimize.allow_unconverged=true to use them anyway."
+        )
+    else:
+        with clock.stage("optimize"):
+            eligible = segment_sizes(cells) * config.optimize.population_scale
+            eligible = eligible.round()
+            problem = AllocationProblem.from_uplift({t: f.draws() for t, f in fits.items()}, values, data.arm_map, eligible)
+            allocator = build_allocator(config)
+            allocation = allocator.solve(problem)
+        files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
+        lo, hi = allocation.profit_interval(hp)
+        summary |= {
+            "total_spend": allocation.total_spend,
+            "expected_incremental_profit": allocation.expected_profit,
+            "profit_hdi": [lo, hi],
+            "customers_treated": int(allocation.table["customers"].sum()),
+            "optimizer": {
+                "objective": config.optimize.objective.value,
+                "solver": allocation.solver,
+                "status": allocation.status,
+                "solve_seconds": round(allocation.solve_seconds, 4),
+                "binding_constraints": allocation.binding_constraints,
+            },
+        }
+        if truth is not None:
+            summary["truth_check"] = score_against_truth(uplift, problem, allocation, allocator, truth, config.value.margin)
+
+    with clock.stage("report"):
+        figures: dict[str, str] = {}
+        if config.report.plots:
+            from uplift.report.plots import allocation_plot, forest_plot
+
+            import matplotlib.pyplot as plt
+
+            fig = forest_plot(uplift, truth=truth)
+            files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
+            plt.close(fig)
+            figures["forest"] = "uplift_forest.png"
+            if allocation is not None:
+                fig = allocation_plot(allocation.table)
+                files["allocation_plot"] = artifacts.atomic_savefig(fig, out / "allocation.png")
+                plt.close(fig)
+                figures["allocation"] = "allocation.png"
+    summary["seconds"] = clock.seconds
+    summary["versions"] = _versions()
+    files["report"] = artifacts.atomic_write_text(render_report(summary, uplift, allocation.table if allocation else None, figures), out / "report.md")
+    files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
+
+    result = RunResult(config, out, data, cells, fits, uplift, allocation, summary, truth, files)
+    if allocation is None:
+        raise ConvergenceGateError(gate_info["message"])
+    return result

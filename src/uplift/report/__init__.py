@@ -1,0 +1,1 @@
+"""Report stage: atomic artifact writers, tables, plots and the readable report."""

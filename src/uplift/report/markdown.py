@@ -1,0 +1,69 @@
+"""The human-readable ``report.md``."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def render_report(summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame | None, figures: dict[str, str]) -> str:
+    hp = summary.get("hdi_prob", 0.94)
+    lines = [f"# Uplift run: {summary['experiment']}", ""]
+    if allocation is not None:
+        lo, hi = summary["profit_hdi"]
+        lines += [
+            "## Decision",
+            "",
+            f"- Budget **{summary['budget']:,.0f}**, planned spend **{summary['total_spend']:,.0f}**.",
+            f"- Expected incremental profit **{summary['expected_incremental_profit']:,.0f}** "
+            f"({hp:.0%} HDI {lo:,.0f} to {hi:,.0f}), net of offer costs.",
+            f"- Binding constraints: {', '.join(summary['optimizer']['binding_constraints']) or 'none'}.",
+            "",
+        ]
+        if "allocation" in figures:
+            lines += [f"![allocation]({figures['allocation']})", ""]
+        used = allocation[allocation["customers"] > 0].sort_values("expected_incremental_profit", ascending=False)
+        cols = ["segment", "tactic", "customers", "spend", "expected_incremental_profit", "profit_hdi_low", "profit_hdi_high", "prob_profit_positive"]
+        lines += ["### Treated cells", "", md_table(used[cols]) if len(used) else "_No cell is worth treating at this budget._", ""]
+    else:
+        lines += ["## Decision", "", f"**No allocation**: {summary.get('gate', {}).get('message', '')}", ""]
+
+    lines += ["## Uplift by segment", ""]
+    if "forest" in figures:
+        lines += [f"![uplift by segment]({figures['forest']})", ""]
+    best = (
+        uplift[uplift["metric"] == "profit_per_treated"]
+        .sort_values("mean", ascending=False)
+        .groupby("tactic")
+        .head(3)[["tactic", "segment", "mean", "hdi_low", "hdi_high", "prob_positive"]]
+    )
+    lines += ["Best three segments per tactic, by profit per treated customer:", "", md_table(best), ""]
+
+    lines += ["## Diagnostics", ""]
+    diag = pd.DataFrame([{"tactic": t, **d} for t, d in summary["diagnostics"].items()])
+    lines += [md_table(diag), ""]
+    if "truth_check" in summary:
+        tc = summary["truth_check"]
+        lines += [
+            "## Check against synthetic truth",
+            "",
+            f"- {hp:.0%} intervals cover the true uplift in {tc['interval_coverage']:.0%} of {tc['cells']} cells "
+            f"(mean absolute error {tc['uplift_mae']:.4f}).",
+            f"- Allocation earns {tc['profit_ratio']:.1%} of the oracle allocation's true profit "
+            f"({tc['true_profit_of_allocation']:,.0f} vs {tc['true_profit_of_oracle']:,.0f}).",
+            "",
+        ]
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
+    lines += ["## Run", "", f"- Seed {summary['seed']}; stages: {secs}.", ""]
+    return "\n".join(lines)

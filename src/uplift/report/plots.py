@@ -1,0 +1,62 @@
+"""Figures for planners: uplift by segment (forest plot) and where the budget goes."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def forest_plot(uplift: pd.DataFrame, metric: str = "conversion", truth: pd.DataFrame | None = None):
+    """One panel per tactic arm: posterior mean and HDI of ``metric`` for each segment."""
+    d = uplift[uplift["metric"] == metric]
+    panels = list(dict.fromkeys(zip(d["tactic"], d["arm"], strict=True)))
+    ncol = min(3, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    segs = sorted(d["segment"].unique())
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.32 * len(segs) * nrow + 1.5), squeeze=False, sharey=True)
+    y = np.arange(len(segs))
+    for ax, (tactic, arm) in zip(axes.flat, panels, strict=False):
+        p = d[(d["tactic"] == tactic) & (d["arm"] == arm)].set_index("segment").reindex(segs)
+        ax.hlines(y, p["hdi_low"], p["hdi_high"], color="tab:blue", lw=2)
+        ax.plot(p["mean"], y, "o", color="tab:blue", ms=4, label="posterior mean, HDI")
+        if truth is not None and metric == "conversion":
+            t = truth[truth["arm"] == arm].set_index("segment").reindex(segs)
+            ax.plot(t["true_uplift"], y, "x", color="tab:red", ms=5, label="truth")
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{tactic} ({arm})" if arm != tactic else tactic, fontsize=9)
+        ax.set_yticks(y, segs, fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Posterior uplift by segment ({metric}, per treated customer)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def allocation_plot(allocation: pd.DataFrame):
+    """Customers treated per segment, stacked by tactic, with spend annotated."""
+    pivot = allocation.pivot_table(index="segment", columns="tactic", values="customers", aggfunc="sum").fillna(0)
+    spend = allocation.groupby("segment")["spend"].sum().reindex(pivot.index)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pivot) + 1.5))
+    left = np.zeros(len(pivot))
+    for tactic in pivot.columns:
+        vals = pivot[tactic].to_numpy()
+        if vals.sum() > 0:
+            ax.barh(pivot.index, vals, left=left, label=tactic)
+        left += vals
+    for i, (v, s) in enumerate(zip(left, spend, strict=True)):
+        if v > 0:
+            ax.text(v, i, f"  {s:,.0f}", va="center", fontsize=7)
+    ax.set_xlabel("customers treated (label: spend)")
+    ax.set_title("Allocation: who gets which tactic")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,70 @@
+"""The ``uplift_by_segment.csv`` table: posterior summaries per (tactic, arm, segment, metric)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from uplift.models.base import FittedTactic
+from uplift.stats import hdi
+from uplift.tactics import ArmMap
+
+UPLIFT_COLUMNS = [
+    "tactic",
+    "segment",
+    "metric",
+    "n_treated",
+    "n_control",
+    "mean",
+    "hdi_low",
+    "hdi_high",
+    "prob_positive",
+    "arm",
+    "sd",
+    "hdi_prob",
+]
+
+
+def uplift_table(
+    fits: Mapping[str, FittedTactic],
+    cells: pd.DataFrame,
+    value_per_conversion: pd.Series,
+    arm_map: ArmMap,
+    hdi_prob: float,
+) -> pd.DataFrame:
+    """Rows for metric ``conversion`` (incremental conversion probability per treated customer)
+    and ``profit_per_treated`` (value x uplift - offer cost, in currency)."""
+    n = cells.set_index(["arm", "segment"])["n"]
+    control = arm_map.control.name
+    rows = []
+    for tactic, fit in fits.items():
+        da = fit.draws()
+        for arm in da["arm"].values:
+            cost = arm_map[str(arm)].cost
+            for seg in da["segment"].values:
+                d = da.sel(arm=arm, segment=seg).values
+                metrics = {
+                    fit.model.metric: d,
+                    "profit_per_treated": float(value_per_conversion.loc[seg]) * d - cost,
+                }
+                for metric, x in metrics.items():
+                    lo, hi = hdi(x, hdi_prob)
+                    rows.append(
+                        {
+                            "tactic": tactic,
+                            "segment": str(seg),
+                            "metric": metric,
+                            "n_treated": int(n.get((str(arm), str(seg)), 0)),
+                            "n_control": int(n.get((control, str(seg)), 0)),
+                            "mean": float(np.mean(x)),
+                            "hdi_low": float(lo),
+                            "hdi_high": float(hi),
+                            "prob_positive": float(np.mean(x > 0)),
+                            "arm": str(arm),
+                            "sd": float(np.std(x, ddof=1)),
+                            "hdi_prob": hdi_prob,
+                        }
+                    )
+    return pd.DataFrame(rows, columns=UPLIFT_COLUMNS)

@@ -1,0 +1,104 @@
+"""Customer-development tactics and the arms of an experiment that deliver them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Tactic(StrEnum):
+    """What an arm does to a customer. ``CONTROL`` is the untreated reference."""
+
+    CONTROL = "control"
+    CROSS_SELL = "cross_sell"
+    UP_SELL = "up_sell"
+    FREQUENCY = "frequency"
+    MARGIN = "margin"
+    RETENTION = "retention"
+    REFERRAL = "referral"
+
+    @classmethod
+    def parse(cls, value: str, *, where: str = "tactic") -> Tactic:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(t.value for t in cls)
+            raise ValueError(f"{where}: unknown tactic {value!r}; use one of: {allowed}") from None
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One experiment arm: its name in the data, the tactic it delivers, its cost per treated customer."""
+
+    name: str
+    tactic: Tactic
+    cost: float = 0.0
+
+    @property
+    def is_control(self) -> bool:
+        return self.tactic is Tactic.CONTROL
+
+
+@dataclass(frozen=True)
+class ArmMap:
+    """The experiment's arms. Exactly one control arm; any number of arms per tactic (variants)."""
+
+    arms: tuple[Arm, ...]
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tactics.arms: arm names must be unique, got {names}")
+        controls = [a.name for a in self.arms if a.is_control]
+        if len(controls) != 1:
+            raise ValueError(
+                "tactics.arms: exactly one arm must map to tactic 'control' "
+                f"(found {len(controls)}: {controls}); set tactic: control on the untreated arm"
+            )
+        if not any(not a.is_control for a in self.arms):
+            raise ValueError("tactics.arms: at least one treated arm (a non-control tactic) is needed")
+        for a in self.arms:
+            if a.cost < 0:
+                raise ValueError(f"tactics.arms.{a.name}.cost: must be >= 0, got {a.cost}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Mapping[str, object]]) -> ArmMap:
+        """Build from ``{arm_name: {"tactic": ..., "cost": ...}}`` as written in config."""
+        arms = []
+        for name, spec in mapping.items():
+            tactic = Tactic.parse(str(spec.get("tactic", "")), where=f"tactics.arms.{name}.tactic")
+            arms.append(Arm(name=str(name), tactic=tactic, cost=float(spec.get("cost", 0.0) or 0.0)))
+        return cls(tuple(arms))
+
+    @property
+    def control(self) -> Arm:
+        return next(a for a in self.arms if a.is_control)
+
+    @property
+    def treated(self) -> tuple[Arm, ...]:
+        return tuple(a for a in self.arms if not a.is_control)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arms)
+
+    def __getitem__(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def tactics(self) -> tuple[Tactic, ...]:
+        """Treated tactics in first-seen order."""
+        seen: dict[Tactic, None] = {}
+        for a in self.treated:
+            seen.setdefault(a.tactic, None)
+        return tuple(seen)
+
+    def arms_for(self, tactic: Tactic) -> tuple[Arm, ...]:
+        return tuple(a for a in self.treated if a.tactic is tactic)
+
+    def restrict(self, names: Iterable[str]) -> ArmMap:
+        keep = set(names)
+        return ArmMap(tuple(a for a in self.arms if a.name in keep or a.is_control))
