@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from uplift.config import register_configs, to_app_config
+from uplift.config import AppConfig, register_configs, to_app_config
 
 log = logging.getLogger("uplift")
 _PKG = Path(__file__).resolve().parent
@@ -51,6 +51,19 @@ def register_experiments(*folders: Path) -> list[str]:
 def _experiment_folders() -> list[Path]:
     extra = os.environ.get("UPLIFT_EXPERIMENTS_DIR")
     return [EXPERIMENTS_DIR, *([Path(p) for p in extra.split(os.pathsep)] if extra else [])]
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
+    """The same typed config the CLI would build for these overrides (for notebooks and tests)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    register_experiments(*_experiment_folders())
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return to_app_config(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from uplift.models.conversion import ConversionPriors
 from uplift.models.sampling import SamplerSettings
+from uplift.tactics import ArmMap
 
 
 class DataSource(StrEnum):
@@ -68,7 +69,9 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         _positive("data.synthetic.n_customers", self.n_customers)
         if not 0 < self.control_share < 1:
-            raise ValueError(f"data.synthetic.control_share must be in (0, 1), got {self.control_share}")
+            raise ValueError(
+                f"data.synthetic.control_share must be in (0, 1), got {self.control_share}"
+            )
         if len(self.tier_shares) != len(self.value_tiers):
             raise ValueError("data.synthetic.tier_shares needs one share per value tier")
 
@@ -89,16 +92,17 @@ class DataConfig:
 
 
 @dataclass
-class ArmConfig:
-    tactic: str = "control"
-    cost: float = 0.0
-
-
-@dataclass
 class TacticsConfig:
-    """Each arm in the data -> the tactic it delivers and its cost per treated customer."""
+    """Each arm in the data -> ``{tactic: <tactic>, cost: <cost per treated customer>}``.
 
-    arms: dict[str, ArmConfig] = field(default_factory=dict)
+    Kept as a plain mapping (validated by :meth:`uplift.tactics.ArmMap.from_mapping`) so arms can
+    be added from the command line: ``'+tactics.arms.email={tactic: cross_sell, cost: 0.5}'``.
+    """
+
+    arms: dict[str, Any] = field(default_factory=dict)
+
+    def arm_map(self) -> ArmMap:
+        return ArmMap.from_mapping(self.arms)
 
 
 @dataclass
@@ -185,7 +189,10 @@ class AppConfig:
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:
-            raise ValueError("tactics.arms is empty: map each arm in your data to a tactic and a cost")
+            raise ValueError(
+                "tactics.arms is empty: map each arm in your data to a tactic and a cost"
+            )
+        self.tactics.arm_map()  # fail now, naming the arm, rather than after loading data
         if self.seed is not None:
             self.sampler.seed = self.seed
 

@@ -73,7 +73,18 @@ class _Clock:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("uplift", "pymc", "pytensor", "arviz", "nutpie", "numpy", "pandas", "cvxpy", "highspy", "hydra-core"):
+    for pkg in (
+        "uplift",
+        "pymc",
+        "pytensor",
+        "arviz",
+        "nutpie",
+        "numpy",
+        "pandas",
+        "cvxpy",
+        "highspy",
+        "hydra-core",
+    ):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
@@ -83,7 +94,7 @@ def _versions() -> dict[str, str]:
 
 def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.DataFrame | None]:
     """Read (or generate) and validate customer rows; synthetic truth is written beside the data."""
-    arm_map = ArmMap.from_mapping({k: {"tactic": v.tactic, "cost": v.cost} for k, v in config.tactics.arms.items()})
+    arm_map = config.tactics.arm_map()
     dc = config.data
     truth = None
     if dc.source is DataSource.synthetic:
@@ -109,9 +120,18 @@ def fit_tactics(cells: pd.DataFrame, arm_map: ArmMap, config: AppConfig) -> dict
     fits: dict[str, FittedTactic] = {}
     for tactic in arm_map.tactics():
         t0 = time.perf_counter()
-        model = ConversionUpliftModel(priors=config.model.priors, sampler=config.sampler).fit(cells, tactic.value)
-        fits[tactic.value] = FittedTactic(tactic.value, model, model.diagnostics(), time.perf_counter() - t0)
-        log.info("fitted %s in %.1fs: %s", tactic.value, fits[tactic.value].seconds, fits[tactic.value].diagnostics)
+        model = ConversionUpliftModel(priors=config.model.priors, sampler=config.sampler).fit(
+            cells, tactic.value
+        )
+        fits[tactic.value] = FittedTactic(
+            tactic.value, model, model.diagnostics(), time.perf_counter() - t0
+        )
+        log.info(
+            "fitted %s in %.1fs: %s",
+            tactic.value,
+            fits[tactic.value].seconds,
+            fits[tactic.value].diagnostics,
+        )
     return fits
 
 
@@ -138,7 +158,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         cells = aggregate_cells(data)
         values = build_value_model(config.value).per_conversion(cells)
         files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
-    log.info("%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique())
+    log.info(
+        "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
+    )
 
     with clock.stage("fit"):
         fits = fit_tactics(cells, data.arm_map, config)
@@ -150,10 +172,15 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
 
     gate = config.optimize.gate
     failures = {
-        t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max) for t, f in fits.items()
+        t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
+        for t, f in fits.items()
     }
     failures = {t: r for t, r in failures.items() if r}
-    gate_info = {"passed": not failures, "failures": failures, "overridden": bool(failures) and config.optimize.allow_unconverged}
+    gate_info = {
+        "passed": not failures,
+        "failures": failures,
+        "overridden": bool(failures) and config.optimize.allow_unconverged,
+    }
 
     summary: dict = {
         "experiment": config.experiment_name,
@@ -165,8 +192,16 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         "budget": config.optimize.budget,
         "hdi_prob": hp,
         "seed": config.sampler.seed,
-        "sampler": {"backend": config.sampler.backend.value, "chains": config.sampler.chains, "draws": config.sampler.draws, "tune": config.sampler.tune},
-        "diagnostics": {t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)} for t, f in fits.items()},
+        "sampler": {
+            "backend": config.sampler.backend.value,
+            "chains": config.sampler.chains,
+            "draws": config.sampler.draws,
+            "tune": config.sampler.tune,
+        },
+        "diagnostics": {
+            t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)}
+            for t, f in fits.items()
+        },
         "gate": gate_info,
         "value_per_conversion": {k: round(float(v), 4) for k, v in values.items()},
     }
@@ -182,7 +217,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         with clock.stage("optimize"):
             eligible = segment_sizes(cells) * config.optimize.population_scale
             eligible = eligible.round()
-            problem = AllocationProblem.from_uplift({t: f.draws() for t, f in fits.items()}, values, data.arm_map, eligible)
+            problem = AllocationProblem.from_uplift(
+                {t: f.draws() for t, f in fits.items()}, values, data.arm_map, eligible
+            )
             allocator = build_allocator(config)
             allocation = allocator.solve(problem)
         files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
@@ -201,14 +238,16 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             },
         }
         if truth is not None:
-            summary["truth_check"] = score_against_truth(uplift, problem, allocation, allocator, truth, config.value.margin)
+            summary["truth_check"] = score_against_truth(
+                uplift, problem, allocation, allocator, truth, config.value.margin
+            )
 
     with clock.stage("report"):
         figures: dict[str, str] = {}
         if config.report.plots:
-            from uplift.report.plots import allocation_plot, forest_plot
-
             import matplotlib.pyplot as plt
+
+            from uplift.report.plots import allocation_plot, forest_plot
 
             fig = forest_plot(uplift, truth=truth)
             files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
@@ -221,7 +260,10 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 figures["allocation"] = "allocation.png"
     summary["seconds"] = clock.seconds
     summary["versions"] = _versions()
-    files["report"] = artifacts.atomic_write_text(render_report(summary, uplift, allocation.table if allocation else None, figures), out / "report.md")
+    files["report"] = artifacts.atomic_write_text(
+        render_report(summary, uplift, allocation.table if allocation else None, figures),
+        out / "report.md",
+    )
     files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
 
     result = RunResult(config, out, data, cells, fits, uplift, allocation, summary, truth, files)

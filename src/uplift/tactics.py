@@ -57,7 +57,9 @@ class ArmMap:
                 f"(found {len(controls)}: {controls}); set tactic: control on the untreated arm"
             )
         if not any(not a.is_control for a in self.arms):
-            raise ValueError("tactics.arms: at least one treated arm (a non-control tactic) is needed")
+            raise ValueError(
+                "tactics.arms: at least one treated arm (a non-control tactic) is needed"
+            )
         for a in self.arms:
             if a.cost < 0:
                 raise ValueError(f"tactics.arms.{a.name}.cost: must be >= 0, got {a.cost}")
@@ -67,8 +69,14 @@ class ArmMap:
         """Build from ``{arm_name: {"tactic": ..., "cost": ...}}`` as written in config."""
         arms = []
         for name, spec in mapping.items():
+            if not isinstance(spec, Mapping):
+                raise ValueError(
+                    f"tactics.arms.{name}: expected {{tactic: ..., cost: ...}}, got {spec!r}"
+                )
             tactic = Tactic.parse(str(spec.get("tactic", "")), where=f"tactics.arms.{name}.tactic")
-            arms.append(Arm(name=str(name), tactic=tactic, cost=float(spec.get("cost", 0.0) or 0.0)))
+            arms.append(
+                Arm(name=str(name), tactic=tactic, cost=float(spec.get("cost", 0.0) or 0.0))
+            )
         return cls(tuple(arms))
 
     @property

@@ -149,7 +149,9 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
     if columns.revenue:
         revenue = _check_numeric(df, columns.revenue, "revenue").astype(np.float64)
         if not np.isfinite(revenue).all():
-            _fail(f"column {columns.revenue!r} (data.columns.revenue) has infinite values; fix or drop them.")
+            _fail(
+                f"column {columns.revenue!r} (data.columns.revenue) has infinite values; fix or drop them."
+            )
         neg = revenue[revenue < 0]
         if len(neg):
             _fail(
@@ -186,7 +188,11 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         )
 
     seg_parts = [df[c].astype(str) for c in columns.segments]
-    segment = seg_parts[0] if len(seg_parts) == 1 else seg_parts[0].str.cat(seg_parts[1:], sep=SEGMENT_SEP)
+    segment = (
+        seg_parts[0]
+        if len(seg_parts) == 1
+        else seg_parts[0].str.cat(seg_parts[1:], sep=SEGMENT_SEP)
+    )
     control = arm_map.control.name
     has_control = set(segment[arms == control].unique())
     no_control = sorted(set(segment.unique()) - has_control)

@@ -20,4 +20,6 @@ def load_customers(path: str | Path, source: str) -> pd.DataFrame:
         return pd.read_csv(p)
     if source == "parquet":
         return pd.read_parquet(p)
-    raise DataValidationError(f"data.source={source!r} cannot be read from a file; use csv or parquet")
+    raise DataValidationError(
+        f"data.source={source!r} cannot be read from a file; use csv or parquet"
+    )

@@ -21,7 +21,11 @@ from uplift.tactics import ArmMap, Tactic
 
 # Effect on the logit of conversion: base + need affinity + slope per value-tier step.
 TACTIC_PROFILES: dict[Tactic, dict[str, object]] = {
-    Tactic.CROSS_SELL: {"base": 0.25, "needs": {"variety": 0.35, "convenience": 0.1}, "tier_slope": 0.0},
+    Tactic.CROSS_SELL: {
+        "base": 0.25,
+        "needs": {"variety": 0.35, "convenience": 0.1},
+        "tier_slope": 0.0,
+    },
     Tactic.UP_SELL: {"base": 0.12, "needs": {"quality": 0.4, "price": -0.2}, "tier_slope": 0.15},
     Tactic.FREQUENCY: {"base": 0.2, "needs": {"convenience": 0.35}, "tier_slope": 0.05},
     Tactic.MARGIN: {"base": 0.3, "needs": {"price": 0.45, "quality": -0.3}, "tier_slope": -0.1},

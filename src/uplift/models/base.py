@@ -59,7 +59,9 @@ class UpliftModel(ABC):
 
     def _require_fit(self) -> None:
         if self.idata is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(cells, tactic) first")
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted: call fit(cells, tactic) first"
+            )
 
     def diagnostics(self) -> Diagnostics:
         self._require_fit()

@@ -58,7 +58,9 @@ class ConversionUpliftModel(UpliftModel):
     family = "binomial"
     metric = "conversion"
 
-    def __init__(self, priors: ConversionPriors | None = None, sampler: SamplerSettings | None = None):
+    def __init__(
+        self, priors: ConversionPriors | None = None, sampler: SamplerSettings | None = None
+    ):
         super().__init__(sampler)
         self.priors = priors or ConversionPriors()
 
@@ -88,9 +90,13 @@ class ConversionUpliftModel(UpliftModel):
             mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")
             sigma_b = pm.HalfNormal("effect_sigma", pr.effect_sigma, dims="arm")
             z_b = pm.Normal("effect_z", 0.0, 1.0, dims=("arm", "segment"))
-            b = pm.Deterministic("effect_logit", mu_b[:, None] + sigma_b[:, None] * z_b, dims=("arm", "segment"))
+            b = pm.Deterministic(
+                "effect_logit", mu_b[:, None] + sigma_b[:, None] * z_b, dims=("arm", "segment")
+            )
             p0 = pm.Deterministic("p_control", pm.math.invlogit(a), dims="segment")
-            p1 = pm.Deterministic("p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment"))
+            p1 = pm.Deterministic(
+                "p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment")
+            )
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
             pm.Binomial(
                 "control_conversions",

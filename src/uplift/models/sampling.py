@@ -37,7 +37,10 @@ class SamplerSettings:
 
     def seed_for(self, *keys: int | str) -> int:
         """A stable per-model seed derived from the run seed and a key (e.g. the tactic name)."""
-        ints = [self.seed, *[k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "little") for k in keys]]
+        ints = [
+            self.seed,
+            *[k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "little") for k in keys],
+        ]
         return int(np.random.SeedSequence(ints).generate_state(1)[0])
 
 

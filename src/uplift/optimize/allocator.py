@@ -59,7 +59,9 @@ class AllocationProblem:
                 f"profit_draws must be (draws, {len(self.cells)} cells), got {self.profit_draws.shape}"
             )
         if not np.isfinite(self.profit_draws).all():
-            raise ValueError("profit_draws contains NaN or inf; check the value per conversion inputs")
+            raise ValueError(
+                "profit_draws contains NaN or inf; check the value per conversion inputs"
+            )
         missing = sorted(set(self.cells["segment"]) - set(self.eligible.index))
         if missing:
             raise ValueError(f"no eligible-customer count for segment(s) {missing}")
@@ -79,14 +81,18 @@ class AllocationProblem:
             S = da.sizes["sample"]
             if n_samples is None:
                 n_samples = S
-            elif S != n_samples:
-                raise ValueError(f"tactic {tactic!r} has {S} draws, others {n_samples}; use equal draws")
+            elif n_samples != S:
+                raise ValueError(
+                    f"tactic {tactic!r} has {S} draws, others {n_samples}; use equal draws"
+                )
             for arm in da["arm"].values:
                 cost = arm_map[str(arm)].cost
                 for seg in da["segment"].values:
                     v = float(value_per_conversion.loc[seg])
                     blocks.append(v * da.sel(arm=arm, segment=seg).values - cost)
-                    rows.append({"segment": str(seg), "tactic": str(tactic), "arm": str(arm), "cost": cost})
+                    rows.append(
+                        {"segment": str(seg), "tactic": str(tactic), "arm": str(arm), "cost": cost}
+                    )
         cells = pd.DataFrame(rows)
         order = cells.sort_values(["segment", "tactic", "arm"]).index.to_numpy()
         return cls(
@@ -175,7 +181,9 @@ class BudgetAllocator:
                 f"allocation problem is {prob.status} with solver {self.solver}; constraints in play: {names}"
             )
         xv = (np.round(x.value) if self.integer else np.maximum(x.value, 0.0)) + 0.0  # no -0.0
-        binding = [c.name for c in self.constraints if c.slack(xv, problem) <= 1e-6 * max(1.0, xv.sum())]
+        binding = [
+            c.name for c in self.constraints if c.slack(xv, problem) <= 1e-6 * max(1.0, xv.sum())
+        ]
         return Allocation(
             table=self._table(problem, xv),
             status=str(prob.status),

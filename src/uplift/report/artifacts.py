@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -56,7 +55,9 @@ def atomic_write_parquet(frame: pd.DataFrame, target: str | Path) -> Path:
 
 
 def atomic_write_json(obj: Any, target: str | Path) -> Path:
-    return atomic_write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", target)
+    return atomic_write_text(
+        json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", target
+    )
 
 
 def atomic_write_netcdf(idata: Any, target: str | Path) -> Path:
@@ -64,7 +65,9 @@ def atomic_write_netcdf(idata: Any, target: str | Path) -> Path:
 
 
 def atomic_savefig(fig: Any, target: str | Path, dpi: int = 120) -> Path:
-    return atomic_write(target, lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight", format="png"))
+    return atomic_write(
+        target, lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight", format="png")
+    )
 
 
 def _json_default(o: Any) -> Any:

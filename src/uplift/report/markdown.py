@@ -17,7 +17,9 @@ def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
     return "\n".join([head, sep, *body])
 
 
-def render_report(summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame | None, figures: dict[str, str]) -> str:
+def render_report(
+    summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame | None, figures: dict[str, str]
+) -> str:
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
     if allocation is not None:
@@ -33,11 +35,32 @@ def render_report(summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame 
         ]
         if "allocation" in figures:
             lines += [f"![allocation]({figures['allocation']})", ""]
-        used = allocation[allocation["customers"] > 0].sort_values("expected_incremental_profit", ascending=False)
-        cols = ["segment", "tactic", "customers", "spend", "expected_incremental_profit", "profit_hdi_low", "profit_hdi_high", "prob_profit_positive"]
-        lines += ["### Treated cells", "", md_table(used[cols]) if len(used) else "_No cell is worth treating at this budget._", ""]
+        used = allocation[allocation["customers"] > 0].sort_values(
+            "expected_incremental_profit", ascending=False
+        )
+        cols = [
+            "segment",
+            "tactic",
+            "customers",
+            "spend",
+            "expected_incremental_profit",
+            "profit_hdi_low",
+            "profit_hdi_high",
+            "prob_profit_positive",
+        ]
+        lines += [
+            "### Treated cells",
+            "",
+            md_table(used[cols]) if len(used) else "_No cell is worth treating at this budget._",
+            "",
+        ]
     else:
-        lines += ["## Decision", "", f"**No allocation**: {summary.get('gate', {}).get('message', '')}", ""]
+        lines += [
+            "## Decision",
+            "",
+            f"**No allocation**: {summary.get('gate', {}).get('message', '')}",
+            "",
+        ]
 
     lines += ["## Uplift by segment", ""]
     if "forest" in figures:
@@ -48,7 +71,12 @@ def render_report(summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame 
         .groupby("tactic")
         .head(3)[["tactic", "segment", "mean", "hdi_low", "hdi_high", "prob_positive"]]
     )
-    lines += ["Best three segments per tactic, by profit per treated customer:", "", md_table(best), ""]
+    lines += [
+        "Best three segments per tactic, by profit per treated customer:",
+        "",
+        md_table(best),
+        "",
+    ]
 
     lines += ["## Diagnostics", ""]
     diag = pd.DataFrame([{"tactic": t, **d} for t, d in summary["diagnostics"].items()])

@@ -12,14 +12,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def forest_plot(uplift: pd.DataFrame, metric: str = "conversion", truth: pd.DataFrame | None = None):
+def forest_plot(
+    uplift: pd.DataFrame, metric: str = "conversion", truth: pd.DataFrame | None = None
+):
     """One panel per tactic arm: posterior mean and HDI of ``metric`` for each segment."""
     d = uplift[uplift["metric"] == metric]
     panels = list(dict.fromkeys(zip(d["tactic"], d["arm"], strict=True)))
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     segs = sorted(d["segment"].unique())
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.32 * len(segs) * nrow + 1.5), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(4.2 * ncol, 0.32 * len(segs) * nrow + 1.5), squeeze=False, sharey=True
+    )
     y = np.arange(len(segs))
     for ax, (tactic, arm) in zip(axes.flat, panels, strict=False):
         p = d[(d["tactic"] == tactic) & (d["arm"] == arm)].set_index("segment").reindex(segs)
@@ -32,7 +36,7 @@ def forest_plot(uplift: pd.DataFrame, metric: str = "conversion", truth: pd.Data
         ax.set_title(f"{tactic} ({arm})" if arm != tactic else tactic, fontsize=9)
         ax.set_yticks(y, segs, fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Posterior uplift by segment ({metric}, per treated customer)", fontsize=11)
@@ -42,7 +46,9 @@ def forest_plot(uplift: pd.DataFrame, metric: str = "conversion", truth: pd.Data
 
 def allocation_plot(allocation: pd.DataFrame):
     """Customers treated per segment, stacked by tactic, with spend annotated."""
-    pivot = allocation.pivot_table(index="segment", columns="tactic", values="customers", aggfunc="sum").fillna(0)
+    pivot = allocation.pivot_table(
+        index="segment", columns="tactic", values="customers", aggfunc="sum"
+    ).fillna(0)
     spend = allocation.groupby("segment")["spend"].sum().reindex(pivot.index)
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(pivot) + 1.5))
     left = np.zeros(len(pivot))
@@ -54,6 +60,7 @@ def allocation_plot(allocation: pd.DataFrame):
     for i, (v, s) in enumerate(zip(left, spend, strict=True)):
         if v > 0:
             ax.text(v, i, f"  {s:,.0f}", va="center", fontsize=7)
+    ax.set_xlim(0, max(float(left.max()), 1.0) * 1.15)  # room for the spend labels
     ax.set_xlabel("customers treated (label: spend)")
     ax.set_title("Allocation: who gets which tactic")
     ax.legend(fontsize=8, loc="lower right")

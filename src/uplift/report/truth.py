@@ -8,7 +8,9 @@ import pandas as pd
 from uplift.optimize.allocator import Allocation, AllocationProblem, BudgetAllocator
 
 
-def true_profit_per_customer(problem: AllocationProblem, truth: pd.DataFrame, margin: float) -> np.ndarray:
+def true_profit_per_customer(
+    problem: AllocationProblem, truth: pd.DataFrame, margin: float
+) -> np.ndarray:
     t = truth.set_index(["arm", "segment"])
     key = pd.MultiIndex.from_frame(problem.cells[["arm", "segment"]])
     value = margin * t["revenue_per_conversion"].reindex(key).to_numpy()

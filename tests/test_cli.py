@@ -1,0 +1,165 @@
+"""End to end through the console script: artifacts, contract columns, budget, truth coverage,
+reproducibility and multirun sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+UPLIFT = str(Path(sys.executable).with_name("uplift"))
+SMALL = [
+    "data.synthetic.n_customers=60000",
+    "sampler=fast",
+    "sampler.draws=400",
+    "sampler.tune=400",
+    "optimize.allow_unconverged=true",
+    "optimize.budget=8000",
+]
+UPLIFT_COLUMNS = [
+    "tactic",
+    "segment",
+    "metric",
+    "n_treated",
+    "n_control",
+    "mean",
+    "hdi_low",
+    "hdi_high",
+    "prob_positive",
+]
+ALLOCATION_COLUMNS = [
+    "segment",
+    "tactic",
+    "customers",
+    "spend",
+    "expected_incremental_profit",
+    "profit_hdi_low",
+    "profit_hdi_high",
+]
+TACTICS = ["cross_sell", "up_sell", "frequency", "margin", "retention", "referral"]
+
+
+def uplift(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run(
+        [UPLIFT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    r = uplift(*SMALL, f"hydra.run.dir={d}", cwd=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "expected incremental profit" in r.stdout
+    return d
+
+
+def test_artifacts_and_contract(run_dir):
+    for name in [
+        "uplift_by_segment.csv",
+        "allocation.csv",
+        "summary.json",
+        "report.md",
+        "uplift_forest.png",
+        "allocation.png",
+    ]:
+        assert (run_dir / name).stat().st_size > 0, name
+    for t in TACTICS:
+        assert (run_dir / f"posterior_{t}.nc").stat().st_size > 0
+    up = pd.read_csv(run_dir / "uplift_by_segment.csv")
+    assert list(up.columns[: len(UPLIFT_COLUMNS)]) == UPLIFT_COLUMNS
+    assert set(up["tactic"]) == set(TACTICS) and up["segment"].nunique() == 12
+    al = pd.read_csv(run_dir / "allocation.csv")
+    assert list(al.columns[: len(ALLOCATION_COLUMNS)]) == ALLOCATION_COLUMNS
+    s = json.loads((run_dir / "summary.json").read_text())
+    for key in [
+        "budget",
+        "total_spend",
+        "expected_incremental_profit",
+        "diagnostics",
+        "seconds",
+        "versions",
+        "seed",
+    ]:
+        assert key in s
+    for t in TACTICS:
+        assert {"r_hat_max", "ess_bulk_min", "divergences"} <= set(s["diagnostics"][t])
+    assert not list(run_dir.glob(".*.tmp"))  # no half-written files left behind
+
+
+def test_budget_and_no_customer_twice(run_dir):
+    al = pd.read_csv(run_dir / "allocation.csv")
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert al["spend"].sum() <= s["budget"] + 1e-6
+    assert s["total_spend"] == pytest.approx(al["spend"].sum())
+    per_seg = al.groupby("segment").agg(
+        customers=("customers", "sum"), eligible=("eligible_customers", "first")
+    )
+    assert (per_seg["customers"] <= per_seg["eligible"]).all()
+    cells = pd.read_csv(run_dir / "cells.csv")
+    assert (per_seg["eligible"] == cells.groupby("segment")["n"].sum().reindex(per_seg.index)).all()
+
+
+def test_intervals_cover_truth(run_dir):
+    up = pd.read_csv(run_dir / "uplift_by_segment.csv")
+    truth = pd.read_csv(run_dir / "synthetic" / "truth.csv")
+    m = up[up["metric"] == "conversion"].merge(truth, on=["arm", "segment"])
+    assert len(m) == 72
+    covered = ((m["hdi_low"] <= m["true_uplift"]) & (m["true_uplift"] <= m["hdi_high"])).mean()
+    assert covered >= 0.85, covered
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["truth_check"]["interval_coverage"] == pytest.approx(covered)
+    assert s["truth_check"]["profit_ratio"] > 0.8
+
+
+def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path):
+    r = uplift(
+        "-m", *SMALL[:-1], "optimize.budget=8000,3000", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "allocation.csv").exists())
+    assert len(jobs) == 2
+    by_budget = {json.loads((j / "summary.json").read_text())["budget"]: j for j in jobs}
+    same = (run_dir / "allocation.csv").read_bytes() == (
+        by_budget[8000.0] / "allocation.csv"
+    ).read_bytes()
+    assert same, "same seed and config must give a byte-identical allocation.csv"
+    assert pd.read_csv(by_budget[3000.0] / "allocation.csv")["spend"].sum() <= 3000
+
+
+def test_bad_input_fails_before_sampling(tmp_path):
+    df = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "segment": ["a", "a", "b"],
+            "arm": ["c", "t", "t"],
+            "converted": [0, 1, 1],
+            "revenue": [0, 5, 5],
+        }
+    )
+    path = tmp_path / "customers.csv"
+    df.to_csv(path, index=False)
+    r = uplift(
+        "data=csv",
+        "tactics=custom",
+        f"data.path={path}",
+        "+tactics.arms.c={tactic: control}",
+        "+tactics.arms.t={tactic: cross_sell, cost: 1}",
+        f"hydra.run.dir={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2
+    assert "segment(s) 'b'" in r.stderr and "control arm 'c'" in r.stderr
+    assert not list((tmp_path / "out").glob("posterior_*.nc"))
+
+
+def test_config_error_names_key(tmp_path):
+    r = uplift("sampler.backend=stan", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "sampler.backend" in r.stderr or "backend" in r.stderr
