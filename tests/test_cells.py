@@ -12,7 +12,7 @@ from uplift.data.cells import CELL_COLUMNS, segment_sizes
 
 def test_cells_match_rows(customers, cells):
     f = customers.frame
-    assert list(cells.columns) == CELL_COLUMNS
+    assert list(cells.columns) == [*CELL_COLUMNS, "value_tier", "needs"]
     assert cells["n"].sum() == len(f)
     assert cells["conversions"].sum() == f["converted"].sum()
     assert cells["revenue_sum"].sum() == pytest.approx(f["revenue"].sum())

@@ -124,12 +124,17 @@ def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "allocation.csv").exists())
-    assert len(jobs) == 2
+    assert len(jobs) == 2, f"expected 2 sweep jobs, found {[p.name for p in tmp_path.iterdir()]}"
     by_budget = {json.loads((j / "summary.json").read_text())["budget"]: j for j in jobs}
-    same = (run_dir / "allocation.csv").read_bytes() == (
-        by_budget[8000.0] / "allocation.csv"
-    ).read_bytes()
-    assert same, "same seed and config must give a byte-identical allocation.csv"
+    ours, theirs = run_dir / "allocation.csv", by_budget[8000.0] / "allocation.csv"
+    if ours.read_bytes() != theirs.read_bytes():
+        diff = pd.read_csv(ours).compare(pd.read_csv(theirs))
+        up = pd.read_csv(run_dir / "uplift_by_segment.csv").compare(
+            pd.read_csv(by_budget[8000.0] / "uplift_by_segment.csv")
+        )
+        pytest.fail(
+            f"allocation.csv differs between identical runs:\n{diff}\nuplift diff:\n{up.head()}"
+        )
     assert pd.read_csv(by_budget[3000.0] / "allocation.csv")["spend"].sum() <= 3000
 
 

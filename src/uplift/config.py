@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from uplift.models.conversion import ConversionPriors
+from uplift.models.conversion import ConversionPriors, Parameterization
 from uplift.models.sampling import SamplerSettings
 from uplift.tactics import ArmMap
 
@@ -42,7 +42,7 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
 class ColumnsConfig:
     """Map the user's column names to the canonical contract."""
 
-    customer_id: str = "customer_id"
+    customer_id: str | None = "customer_id"  # null: use the row number
     segments: list[str] = field(default_factory=lambda: ["value_tier", "needs"])
     arm: str = "arm"
     converted: str = "converted"
@@ -78,9 +78,17 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
+    """Where customer rows come from and how their columns map to the contract.
+
+    ``derive`` adds columns before validation, typically coarse segment dimensions:
+    ``{recency_band: {column: recency, bins: [0, 3, 6, 12], labels: [r1-3, r4-6, r7-12]}}`` or
+    ``{region: {column: zip, map: {"10001": east, ...}}}``.
+    """
+
     source: DataSource = DataSource.synthetic
     path: str | None = None
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    derive: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -110,6 +118,7 @@ class ModelConfig:
     family: str = "binomial"
     metric: str = "conversion"
     priors: ConversionPriors = field(default_factory=ConversionPriors)
+    parameterization: Parameterization = field(default_factory=Parameterization)
 
     def __post_init__(self) -> None:
         if self.family != "binomial":
@@ -198,10 +207,18 @@ class AppConfig:
 
 
 def register_configs() -> None:
-    """Register the schema with Hydra's ConfigStore (idempotent)."""
+    """Register the schema with Hydra's ConfigStore and the ``uplift_data`` resolver (idempotent).
+
+    ``${uplift_data:hillstrom/hillstrom.csv.gz}`` resolves to a dataset shipped with the project,
+    wherever the user runs from.
+    """
     from hydra.core.config_store import ConfigStore
 
+    from uplift.data.datasets import shipped_path
+
     ConfigStore.instance().store(name="base_config", node=AppConfig)
+    if not OmegaConf.has_resolver("uplift_data"):
+        OmegaConf.register_new_resolver("uplift_data", lambda rel: str(shipped_path(rel)))
 
 
 def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:

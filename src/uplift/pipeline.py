@@ -19,6 +19,7 @@ import pandas as pd
 from uplift.config import AppConfig, DataSource
 from uplift.data import ColumnMap, CustomerData, aggregate_cells, load_customers, validate_customers
 from uplift.data.cells import segment_sizes
+from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.models import ConversionUpliftModel, FittedTactic
 from uplift.optimize import (
@@ -32,7 +33,7 @@ from uplift.optimize import (
 )
 from uplift.report import artifacts
 from uplift.report.markdown import render_report
-from uplift.report.tables import uplift_table
+from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
 from uplift.value import build_value_model
@@ -56,6 +57,7 @@ class RunResult:
     summary: dict
     truth: pd.DataFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    by_arm: pd.DataFrame | None = None
 
 
 class _Clock:
@@ -113,16 +115,17 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
         raw, truth = exp.customers, exp.truth
     else:
         raw = load_customers(dc.path, dc.source.value)
+    raw = derive_columns(raw, dict(dc.derive))
     return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
 
 
 def fit_tactics(cells: pd.DataFrame, arm_map: ArmMap, config: AppConfig) -> dict[str, FittedTactic]:
     fits: dict[str, FittedTactic] = {}
+    mc = config.model
     for tactic in arm_map.tactics():
         t0 = time.perf_counter()
-        model = ConversionUpliftModel(priors=config.model.priors, sampler=config.sampler).fit(
-            cells, tactic.value
-        )
+        model = ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization)
+        model.fit(cells, tactic.value)
         fits[tactic.value] = FittedTactic(
             tactic.value, model, model.diagnostics(), time.perf_counter() - t0
         )
@@ -169,6 +172,8 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
     uplift = uplift_table(fits, cells, values, data.arm_map, hp)
     files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
+    by_arm = arm_table(fits, cells, data.arm_map, hp)
+    files["uplift_by_arm"] = artifacts.atomic_write_csv(by_arm, out / "uplift_by_arm.csv")
 
     gate = config.optimize.gate
     failures = {
@@ -261,12 +266,14 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     summary["seconds"] = clock.seconds
     summary["versions"] = _versions()
     files["report"] = artifacts.atomic_write_text(
-        render_report(summary, uplift, allocation.table if allocation else None, figures),
+        render_report(summary, uplift, by_arm, allocation.table if allocation else None, figures),
         out / "report.md",
     )
     files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
 
-    result = RunResult(config, out, data, cells, fits, uplift, allocation, summary, truth, files)
+    result = RunResult(
+        config, out, data, cells, fits, uplift, allocation, summary, truth, files, by_arm
+    )
     if allocation is None:
         raise ConvergenceGateError(gate_info["message"])
     return result

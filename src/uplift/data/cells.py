@@ -30,7 +30,10 @@ CELL_COLUMNS = [
 
 
 def aggregate_cells(data: CustomerData) -> pd.DataFrame:
-    """Collapse customer rows to one row per (segment, arm) with the sums every model needs."""
+    """Collapse customer rows to one row per (segment, arm) with the sums every model needs.
+
+    With several segment columns, each is kept as a column too (e.g. to read results by tier).
+    """
     f = data.frame
     pos = f["revenue"] > 0
     logy = np.where(pos, np.log(np.where(pos, f["revenue"], 1.0)), 0.0)
@@ -49,13 +52,25 @@ def aggregate_cells(data: CustomerData) -> pd.DataFrame:
             "orders_sq_sum": f["orders"] ** 2,
         }
     )
-    cells = work.groupby([SEGMENT, "arm"], sort=True, observed=True).sum().reset_index()
+    dims = segment_dimensions(data)
+    for c in dims:
+        work[c] = f[c]
+    cells = work.groupby([SEGMENT, *dims, "arm"], sort=True, observed=True).sum().reset_index()
     arm_map = data.arm_map
     cells["tactic"] = cells["arm"].map({a.name: a.tactic.value for a in arm_map.arms})
     cells["cost"] = cells["arm"].map({a.name: a.cost for a in arm_map.arms}).astype(float)
     for c in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum"):
         cells[c] = cells[c].astype(np.int64)
-    return cells[CELL_COLUMNS]
+    return cells[[*CELL_COLUMNS, *dims]]
+
+
+def segment_dimensions(data: CustomerData) -> list[str]:
+    """The segment columns that make up ``segment`` when there are several (e.g. tier, needs).
+
+    With a single segment column there is nothing to add.
+    """
+    cols = [c for c in data.segment_columns if c != SEGMENT and c not in CELL_COLUMNS]
+    return cols if len(data.segment_columns) > 1 else []
 
 
 def segment_sizes(cells: pd.DataFrame) -> pd.Series:

@@ -27,7 +27,7 @@ class DataValidationError(ValueError):
 class ColumnMap:
     """User column names for each canonical field. ``revenue``/``orders`` are optional."""
 
-    customer_id: str = "customer_id"
+    customer_id: str | None = "customer_id"  # None: the row number identifies the customer
     segments: tuple[str, ...] = ("segment",)
     arm: str = "arm"
     converted: str = "converted"
@@ -47,7 +47,9 @@ class ColumnMap:
 
     def required(self) -> dict[str, str]:
         """canonical config key -> user column, for every column that must exist."""
-        cols = {"customer_id": self.customer_id, "arm": self.arm, "converted": self.converted}
+        cols = {"arm": self.arm, "converted": self.converted}
+        if self.customer_id:
+            cols["customer_id"] = self.customer_id
         for i, s in enumerate(self.segments):
             cols[f"segments[{i}]"] = s
         if self.revenue:
@@ -102,6 +104,47 @@ def _check_numeric(df: pd.DataFrame, col: str, key: str) -> pd.Series:
     return s
 
 
+def derive_columns(df: pd.DataFrame, derive: dict[str, dict]) -> pd.DataFrame:
+    """Add derived columns (binned numbers or mapped labels) named in ``data.derive``."""
+    if not derive:
+        return df
+    out = df.copy()
+    for name, spec in derive.items():
+        key = f"data.derive.{name}"
+        src = spec.get("column") if isinstance(spec, dict) else None
+        if not src or src not in df.columns:
+            _fail(
+                f"{key}.column must name a column of the data; got {src!r} (available: {list(df.columns)})"
+            )
+        if "bins" in spec:
+            bins, labels = list(spec["bins"]), spec.get("labels")
+            if labels is not None and len(labels) != len(bins) - 1:
+                _fail(
+                    f"{key}: {len(bins)} bin edges need {len(bins) - 1} labels, got {len(labels)}"
+                )
+            values = pd.to_numeric(df[src], errors="coerce")
+            cut = pd.cut(values, bins=bins, labels=labels, include_lowest=True)
+            outside = values.notna() & cut.isna()
+            if outside.any():
+                _fail(
+                    f"{key}: values of {src!r} outside the bins {bins}, e.g. {_examples(values[outside].tolist())}; "
+                    "widen the first or last edge"
+                )
+            out[name] = cut.astype(str).where(cut.notna())
+        elif "map" in spec:
+            mapping = {str(k): str(v) for k, v in spec["map"].items()}
+            mapped = df[src].astype(str).map(mapping)
+            missing = df[src][mapped.isna()]
+            if len(missing):
+                _fail(
+                    f"{key}: no mapping for value(s) {_examples(missing.astype(str).tolist())} of {src!r}; add them to map"
+                )
+            out[name] = mapped
+        else:
+            _fail(f"{key}: give either bins (with optional labels) or map")
+    return out
+
+
 def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) -> CustomerData:
     """Check ``df`` against the contract and return canonical :class:`CustomerData`.
 
@@ -128,7 +171,11 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
                 f"{_examples(rows)}. Fill or drop those rows before running."
             )
 
-    ids = df[columns.customer_id]
+    ids = (
+        df[columns.customer_id]
+        if columns.customer_id
+        else pd.Series(np.arange(1, len(df) + 1), index=df.index)
+    )
     dup = ids[ids.duplicated()]
     if len(dup):
         _fail(

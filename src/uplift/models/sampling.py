@@ -21,7 +21,7 @@ class SamplerSettings:
     """Sampler backend, chains, draws and seed (the ``sampler`` config group)."""
 
     backend: SamplerBackend = SamplerBackend.nutpie
-    draws: int = 1000
+    draws: int = 2000
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.9

@@ -18,7 +18,11 @@ def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
 
 
 def render_report(
-    summary: dict, uplift: pd.DataFrame, allocation: pd.DataFrame | None, figures: dict[str, str]
+    summary: dict,
+    uplift: pd.DataFrame,
+    by_arm: pd.DataFrame | None,
+    allocation: pd.DataFrame | None,
+    figures: dict[str, str],
 ) -> str:
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
@@ -62,6 +66,26 @@ def render_report(
             "",
         ]
 
+    if by_arm is not None and len(by_arm):
+        cols = [
+            "tactic",
+            "arm",
+            "metric",
+            "mean",
+            "hdi_low",
+            "hdi_high",
+            "prob_positive",
+            "difference_in_means",
+            "difference_se",
+        ]
+        lines += [
+            "## Overall effect per arm",
+            "",
+            "Segment posteriors weighted by segment size, next to the raw difference in means:",
+            "",
+            md_table(by_arm[cols]),
+            "",
+        ]
     lines += ["## Uplift by segment", ""]
     if "forest" in figures:
         lines += [f"![uplift by segment]({figures['forest']})", ""]

@@ -68,3 +68,57 @@ def uplift_table(
                         }
                     )
     return pd.DataFrame(rows, columns=UPLIFT_COLUMNS)
+
+
+ARM_COLUMNS = [
+    "tactic",
+    "arm",
+    "metric",
+    "n_treated",
+    "n_control",
+    "mean",
+    "hdi_low",
+    "hdi_high",
+    "prob_positive",
+    "difference_in_means",
+    "difference_se",
+    "hdi_prob",
+]
+
+
+def arm_table(
+    fits: Mapping[str, FittedTactic], cells: pd.DataFrame, arm_map: ArmMap, hdi_prob: float
+) -> pd.DataFrame:
+    """Population-level uplift per arm: segment posteriors weighted by segment size, next to the
+    experiment's plain difference in means (and its standard error) as a sanity check."""
+    control = arm_map.control.name
+    sizes = cells.groupby("segment")["n"].sum()
+    by_arm = cells.groupby("arm")[["n", "conversions"]].sum()
+    rows = []
+    for tactic, fit in fits.items():
+        da = fit.draws()
+        w = sizes.reindex(da["segment"].values).to_numpy(dtype=float)
+        w = w / w.sum()
+        for arm in da["arm"].values:
+            d = da.sel(arm=arm).values @ w
+            lo, hi = hdi(d, hdi_prob)
+            nt, kt = by_arm.loc[str(arm)]
+            nc, kc = by_arm.loc[control]
+            pt, pc = kt / nt, kc / nc
+            rows.append(
+                {
+                    "tactic": tactic,
+                    "arm": str(arm),
+                    "metric": fit.model.metric,
+                    "n_treated": int(nt),
+                    "n_control": int(nc),
+                    "mean": float(d.mean()),
+                    "hdi_low": float(lo),
+                    "hdi_high": float(hi),
+                    "prob_positive": float(np.mean(d > 0)),
+                    "difference_in_means": float(pt - pc),
+                    "difference_se": float(np.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)),
+                    "hdi_prob": hdi_prob,
+                }
+            )
+    return pd.DataFrame(rows, columns=ARM_COLUMNS)
