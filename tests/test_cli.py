@@ -168,3 +168,23 @@ def test_config_error_names_key(tmp_path):
     r = uplift("sampler.backend=stan", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert r.returncode != 0
     assert "sampler.backend" in r.stderr or "backend" in r.stderr
+
+
+def test_design_verb_sizes_from_control_baselines(tmp_path):
+    from uplift.experiment.design import required_sample_size
+
+    r = uplift(
+        "design",
+        "data.synthetic.n_customers=20000",
+        "design.mde=0.02",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "uplift design:" in r.stdout
+    d = pd.read_csv(tmp_path / "design.csv")
+    assert {"segment", "arm", "required", "half_width", "enough"} <= set(d.columns)
+    assert d["segment"].nunique() == 12 and d["arm"].nunique() == 7
+    row = d[(d["arm"] == "upgrade_offer")].iloc[0]
+    expect = required_sample_size(row["baseline"], 0.02, n_treatments=6)
+    assert row["required"] == expect.n_treatment

@@ -94,10 +94,42 @@ def _app(cfg: DictConfig) -> float | None:
     return float(s["expected_incremental_profit"])
 
 
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _design(cfg: DictConfig) -> None:
+    from uplift.data import DataValidationError
+    from uplift.experiment.plan import plan_experiment
+
+    try:
+        config = to_app_config(cfg)
+    except (ValueError, TypeError) as e:
+        print(f"uplift: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    out = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        table = plan_experiment(config, out)
+    except (DataValidationError, ValueError) as e:
+        print(f"uplift design: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    seg = table.drop_duplicates("segment")
+    short = int((~seg["enough"]).sum())
+    print(
+        f"uplift design: {len(seg)} segments need {int(seg['segment_required'].sum()):,} customers in all to "
+        f"detect {config.design.mde:g} at power {config.design.power:g}; {short} segment(s) lack them. "
+        f"Table: {out / 'design.csv'}"
+    )
+
+
+VERBS = {"run": _app, "design": _design}
+
+
 def main() -> None:
+    """``uplift [run|design] [overrides...]``: ``run`` (default) fits and allocates; ``design`` sizes a test."""
     register_configs()
     register_experiments(*_experiment_folders())
-    _app()
+    verb = "run"
+    if len(sys.argv) > 1 and sys.argv[1] in VERBS:
+        verb = sys.argv.pop(1)
+    VERBS[verb]()
 
 
 if __name__ == "__main__":

@@ -183,6 +183,28 @@ class ReportConfig:
 
 
 @dataclass
+class DesignConfig:
+    """``uplift design``: customers needed per (segment, arm) to detect ``mde`` (absolute uplift).
+
+    Baselines come from the control cells of ``data`` (a previous test or pre-period data).
+    """
+
+    mde: float = 0.01
+    alpha: float = 0.05
+    power: float = 0.8
+    allocation: str = "optimal"  # or a treated:control ratio such as 1.0
+    correction: str = "none"  # or bonferroni across treated arms
+    rho: float = 0.0  # correlation with a pre-period covariate (CUPED variance reduction)
+    assurance_prior_mean: float | None = None
+    assurance_prior_sd: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("design.mde", self.mde)
+        if not 0 < self.alpha < 1 or not 0 < self.power < 1:
+            raise ValueError("design.alpha and design.power must be in (0, 1)")
+
+
+@dataclass
 class AppConfig:
     """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
 
@@ -195,6 +217,7 @@ class AppConfig:
     value: ValueConfig = field(default_factory=ValueConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    design: DesignConfig = field(default_factory=DesignConfig)
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:

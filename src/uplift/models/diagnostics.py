@@ -29,7 +29,14 @@ class Diagnostics:
         return out
 
     def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        return {k: (float(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def __str__(self) -> str:
+        return (
+            f"r_hat_max={self.r_hat_max:.4f} ess_bulk_min={self.ess_bulk_min:.0f} "
+            f"ess_tail_min={self.ess_tail_min:.0f} divergences={self.divergences} "
+            f"({self.chains} chains x {self.draws} draws)"
+        )
 
 
 def _extreme(tree, fn) -> float:
@@ -47,9 +54,9 @@ def compute_diagnostics(idata, var_names: list[str] | None = None) -> Diagnostic
     if "sample_stats" in idata and "diverging" in idata["sample_stats"]:
         div = int(idata["sample_stats"]["diverging"].values.sum())
     return Diagnostics(
-        r_hat_max=_extreme(rhat, np.nanmax),
-        ess_bulk_min=_extreme(ess_bulk, np.nanmin),
-        ess_tail_min=_extreme(ess_tail, np.nanmin),
+        r_hat_max=float(_extreme(rhat, np.nanmax)),
+        ess_bulk_min=float(_extreme(ess_bulk, np.nanmin)),
+        ess_tail_min=float(_extreme(ess_tail, np.nanmin)),
         divergences=div,
         draws=int(post.sizes["draw"]),
         chains=int(post.sizes["chain"]),

@@ -1,0 +1,103 @@
+"""Benchmark: fit cost per sampler backend, and fit time vs number of customers.
+
+Prints figures and ratios against a baseline measured in the same run (never asserted in tests):
+
+1. Backends: the 6-tactic conversion model on 48 segments (4 value tiers x 12 needs), fit with
+   each available NUTS backend: wall seconds (incl. compile) and min bulk ESS per second.
+2. Scaling: customers from 1e4 to 1e7 (``--max-customers``); rows are aggregated to cells first,
+   so fit time should stay flat while aggregation grows linearly.
+
+    python bench/fit_scaling.py [--max-customers 10000000] [--draws 1000] [--chains 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+
+import numpy as np
+
+from uplift.data import ColumnMap, aggregate_cells, validate_customers
+from uplift.data.synthetic import default_arm_map, generate
+from uplift.models import ConversionUpliftModel, SamplerSettings
+
+TIERS = ["low", "mid", "high", "top"]
+NEEDS = ["price", "quality", "convenience", "variety", *[f"need{i}" for i in range(5, 13)]]
+
+
+def make_cells(n: int, seed: int = 1):
+    arms = default_arm_map()
+    t0 = time.perf_counter()
+    exp = generate(
+        arms,
+        n_customers=n,
+        seed=seed,
+        value_tiers=TIERS,
+        tier_shares=[0.4, 0.3, 0.2, 0.1],
+        needs=NEEDS,
+    )
+    t_gen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = validate_customers(exp.customers, ColumnMap(segments=("value_tier", "needs")), arms)
+    cells = aggregate_cells(data)
+    return cells, arms, t_gen, time.perf_counter() - t0
+
+
+def fit_all(cells, arms, settings: SamplerSettings) -> tuple[float, float, float]:
+    """Seconds for all tactics, min bulk ESS, max r-hat."""
+    t0 = time.perf_counter()
+    ess, rhat = np.inf, 0.0
+    for tactic in arms.tactics():
+        d = ConversionUpliftModel(sampler=settings).fit(cells, tactic.value).diagnostics()
+        ess, rhat = min(ess, d.ess_bulk_min), max(rhat, d.r_hat_max)
+    return time.perf_counter() - t0, ess, rhat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-customers", type=float, default=1e7)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    args = ap.parse_args()
+
+    cells, arms, _, _ = make_cells(100_000)
+    print(
+        f"model: 6 tactics x {cells['segment'].nunique()} segments, {len(cells)} cells; {args.chains} chains x {args.draws} draws"
+    )
+    print("\n1. backends (wall seconds include compilation)")
+    print(
+        f"{'backend':<8} {'seconds':>8} {'min ESS':>8} {'ESS/s':>7} {'max r-hat':>9} {'vs nutpie':>9}"
+    )
+    base = None
+    for backend in ("nutpie", "pymc", "numpyro"):
+        if backend == "numpyro" and importlib.util.find_spec("numpyro") is None:
+            print(f"{backend:<8} (not installed: pip install numpyro)")
+            continue
+        if backend == "numpyro":
+            print(f"{backend:<8} (installed, but not a configured backend yet)")
+            continue
+        s = SamplerSettings(
+            backend=backend, draws=args.draws, tune=args.draws, chains=args.chains, seed=5
+        )
+        sec, ess, rhat = fit_all(cells, arms, s)
+        base = base or sec
+        print(f"{backend:<8} {sec:8.1f} {ess:8.0f} {ess / sec:7.1f} {rhat:9.4f} {sec / base:8.2f}x")
+
+    print("\n2. scaling with customers (nutpie)")
+    print(f"{'customers':>10} {'aggregate s':>11} {'fit s':>7} {'fit vs 1e4':>10}")
+    base = None
+    n = 10_000
+    s = SamplerSettings(
+        backend="nutpie", draws=args.draws, tune=args.draws, chains=args.chains, seed=5
+    )
+    while n <= args.max_customers:
+        cells, arms, _, t_agg = make_cells(n)
+        sec, _, _ = fit_all(cells, arms, s)
+        base = base or sec
+        print(f"{n:>10,} {t_agg:11.2f} {sec:7.1f} {sec / base:9.2f}x")
+        n *= 10
+
+
+if __name__ == "__main__":
+    main()
