@@ -51,3 +51,21 @@ def test_shrinkage_pulls_small_noisy_cells_toward_the_pool(cells, fast_sampler):
     # a big segment keeps (nearly) its own estimate: its posterior is far narrower than the tiny one's
     sd = post["effect_logit"].sel(arm="cross_sell_email").std(("chain", "draw")).to_series()
     assert sd["high/variety"] > 1.3 * sd.drop("high/variety").median()
+
+
+def test_reused_compiled_model_gives_the_same_draws_as_a_fresh_compile(cells, fast_sampler):
+    """nutpie compiles each graph structure once; a later tactic swaps in its data and labels."""
+    from uplift.models import sampling
+
+    ConversionUpliftModel(sampler=fast_sampler).fit(cells, "cross_sell")  # compiles (or reuses)
+    n_compiled = len(sampling._COMPILED)
+    reused = ConversionUpliftModel(sampler=fast_sampler).fit(cells, "referral")
+    assert len(sampling._COMPILED) == n_compiled  # same structure: nothing new compiled
+
+    class Fresh(ConversionUpliftModel):
+        reuse_compiled = False
+
+    fresh = Fresh(sampler=fast_sampler).fit(cells, "referral")
+    a, b = reused.uplift_draws(), fresh.uplift_draws()
+    assert list(a["arm"].values) == ["referral_bonus"]
+    np.testing.assert_array_equal(a.values, b.values)

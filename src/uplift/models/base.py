@@ -24,6 +24,10 @@ from uplift.models.sampling import SamplerSettings
 class UpliftModel(ABC):
     family: ClassVar[str]
     metric: ClassVar[str]
+    #: with nutpie, reuse one compiled graph across fits whose data (``pm.Data``) differ
+    reuse_compiled: ClassVar[bool] = True
+    #: dims whose labels may differ between fits sharing a compiled graph
+    relabel_dims: ClassVar[tuple[str, ...]] = ("arm",)
 
     def __init__(self, sampler: SamplerSettings | None = None) -> None:
         self.sampler = sampler or SamplerSettings()
@@ -42,11 +46,17 @@ class UpliftModel(ABC):
         return {}
 
     def fit(self, cells: pd.DataFrame, tactic: str) -> Self:
-        from uplift.models.sampling import sample
+        from uplift.models.sampling import sample, sample_nutpie
 
         self.tactic = str(tactic)
         model = self.build_model(cells, self.tactic)
-        self.idata = sample(model, self.sampler, seed=self.sampler.seed_for(self.tactic))
+        seed = self.sampler.seed_for(self.tactic)
+        if self.sampler.backend == "nutpie":
+            key = (type(self).__name__, json.dumps(self.model_config(), sort_keys=True))
+            key = key if self.reuse_compiled and model.data_vars else None
+            self.idata = sample_nutpie(model, self.sampler, seed, key, self.relabel_dims)
+        else:
+            self.idata = sample(model, self.sampler, seed=seed)
         self.idata.attrs.update(
             {
                 "uplift_family": self.family,

@@ -136,17 +136,19 @@ class ConversionUpliftModel(UpliftModel):
                 "p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment")
             )
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
+            c_seg_d = pm.Data("control_segment", c_seg)
+            t_seg_d, t_arm_d = pm.Data("treated_segment", t_seg), pm.Data("treated_arm", t_arm)
             pm.Binomial(
                 "control_conversions",
-                n=control["n"].to_numpy(),
-                p=p0[c_seg],
-                observed=control["conversions"].to_numpy(),
+                n=pm.Data("control_n", control["n"].to_numpy()),
+                p=p0[c_seg_d],
+                observed=pm.Data("control_k", control["conversions"].to_numpy()),
             )
             pm.Binomial(
                 "treated_conversions",
-                n=treated["n"].to_numpy(),
-                p=p1[t_arm, t_seg],
-                observed=treated["conversions"].to_numpy(),
+                n=pm.Data("treated_n", treated["n"].to_numpy()),
+                p=p1[t_arm_d, t_seg_d],
+                observed=pm.Data("treated_k", treated["conversions"].to_numpy()),
             )
         return model
 
