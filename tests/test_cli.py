@@ -188,3 +188,93 @@ def test_design_verb_sizes_from_control_baselines(tmp_path):
     row = d[(d["arm"] == "upgrade_offer")].iloc[0]
     expect = required_sample_size(row["baseline"], 0.02, n_treatments=6)
     assert row["required"] == expect.n_treatment
+
+
+def test_risk_objective_constraints_and_frontier(tmp_path):
+    r = uplift(
+        "data.synthetic.n_customers=20000",
+        "sampler=fast",
+        "optimize.allow_unconverged=true",
+        "optimize.objective=cvar",
+        "optimize.frontier.enabled=true",
+        "optimize.frontier.num=4",
+        "optimize.constraints=[{type: tactic_capacity, tactic: retention, slots: 100, name: call_centre}]",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["optimizer"]["objective"] == "cvar" and s["optimizer"]["status"] == "optimal"
+    al = pd.read_csv(tmp_path / "allocation.csv")
+    assert al.loc[al["tactic"] == "retention", "customers"].sum() <= 100
+    fr = pd.read_csv(tmp_path / "frontier.csv")
+    assert len(fr) == 4 and fr["expected_profit"].is_monotonic_increasing
+    assert (tmp_path / "frontier.png").stat().st_size > 0
+    assert "Efficient frontier" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "rules, fragments",
+    [
+        (
+            "[{type: tactic_spend, tactic: margin, min_spend: 15000}, {type: exclude_segments, segments: [high, mid, low]}]",
+            ["tactic_spend[margin]", "excluded_segments", "cannot all hold together"],
+        ),
+        (
+            "[{type: capacity_of_moon}]",
+            ["optimize.constraints", "unknown constraint type 'capacity_of_moon'"],
+        ),
+    ],
+)
+def test_bad_allocation_rules_fail_before_sampling(tmp_path, rules, fragments):
+    r = uplift(
+        "data.synthetic.n_customers=5000",
+        f"optimize.constraints={rules}",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    for f in fragments:
+        assert f in r.stderr, r.stderr[-2000:]
+    assert not list(tmp_path.glob("posterior_*.nc"))
+
+
+def test_likelihood_family_per_tactic(tmp_path):
+    r = uplift(
+        "data.synthetic.n_customers=30000",
+        "sampler=fast",
+        "optimize.allow_unconverged=true",
+        "+model.families={margin: hurdle_lognormal, frequency: negative_binomial}",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    arm = pd.read_csv(tmp_path / "uplift_by_arm.csv").set_index("tactic")
+    assert arm.loc["margin", "metric"] == "revenue" and arm.loc["frequency", "metric"] == "orders"
+    for t in (
+        "margin",
+        "frequency",
+        "cross_sell",
+    ):  # population effect agrees with the RCT estimate
+        assert (
+            abs(arm.loc[t, "mean"] - arm.loc[t, "difference_in_means"])
+            < 2.5 * arm.loc[t, "difference_se"]
+        )
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["value_per_unit"]["margin"]["metric"] == "revenue"
+    assert s["value_per_unit"]["margin"]["high/price"] == pytest.approx(
+        0.4
+    )  # margin per unit revenue
+
+
+def test_family_needing_a_missing_column_fails_before_sampling(tmp_path):
+    r = uplift(
+        "data.synthetic.n_customers=5000",
+        "data.columns.orders=null",
+        "+model.families={frequency: negative_binomial}",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2
+    assert "negative_binomial" in r.stderr and "data.columns.orders" in r.stderr
+    assert not list(tmp_path.glob("posterior_*.nc"))

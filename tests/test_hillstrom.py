@@ -10,7 +10,12 @@ import uplift
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     config = uplift.compose_config(
-        ["experiment=hillstrom_email", "sampler=fast", "optimize.allow_unconverged=true", "report.plots=false"]
+        [
+            "experiment=hillstrom_email",
+            "sampler=fast",
+            "optimize.allow_unconverged=true",
+            "report.plots=false",
+        ]
     )
     return uplift.run(config, tmp_path_factory.mktemp("hillstrom"))
 
@@ -19,14 +24,20 @@ def test_data_match_published_rates(result):
     """Conversion rates per arm as published (MineThatData): 1.25% / 0.88% / 0.57%."""
     by_arm = result.by_arm.set_index("arm")
     assert result.summary["n_customers"] == 64_000
-    assert by_arm.loc["Mens E-Mail", "difference_in_means"] == pytest.approx(0.0125 - 0.0057, abs=2e-4)
-    assert by_arm.loc["Womens E-Mail", "difference_in_means"] == pytest.approx(0.0088 - 0.0057, abs=2e-4)
+    assert by_arm.loc["Mens E-Mail", "difference_in_means"] == pytest.approx(
+        0.0125 - 0.0057, abs=2e-4
+    )
+    assert by_arm.loc["Womens E-Mail", "difference_in_means"] == pytest.approx(
+        0.0088 - 0.0057, abs=2e-4
+    )
 
 
 def test_arm_posterior_agrees_with_difference_in_means(result):
     """Pooling across 144 segments must not move the population effect beyond sampling error."""
     for _, row in result.by_arm.iterrows():
-        assert abs(row["mean"] - row["difference_in_means"]) < 2.0 * row["difference_se"], row.to_dict()
+        assert abs(row["mean"] - row["difference_in_means"]) < 2.0 * row["difference_se"], (
+            row.to_dict()
+        )
         assert row["hdi_low"] < row["difference_in_means"] < row["hdi_high"]
         assert row["prob_positive"] > 0.97  # both e-mails raise conversion (a clear RCT result)
 

@@ -14,8 +14,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from uplift.models.conversion import ConversionPriors, Parameterization
+from uplift.models.counts import CountPriors
+from uplift.models.revenue import SpendPriors
 from uplift.models.sampling import SamplerSettings
-from uplift.tactics import ArmMap
+from uplift.tactics import ArmMap, Tactic
+
+#: likelihood family -> the column of the data it needs (None: always available)
+FAMILIES = {"binomial": None, "hurdle_lognormal": "revenue", "negative_binomial": "orders"}
+#: likelihood family -> the metric its uplift is measured in
+FAMILY_METRIC = {
+    "binomial": "conversion",
+    "hurdle_lognormal": "revenue",
+    "negative_binomial": "orders",
+}
 
 
 class DataSource(StrEnum):
@@ -31,6 +42,8 @@ class ValueKind(StrEnum):
 
 class Objective(StrEnum):
     expected = "expected"
+    cvar = "cvar"
+    mean_cvar = "mean_cvar"
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -115,16 +128,30 @@ class TacticsConfig:
 
 @dataclass
 class ModelConfig:
+    """Likelihood per tactic: ``family`` for all, ``families`` overrides by tactic, e.g.
+    ``{margin: hurdle_lognormal, frequency: negative_binomial}``. ``priors`` serve the binomial
+    model and the purchase part of the hurdle model."""
+
     family: str = "binomial"
     metric: str = "conversion"
+    families: dict[str, str] = field(default_factory=dict)
     priors: ConversionPriors = field(default_factory=ConversionPriors)
+    spend_priors: SpendPriors = field(default_factory=SpendPriors)
+    count_priors: CountPriors = field(default_factory=CountPriors)
     parameterization: Parameterization = field(default_factory=Parameterization)
 
     def __post_init__(self) -> None:
-        if self.family != "binomial":
-            raise ValueError(
-                f"model.family={self.family!r} is not available yet; use 'binomial' (conversion uplift)"
-            )
+        for where, fam in [
+            ("model.family", self.family),
+            *[(f"model.families.{t}", f) for t, f in self.families.items()],
+        ]:
+            if fam not in FAMILIES:
+                raise ValueError(f"{where}={fam!r} is unknown; use one of {sorted(FAMILIES)}")
+        for t in self.families:
+            Tactic.parse(t, where=f"model.families.{t}")
+
+    def family_of(self, tactic: str) -> str:
+        return self.families.get(tactic, self.family)
 
 
 @dataclass
@@ -154,13 +181,34 @@ class DiagnosticsGate:
 
 
 @dataclass
+class FrontierConfig:
+    """Re-solve over a grid of budgets: ``budgets`` listed, or ``num`` points from start to stop."""
+
+    enabled: bool = False
+    budgets: list[float] | None = None
+    start: float = 0.0
+    stop: float | None = None  # default: 2 x optimize.budget
+    num: int = 20
+
+
+@dataclass
 class OptimizeConfig:
+    """Budget allocation. ``constraints`` lists extra rules, each ``{type: ..., name: ...}``:
+    tactic_spend, tactic_capacity, min_tier_share, exclude_segments, roi_floor,
+    loss_probability (see :mod:`uplift.optimize.factory`)."""
+
     budget: float = 20_000.0
     objective: Objective = Objective.expected
+    alpha: float = 0.1  # CVaR tail share
+    risk_aversion: float = 1.0  # lambda of mean_cvar
     max_offers_per_customer: int = 1
     population_scale: float = 1.0
     integer: bool = True
+    integer_method: str = "milp"  # milp (exact) | round (LP then round; for big CVaR problems)
     solver: str = "HIGHS"
+    time_limit: float | None = None
+    constraints: list[Any] = field(default_factory=list)
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)
     gate: DiagnosticsGate = field(default_factory=DiagnosticsGate)
     allow_unconverged: bool = False
 

@@ -6,6 +6,7 @@ usable from the CLI, a notebook or a test alike. Every input check happens befor
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import logging
 import platform
@@ -14,29 +15,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from uplift.config import AppConfig, DataSource
-from uplift.data import ColumnMap, CustomerData, aggregate_cells, load_customers, validate_customers
+from uplift.config import FAMILIES, FAMILY_METRIC, AppConfig, DataSource
+from uplift.data import (
+    ColumnMap,
+    CustomerData,
+    DataValidationError,
+    aggregate_cells,
+    load_customers,
+    validate_customers,
+)
 from uplift.data.cells import segment_sizes
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
-from uplift.models import ConversionUpliftModel, FittedTactic
-from uplift.optimize import (
-    Allocation,
-    AllocationProblem,
-    BudgetAllocator,
-    CellCap,
-    ContactCap,
-    ExpectedProfit,
-    TotalBudget,
-)
+from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
+from uplift.models.counts import NegBinomialCountModel, count_histograms
+from uplift.models.revenue import HurdleRevenueModel
+from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
+from uplift.optimize.factory import allocator_from_settings, budget_grid
 from uplift.report import artifacts
 from uplift.report.markdown import render_report
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
-from uplift.value import build_value_model
+from uplift.value.per_conversion import value_per_unit
 
 log = logging.getLogger("uplift")
 
@@ -119,12 +123,40 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
 
 
-def fit_tactics(cells: pd.DataFrame, arm_map: ArmMap, config: AppConfig) -> dict[str, FittedTactic]:
+def check_families(config: AppConfig, data: CustomerData) -> None:
+    """Each tactic's likelihood needs its outcome column: fail before sampling if it is missing."""
+    have = {"revenue": data.has_revenue, "orders": data.has_orders}
+    for tactic in data.arm_map.tactics():
+        fam = config.model.family_of(tactic.value)
+        need = FAMILIES[fam]
+        if need and not have[need]:
+            raise DataValidationError(
+                f"tactic {tactic.value!r} uses model family {fam!r}, which needs the {need} column; "
+                f"map it with data.columns.{need}=<column> or choose another family in model.families"
+            )
+    unknown = sorted(set(config.model.families) - {t.value for t in data.arm_map.tactics()})
+    if unknown:
+        raise DataValidationError(f"model.families names tactic(s) {unknown} that no arm delivers")
+
+
+def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftModel:
+    """The model object for ``tactic``'s configured likelihood family."""
+    mc, fam = config.model, config.model.family_of(tactic)
+    if fam == "hurdle_lognormal":
+        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, mc.parameterization)
+    if fam == "negative_binomial":
+        hist = count_histograms(data, "orders")
+        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, mc.parameterization)
+    return ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization)
+
+
+def fit_tactics(
+    cells: pd.DataFrame, data: CustomerData, config: AppConfig
+) -> dict[str, FittedTactic]:
     fits: dict[str, FittedTactic] = {}
-    mc = config.model
-    for tactic in arm_map.tactics():
+    for tactic in data.arm_map.tactics():
         t0 = time.perf_counter()
-        model = ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization)
+        model = build_model(config, tactic.value, data)
         model.fit(cells, tactic.value)
         fits[tactic.value] = FittedTactic(
             tactic.value, model, model.diagnostics(), time.perf_counter() - t0
@@ -140,13 +172,55 @@ def fit_tactics(cells: pd.DataFrame, arm_map: ArmMap, config: AppConfig) -> dict
 
 def build_allocator(config: AppConfig) -> BudgetAllocator:
     oc = config.optimize
-    return BudgetAllocator(
-        constraints=[TotalBudget(oc.budget), ContactCap(oc.max_offers_per_customer), CellCap()],
-        objective=ExpectedProfit(),
+    return allocator_from_settings(
+        oc.budget,
+        max_offers_per_customer=oc.max_offers_per_customer,
+        objective=oc.objective.value,
+        alpha=oc.alpha,
+        risk_aversion=oc.risk_aversion,
+        constraints=[dict(c) for c in oc.constraints],
         integer=oc.integer,
+        integer_method=oc.integer_method,
         solver=oc.solver,
+        time_limit=oc.time_limit,
         hdi_prob=config.report.hdi_prob,
     )
+
+
+PROFIT_DEPENDENT_RULES = {"roi_floor", "loss_probability"}
+
+
+def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap) -> None:
+    """Check the allocation rules before any sampling: unknown rule types or tactics, and rules
+    that conflict whatever the posterior says (spend bands, capacities, exclusions), fail now.
+
+    Solved on a single all-zero profit scenario; rules that depend on profit are skipped here.
+    """
+    import xarray as xr
+
+    segments = sorted(cells["segment"].unique())
+    zeros = {
+        t.value: xr.DataArray(
+            np.zeros((1, len(arm_map.arms_for(t)), len(segments))),
+            dims=("sample", "arm", "segment"),
+            coords={"arm": [a.name for a in arm_map.arms_for(t)], "segment": segments},
+        )
+        for t in arm_map.tactics()
+    }
+    values = pd.Series(0.0, index=segments)
+    eligible = (segment_sizes(cells) * config.optimize.population_scale).round()
+    problem = AllocationProblem.from_uplift(zeros, values, arm_map, eligible)
+    check = copy.deepcopy(config)
+    check.optimize.constraints = [
+        c for c in config.optimize.constraints if dict(c).get("type") not in PROFIT_DEPENDENT_RULES
+    ]
+    check.optimize.objective = type(config.optimize.objective)("expected")
+    check.optimize.integer = False
+    try:
+        allocator = build_allocator(check)
+    except (ValueError, TypeError, KeyError) as e:
+        raise AllocationError(f"optimize.constraints: {e}") from e
+    allocator.solve(problem)
 
 
 def run(config: AppConfig, output_dir: str | Path) -> RunResult:
@@ -159,14 +233,21 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     with clock.stage("data"):
         data, truth = load_data(config, out)
         cells = aggregate_cells(data)
-        values = build_value_model(config.value).per_conversion(cells)
+        check_families(config, data)
+        values = {
+            t.value: value_per_unit(
+                FAMILY_METRIC[config.model.family_of(t.value)], cells, config.value
+            )
+            for t in data.arm_map.tactics()
+        }
         files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
+        preflight_allocation(config, cells, data.arm_map)
     log.info(
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
 
     with clock.stage("fit"):
-        fits = fit_tactics(cells, data.arm_map, config)
+        fits = fit_tactics(cells, data, config)
     if config.report.save_posteriors:
         for tactic, fit in fits.items():
             files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
@@ -208,10 +289,15 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             for t, f in fits.items()
         },
         "gate": gate_info,
-        "value_per_conversion": {k: round(float(v), 4) for k, v in values.items()},
+        "value_per_unit": {
+            t: {"metric": fits[t].model.metric} | {k: round(float(v), 4) for k, v in vals.items()}
+            for t, vals in values.items()
+        },
     }
 
     allocation = None
+    frontier = None
+    failure: Exception | None = None
     if failures and not config.optimize.allow_unconverged:
         detail = "; ".join(f"{t}: {', '.join(r)}" for t, r in failures.items())
         gate_info["message"] = (
@@ -226,7 +312,17 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 {t: f.draws() for t, f in fits.items()}, values, data.arm_map, eligible
             )
             allocator = build_allocator(config)
-            allocation = allocator.solve(problem)
+            try:
+                allocation = allocator.solve(problem)
+            except AllocationError as e:
+                conflict = getattr(e, "conflict", None)
+                summary["optimizer"] = {
+                    "status": getattr(e, "status", "failed"),
+                    "message": str(e),
+                    "conflicting_constraints": list(getattr(conflict, "constraints", []) or []),
+                }
+                failure = e
+    if allocation is not None:
         files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
         lo, hi = allocation.profit_interval(hp)
         summary |= {
@@ -234,14 +330,18 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             "expected_incremental_profit": allocation.expected_profit,
             "profit_hdi": [lo, hi],
             "customers_treated": int(allocation.table["customers"].sum()),
-            "optimizer": {
-                "objective": config.optimize.objective.value,
-                "solver": allocation.solver,
-                "status": allocation.status,
-                "solve_seconds": round(allocation.solve_seconds, 4),
-                "binding_constraints": allocation.binding_constraints,
-            },
+            "optimizer": allocation.summary(hp),
         }
+        fc = config.optimize.frontier
+        if fc.enabled:
+            with clock.stage("frontier"):
+                stop = fc.stop if fc.stop is not None else 2 * config.optimize.budget
+                grid = budget_grid(fc.budgets, start=fc.start, stop=stop, num=fc.num)
+                frontier = allocator.frontier(problem, grid)
+            files["frontier"] = artifacts.atomic_write_csv(frontier.table, out / "frontier.csv")
+            files["frontier_shadow_prices"] = artifacts.atomic_write_csv(
+                frontier.shadow_prices, out / "frontier_shadow_prices.csv"
+            )
         if truth is not None:
             summary["truth_check"] = score_against_truth(
                 uplift, problem, allocation, allocator, truth, config.value.margin
@@ -252,7 +352,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         if config.report.plots:
             import matplotlib.pyplot as plt
 
-            from uplift.report.plots import allocation_plot, forest_plot
+            from uplift.report.plots import allocation_plot, forest_plot, frontier_plot
 
             fig = forest_plot(uplift, truth=truth)
             files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
@@ -263,10 +363,22 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 files["allocation_plot"] = artifacts.atomic_savefig(fig, out / "allocation.png")
                 plt.close(fig)
                 figures["allocation"] = "allocation.png"
+            if frontier is not None:
+                fig = frontier_plot(frontier.table, config.optimize.budget)
+                files["frontier_plot"] = artifacts.atomic_savefig(fig, out / "frontier.png")
+                plt.close(fig)
+                figures["frontier"] = "frontier.png"
     summary["seconds"] = clock.seconds
     summary["versions"] = _versions()
     files["report"] = artifacts.atomic_write_text(
-        render_report(summary, uplift, by_arm, allocation.table if allocation else None, figures),
+        render_report(
+            summary,
+            uplift,
+            by_arm,
+            allocation.table if allocation else None,
+            figures,
+            frontier.table if frontier is not None else None,
+        ),
         out / "report.md",
     )
     files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
@@ -274,6 +386,8 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     result = RunResult(
         config, out, data, cells, fits, uplift, allocation, summary, truth, files, by_arm
     )
+    if failure is not None:
+        raise failure
     if allocation is None:
         raise ConvergenceGateError(gate_info["message"])
     return result

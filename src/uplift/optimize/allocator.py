@@ -1,25 +1,47 @@
-"""Budget allocation over (segment, arm) cells from posterior draws of incremental profit.
+"""Budget allocation over (segment, tactic) cells from posterior draws of incremental profit.
 
-Decision ``x[c]`` = customers of cell c's segment who get cell c's arm. Profit per treated
-customer in draw s is ``value[segment] x uplift[s, arm, segment] - cost[arm]``: the objective and
-every reported interval are computed from these scenarios, so risk can be priced, not only means.
-With integer decisions the problem is a small MILP that HiGHS solves to proven optimality.
+Decision ``x[c]`` = customers of cell c's segment who get cell c's arm (or money spent, for a
+spend-type cell with a saturating response). Profit per treated customer in draw s is
+``value[segment] x uplift[s, arm, segment] - cost[arm]``: the objective and every reported
+interval are computed from these scenarios, so risk can be priced, not only means.
+
+With integer decisions and linear responses the problem is a MILP that HiGHS solves to proven
+optimality (``integer_method="milp"``). For many cells and draws, ``"round"`` solves the LP and
+rounds customers down; the report states how much objective that can have cost at most (the
+gap to the LP bound). An infeasible problem raises :class:`InfeasibleAllocationError` naming
+the rules that conflict; nothing is returned half-solved.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from uplift.optimize.constraints import Constraint
+from uplift.optimize.constraints import Constraint, LinearConstraint, Rows, check_unique_names
+from uplift.optimize.diagnose import INFEASIBLE, Conflict, find_conflict
+from uplift.optimize.model import AllocationModel
 from uplift.optimize.objectives import ExpectedProfit, Objective
+from uplift.optimize.problem import CUSTOMERS, AllocationProblem, SaturatingResponse
 from uplift.stats import hdi
-from uplift.tactics import ArmMap
+
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "FRONTIER_COLUMNS",
+    "Allocation",
+    "AllocationError",
+    "AllocationProblem",
+    "BudgetAllocator",
+    "Frontier",
+    "InfeasibleAllocationError",
+    "SaturatingResponse",
+]
 
 ALLOCATION_COLUMNS = [
     "segment",
@@ -34,98 +56,52 @@ ALLOCATION_COLUMNS = [
     "cost_per_customer",
     "profit_per_customer",
     "prob_profit_positive",
+    "unit",
+    "decision",
+    "binding_constraints",
 ]
+
+FRONTIER_COLUMNS = [
+    "budget",
+    "status",
+    "spend",
+    "expected_profit",
+    "profit_hdi_low",
+    "profit_hdi_high",
+    "prob_profit_positive",
+    "objective",
+    "marginal_return",
+    "marginal_return_fd",
+    "binding_constraints",
+    "solve_seconds",
+    "note",
+]
+
+INTEGER_METHODS = ("milp", "round")
+CONIC_SOLVERS = ("CLARABEL", "SCS", "ECOS", "MOSEK")
 
 
 class AllocationError(RuntimeError):
     """The allocation could not be solved; the message carries solver status and constraint names."""
 
 
-@dataclass(frozen=True)
-class AllocationProblem:
-    """Everything the allocator needs, as arrays aligned on decision cells.
+class InfeasibleAllocationError(AllocationError):
+    """No plan meets every rule; ``conflict`` names the rules that cannot hold together."""
 
-    ``cells`` has one row per decision (segment, tactic, arm, cost); ``profit_draws`` is
-    ``(S, C)`` incremental profit per treated customer; ``eligible`` is customers per segment.
-    """
-
-    cells: pd.DataFrame
-    profit_draws: np.ndarray
-    eligible: pd.Series
-
-    def __post_init__(self) -> None:
-        if self.profit_draws.ndim != 2 or self.profit_draws.shape[1] != len(self.cells):
-            raise ValueError(
-                f"profit_draws must be (draws, {len(self.cells)} cells), got {self.profit_draws.shape}"
-            )
-        if not np.isfinite(self.profit_draws).all():
-            raise ValueError(
-                "profit_draws contains NaN or inf; check the value per conversion inputs"
-            )
-        missing = sorted(set(self.cells["segment"]) - set(self.eligible.index))
-        if missing:
-            raise ValueError(f"no eligible-customer count for segment(s) {missing}")
-
-    @classmethod
-    def from_uplift(
-        cls,
-        uplift: Mapping[str, object],
-        value_per_conversion: pd.Series,
-        arm_map: ArmMap,
-        eligible: pd.Series,
-    ) -> AllocationProblem:
-        """Assemble from per-tactic uplift draws (xarray, dims sample x arm x segment)."""
-        blocks, rows = [], []
-        n_samples = None
-        for tactic, da in uplift.items():
-            S = da.sizes["sample"]
-            if n_samples is None:
-                n_samples = S
-            elif n_samples != S:
-                raise ValueError(
-                    f"tactic {tactic!r} has {S} draws, others {n_samples}; use equal draws"
-                )
-            for arm in da["arm"].values:
-                cost = arm_map[str(arm)].cost
-                for seg in da["segment"].values:
-                    v = float(value_per_conversion.loc[seg])
-                    blocks.append(v * da.sel(arm=arm, segment=seg).values - cost)
-                    rows.append(
-                        {"segment": str(seg), "tactic": str(tactic), "arm": str(arm), "cost": cost}
-                    )
-        cells = pd.DataFrame(rows)
-        order = cells.sort_values(["segment", "tactic", "arm"]).index.to_numpy()
-        return cls(
-            cells=cells.loc[order].reset_index(drop=True),
-            profit_draws=np.column_stack(blocks)[:, order],
-            eligible=eligible.astype(float),
-        )
-
-    @property
-    def cost(self) -> np.ndarray:
-        return self.cells["cost"].to_numpy(dtype=float)
-
-    @property
-    def segments(self) -> list[str]:
-        return sorted(self.cells["segment"].unique())
-
-    @property
-    def segment_matrix(self) -> np.ndarray:
-        """(G, C) 0/1 matrix: which cells belong to which segment."""
-        segs = self.segments
-        return (self.cells["segment"].to_numpy()[None, :] == np.array(segs)[:, None]).astype(float)
-
-    @property
-    def eligible_vector(self) -> np.ndarray:
-        return self.eligible.reindex(self.segments).to_numpy(dtype=float)
-
-    @property
-    def cell_eligible(self) -> np.ndarray:
-        return self.eligible.reindex(self.cells["segment"]).to_numpy(dtype=float)
+    def __init__(
+        self, message: str, conflict: Conflict, status: str, solver: str, seconds: float
+    ) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+        self.status = status
+        self.solver = solver
+        self.solve_seconds = seconds
 
 
 @dataclass
 class Allocation:
+    """A solved plan with its uncertainty, solver facts and the rules that shaped it."""
+
     table: pd.DataFrame
     status: str
     solver: str
@@ -133,6 +109,14 @@ class Allocation:
     objective_value: float
     total_profit_draws: np.ndarray = field(repr=False)
     binding_constraints: list[str] = field(default_factory=list)
+    objective_name: str = "expected_profit"
+    method: str = "milp"
+    bound: float | None = None
+    mip_gap: float | None = None
+    rounding_gap: float | None = None
+    solver_seconds: float | None = None
+    constraint_report: pd.DataFrame | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_spend(self) -> float:
@@ -142,13 +126,63 @@ class Allocation:
     def expected_profit(self) -> float:
         return float(self.total_profit_draws.mean())
 
+    @property
+    def prob_profit_positive(self) -> float:
+        return float((self.total_profit_draws > 0).mean())
+
     def profit_interval(self, prob: float) -> tuple[float, float]:
         lo, hi = hdi(self.total_profit_draws, prob)
         return float(lo), float(hi)
 
+    def summary(self, hdi_prob: float = 0.94) -> dict[str, Any]:
+        """Plain-JSON facts for summary.json and reports."""
+        lo, hi = self.profit_interval(hdi_prob)
+        return {
+            "objective": self.objective_name,
+            "objective_value": self.objective_value,
+            "method": self.method,
+            "solver": self.solver,
+            "status": self.status,
+            "solve_seconds": round(self.solve_seconds, 4),
+            "solver_seconds": None
+            if self.solver_seconds is None
+            else round(self.solver_seconds, 4),
+            "bound": self.bound,
+            "mip_gap": self.mip_gap,
+            "rounding_gap": self.rounding_gap,
+            "total_spend": self.total_spend,
+            "expected_profit": self.expected_profit,
+            "profit_hdi": [lo, hi],
+            "prob_profit_positive": self.prob_profit_positive,
+            "binding_constraints": list(self.binding_constraints),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Frontier:
+    """Expected profit (with interval) and marginal returns over a grid of budgets."""
+
+    table: pd.DataFrame
+    shadow_prices: pd.DataFrame
+    budget_constraint: str
+    objective_name: str
+
+
+@dataclass
+class _Built:
+    model: AllocationModel
+    prob: cp.Problem
+    groups: dict[str, list[cp.Constraint]]
+
 
 class BudgetAllocator:
-    """Maximise an objective over customers per cell subject to named constraints."""
+    """Maximise an objective over customers (or spend) per cell subject to named constraints.
+
+    ``integer_method``: ``"milp"`` (exact integer optimum) or ``"round"`` (LP, then customers
+    rounded down; falls back to the MILP if rounding breaks a rule). ``response_method`` for
+    spend cells: ``"pwl"`` (LP on breakpoints, HiGHS) or ``"exact"`` (conic; e.g. CLARABEL).
+    """
 
     def __init__(
         self,
@@ -157,57 +191,435 @@ class BudgetAllocator:
         integer: bool = True,
         solver: str = "HIGHS",
         hdi_prob: float = 0.94,
+        *,
+        integer_method: str = "milp",
+        response_method: str = "pwl",
+        n_breakpoints: int = 24,
+        time_limit: float | None = None,
+        mip_rel_gap: float | None = 1e-7,
+        solver_options: dict[str, Any] | None = None,
+        diagnose: bool = True,
     ) -> None:
         self.objective = objective or ExpectedProfit()
         self.constraints = list(constraints)
+        check_unique_names(self.constraints)
         self.integer = integer
-        self.solver = solver
+        self.solver = str(solver).upper()
         self.hdi_prob = hdi_prob
+        if integer_method not in INTEGER_METHODS:
+            raise ValueError(
+                f"integer_method must be one of {INTEGER_METHODS}, got {integer_method!r}"
+            )
+        self.integer_method = integer_method
+        self.response_method = response_method
+        self.n_breakpoints = n_breakpoints
+        self.time_limit = time_limit
+        self.mip_rel_gap = mip_rel_gap
+        self.solver_options = dict(solver_options or {})
+        self.diagnose = diagnose
 
-    def solve(self, problem: AllocationProblem) -> Allocation:
-        C = len(problem.cells)
-        x = cp.Variable(C, nonneg=True, integer=self.integer, name="customers")
-        cons = [c for con in self.constraints for c in con.build(x, problem)]
-        prob = cp.Problem(cp.Maximize(self.objective.expression(x, problem)), cons)
+    # ---- building ---------------------------------------------------------------------------
+    def _check_solver(self, problem: AllocationProblem, integer: bool) -> None:
+        has_spend = bool(problem.spend_mask.any())
+        exact = has_spend and self.response_method == "exact"
+        if exact and self.solver not in CONIC_SOLVERS:
+            raise AllocationError(
+                f"response_method='exact' puts exponential cones in the model, which {self.solver} "
+                "cannot solve; use solver='CLARABEL' (continuous decisions) or "
+                "response_method='pwl' (piecewise-linear, an LP/MILP for HiGHS)"
+            )
+        if exact and integer:
+            raise AllocationError(
+                "integer customers with an exact saturating response is a mixed-integer conic "
+                "problem no installed solver handles; set integer_method='round' (solve "
+                "continuous, round customers down) or response_method='pwl'"
+            )
+
+    def _build(self, problem: AllocationProblem, integer: bool) -> _Built:
+        self._check_solver(problem, integer)
+        model = AllocationModel(
+            problem,
+            integer=integer,
+            response_method=self.response_method,
+            n_breakpoints=self.n_breakpoints,
+        )
+        groups = {c.name: list(c.build(model)) for c in self.constraints}
+        obj_expr, obj_cons = self.objective.build(model.scenarios, model.mean)
+        cons = model.base_constraints + obj_cons + [c for g in groups.values() for c in g]
+        return _Built(model, cp.Problem(cp.Maximize(obj_expr), cons), groups)
+
+    def _solve_kwargs(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"solver": self.solver, "verbose": False}
+        if self.time_limit is not None and self.solver in ("HIGHS", "CLARABEL"):
+            opts["time_limit"] = float(self.time_limit)
+        if self.mip_rel_gap is not None and self.solver == "HIGHS":
+            opts["mip_rel_gap"] = float(self.mip_rel_gap)  # HiGHS stops at 1e-4 by default
+        return opts | self.solver_options
+
+    def _run(self, prob: cp.Problem, warm_start: bool = False, reuse: bool = False) -> float:
+        """Solve; ``reuse=True`` keeps cvxpy's parameterised (DPP) compile for re-solves, at
+        about twice the first compile time, so one-off solves skip it."""
         t0 = time.perf_counter()
         try:
-            prob.solve(solver=self.solver, verbose=False)
+            with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                prob.solve(warm_start=warm_start, ignore_dpp=not reuse, **self._solve_kwargs())
         except cp.error.SolverError as e:
-            raise AllocationError(f"solver {self.solver} failed: {e}") from e
-        seconds = time.perf_counter() - t0
-        if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or x.value is None:
-            names = ", ".join(c.name for c in self.constraints)
             raise AllocationError(
-                f"allocation problem is {prob.status} with solver {self.solver}; constraints in play: {names}"
+                f"solver {self.solver} failed after {time.perf_counter() - t0:.2f}s: {e}"
+            ) from e
+        return time.perf_counter() - t0
+
+    def _conflict(self, built: _Built) -> Conflict:
+        if not self.diagnose:
+            return Conflict([], note="diagnosis switched off")
+        opts = {k: v for k, v in self._solve_kwargs().items() if k != "warm_start"}
+        return find_conflict(built.groups, built.model.base_constraints, opts)
+
+    def _fail(self, built: _Built, seconds: float) -> None:
+        status = str(built.prob.status)
+        if status in INFEASIBLE:
+            conflict = self._conflict(built)
+            raise InfeasibleAllocationError(
+                f"allocation is infeasible (solver {self.solver}, status {status}, "
+                f"{seconds:.2f}s): {conflict.describe()}",
+                conflict,
+                status,
+                self.solver,
+                seconds,
             )
-        xv = (np.round(x.value) if self.integer else np.maximum(x.value, 0.0)) + 0.0  # no -0.0
-        binding = [
-            c.name for c in self.constraints if c.slack(xv, problem) <= 1e-6 * max(1.0, xv.sum())
-        ]
-        return Allocation(
-            table=self._table(problem, xv),
-            status=str(prob.status),
-            solver=self.solver,
-            solve_seconds=seconds,
-            objective_value=float(prob.value),
-            total_profit_draws=problem.profit_draws @ xv,
-            binding_constraints=binding,
+        if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+            raise AllocationError(
+                f"allocation is unbounded (solver {self.solver}): nothing limits a profitable "
+                "cell; add total_budget, contact_cap or cell_cap. Constraints in play: "
+                + ", ".join(c.name for c in self.constraints)
+            )
+        raise AllocationError(
+            f"solver {self.solver} returned status {status} after {seconds:.2f}s with no usable "
+            "plan; raise time_limit or try integer_method='round'. Constraints in play: "
+            + (", ".join(c.name for c in self.constraints) or "none")
         )
 
-    def _table(self, problem: AllocationProblem, xv: np.ndarray) -> pd.DataFrame:
-        per_customer = problem.profit_draws
-        cell_profit = per_customer * xv[None, :]
+    # ---- solving ----------------------------------------------------------------------------
+    def solve(self, problem: AllocationProblem) -> Allocation:
+        """Best plan under the objective; raises with the conflicting rules if none exists."""
+        use_milp = self.integer and self.integer_method == "milp"
+        built = self._build(problem, integer=use_milp)
+        seconds = self._run(built.prob)
+        xv = built.model.value()
+        if xv is None or built.prob.status not in (
+            cp.OPTIMAL,
+            cp.OPTIMAL_INACCURATE,
+            cp.USER_LIMIT,
+        ):
+            self._fail(built, seconds)
+        assert xv is not None
+        notes: list[str] = []
+        method = "milp" if use_milp else "lp"
+        rounding_gap = None
+        bound = float(built.prob.value)
+        stats = built.prob.solver_stats
+        solver_seconds = getattr(stats, "solve_time", None)
+        mip_gap = _mip_gap(stats) if use_milp else None
+        duals_from = built if not use_milp else None
+        if built.prob.status == cp.USER_LIMIT:
+            notes.append(
+                f"solver stopped at its limit (time_limit={self.time_limit}); plan is the best "
+                f"found, MIP gap {mip_gap}"
+            )
+        cust = problem.customer_mask
+        if self.integer and not use_milp and cust.any():
+            method = "lp_round"
+            x_lp = _clean(xv, problem, integer=False)
+            xv = x_lp.copy()
+            xv[cust] = np.floor(xv[cust] + 1e-6)
+            xv = self._fill_up(problem, xv, x_lp)
+            broken = {c.name: _violation(c, xv, problem) for c in self.constraints}
+            broken = {k: v for k, v in broken.items() if v > 1e-6 * max(1.0, problem.spend(xv))}
+            if broken:
+                notes.append(f"rounding down broke {sorted(broken)}; solved the MILP instead")
+                built = self._build(problem, integer=True)
+                seconds += self._run(built.prob)
+                xv = built.model.value()
+                if xv is None or built.prob.status not in (
+                    cp.OPTIMAL,
+                    cp.OPTIMAL_INACCURATE,
+                    cp.USER_LIMIT,
+                ):
+                    self._fail(built, seconds)
+                assert xv is not None
+                method, duals_from = "milp", None
+                mip_gap = _mip_gap(built.prob.solver_stats)
+                bound = float(built.prob.value)
+            else:
+                rounding_gap = self.objective.evaluate(
+                    problem.scenario_profit(x_lp)
+                ) - self.objective.evaluate(problem.scenario_profit(xv))
+                notes.append(
+                    f"LP, customers rounded down then topped up: at most {rounding_gap:,.6g} below "
+                    "the continuous optimum (so at most that below the integer optimum for "
+                    "linear responses)"
+                )
+        xv = _clean(xv, problem, integer=self.integer)
+        scen = problem.scenario_profit(xv)
+        report, binding, cell_binding = self._constraint_report(
+            problem, xv, duals_from, self.integer
+        )
+        return Allocation(
+            table=self._table(problem, xv, cell_binding),
+            status=str(built.prob.status),
+            solver=self.solver,
+            solve_seconds=seconds,
+            objective_value=self.objective.evaluate(scen),
+            total_profit_draws=scen,
+            binding_constraints=binding,
+            objective_name=self.objective.name,
+            method=method,
+            bound=bound,
+            mip_gap=mip_gap,
+            rounding_gap=rounding_gap,
+            solver_seconds=solver_seconds,
+            constraint_report=report,
+            notes=notes,
+        )
+
+    def _fill_up(self, problem: AllocationProblem, xv: np.ndarray, x_lp: np.ndarray) -> np.ndarray:
+        """After rounding down, add back one customer per cell (largest fraction first) while
+        every rule still holds and the objective does not fall: recovers most of the loss."""
+        frac = np.where(problem.customer_mask, x_lp - xv, 0.0)
+        order = [i for i in np.argsort(-frac) if frac[i] > 1e-6][:200]
+        best = self.objective.evaluate(problem.scenario_profit(xv))
+        for i in order:
+            trial = xv.copy()
+            trial[i] += 1.0
+            if any(_violation(c, trial, problem) > 1e-9 for c in self.constraints):
+                continue
+            val = self.objective.evaluate(problem.scenario_profit(trial))
+            if val >= best:
+                xv, best = trial, val
+        return xv
+
+    def _steps(self, problem: AllocationProblem, integer: bool) -> np.ndarray:
+        if not integer:
+            return np.zeros(problem.n_cells)
+        first = problem.unit_profit(np.zeros(problem.n_cells)).mean(axis=0)
+        return (problem.customer_mask & (first > 0)).astype(float)
+
+    def _constraint_report(
+        self,
+        problem: AllocationProblem,
+        xv: np.ndarray,
+        built: _Built | None,
+        integer: bool,
+        constraints: Sequence[Constraint] | None = None,
+    ) -> tuple[pd.DataFrame, list[str], list[list[str]]]:
+        tol = 1e-6
+        step = self._steps(problem, integer)
+        rows, binding = [], []
+        cell_binding: list[list[str]] = [[] for _ in range(problem.n_cells)]
+        for c in self.constraints if constraints is None else constraints:
+            cells = _binding_cells(c, xv, problem, tol, step)
+            is_binding = bool(cells.any())
+            if is_binding:
+                binding.append(c.name)
+                for i in np.flatnonzero(cells):
+                    cell_binding[i].append(c.name)
+            price, per_row = (None, {}) if built is None else _shadow(c, built, problem)
+            rows.append(
+                {
+                    "constraint": c.name,
+                    "slack": c.slack(xv, problem),
+                    "binding": is_binding,
+                    "shadow_price": price,
+                    "shadow_price_rows": per_row,
+                }
+            )
+        return pd.DataFrame(rows), binding, cell_binding
+
+    def _table(
+        self, problem: AllocationProblem, xv: np.ndarray, cell_binding: list[list[str]]
+    ) -> pd.DataFrame:
+        cell_profit = problem.cell_profit(xv)
+        per_unit = problem.unit_profit(xv)
         bounds = hdi(cell_profit, self.hdi_prob, axis=0)
+        cust = problem.customer_mask
         t = problem.cells.copy()
-        t["customers"] = xv.astype(np.int64) if self.integer else xv
+        t["unit"] = problem.units
+        customers = np.where(cust, xv, 0.0)
+        t["customers"] = customers.astype(np.int64) if self.integer else customers
+        t["decision"] = xv
         t["spend"] = xv * problem.cost
         t["expected_incremental_profit"] = cell_profit.mean(axis=0)
         t["profit_hdi_low"] = bounds[:, 0]
         t["profit_hdi_high"] = bounds[:, 1]
         t["eligible_customers"] = problem.cell_eligible.astype(np.int64)
         t["cost_per_customer"] = problem.cost
-        t["profit_per_customer"] = per_customer.mean(axis=0)
-        t["prob_profit_positive"] = (per_customer > 0).mean(axis=0)
+        t["profit_per_customer"] = per_unit.mean(axis=0)
+        t["prob_profit_positive"] = (per_unit > 0).mean(axis=0)
+        t["binding_constraints"] = [", ".join(b) for b in cell_binding]
         num = t.select_dtypes("float").columns
         t[num] = t[num] + 0.0  # 0 x negative profit prints as -0 otherwise
         return t[ALLOCATION_COLUMNS]
+
+    # ---- frontier ---------------------------------------------------------------------------
+    def frontier(
+        self,
+        problem: AllocationProblem,
+        budgets: Sequence[float] | np.ndarray,
+        budget_constraint: str = "total_budget",
+    ) -> Frontier:
+        """Re-solve over a grid of budgets (one compiled problem, the budget a Parameter).
+
+        Points are solved as LPs (customers continuous) so every constraint has a dual: the
+        budget's dual is the marginal return of the last unit of budget (objective units per
+        unit of budget), and each binding rule's dual is its shadow price. ``marginal_return_fd``
+        is the finite-difference check between neighbouring budgets.
+        """
+        budgets = np.unique(np.asarray(budgets, dtype=float))
+        if not len(budgets) or (budgets < 0).any() or not np.isfinite(budgets).all():
+            raise ValueError("budgets must be a non-empty list of finite numbers >= 0")
+        target = [c for c in self.constraints if c.name == budget_constraint]
+        if not target or not isinstance(target[0], LinearConstraint):
+            names = [c.name for c in self.constraints if isinstance(c, LinearConstraint)]
+            raise ValueError(
+                f"frontier needs a linear budget constraint named {budget_constraint!r} among the "
+                f"constraints; linear ones here: {names}. Add TotalBudget(...) or pass "
+                "budget_constraint=<its name>"
+            )
+        built = self._build(problem, integer=False)
+        param = built.model.params[budget_constraint]
+        if param.shape != (1,):
+            raise ValueError(f"{budget_constraint!r} has {param.shape} rows; a frontier needs one")
+        sign = float(np.sign(target[0].rows(problem).b[0]) or 1.0)  # a >= rule is stored negated
+        rows, shadow_rows = [], []
+        for i, b in enumerate(budgets):
+            param.value = np.array([sign * b])
+            seconds = self._run(built.prob, warm_start=i > 0, reuse=True)
+            xv = built.model.value()
+            status = str(built.prob.status)
+            if xv is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+                note = status
+                if status in INFEASIBLE:
+                    note = "infeasible: " + self._conflict(built).describe()
+                rows.append({"budget": b, "status": status, "solve_seconds": seconds, "note": note})
+                continue
+            xv = _clean(xv, problem, integer=False)
+            scen = problem.scenario_profit(xv)
+            lo, hi = hdi(scen, self.hdi_prob)
+            # the rule objects still hold the original budget: report against this level's
+            at_level = [
+                _WithRhs(c, param.value) if c.name == budget_constraint else c
+                for c in self.constraints
+            ]
+            report, binding, _ = self._constraint_report(
+                problem, xv, built, integer=False, constraints=at_level
+            )
+            for r in report.itertuples():
+                for label, val in r.shadow_price_rows.items():
+                    shadow_rows.append(
+                        {"budget": b, "constraint": r.constraint, "row": label, "shadow_price": val}
+                    )
+            budget_dual = report.loc[report["constraint"] == budget_constraint, "shadow_price"]
+            rows.append(
+                {
+                    "budget": b,
+                    "status": status,
+                    "spend": problem.spend(xv),
+                    "expected_profit": float(scen.mean()),
+                    "profit_hdi_low": float(lo),
+                    "profit_hdi_high": float(hi),
+                    "prob_profit_positive": float((scen > 0).mean()),
+                    "objective": self.objective.evaluate(scen),
+                    "marginal_return": float(budget_dual.iloc[0] or 0.0),
+                    "binding_constraints": ", ".join(binding),
+                    "solve_seconds": seconds,
+                    "note": "",
+                }
+            )
+        table = pd.DataFrame(rows).reindex(columns=FRONTIER_COLUMNS)
+        ok = table["status"].isin([cp.OPTIMAL, cp.OPTIMAL_INACCURATE]).to_numpy()
+        fd = np.full(len(table), np.nan)
+        idx = np.flatnonzero(ok)
+        if len(idx) >= 2:
+            bud = table["budget"].to_numpy()[idx]
+            obj = table["objective"].to_numpy(dtype=float)[idx]
+            slopes = np.diff(obj) / np.diff(bud)
+            fd[idx[1:]] = slopes  # backward difference: the return of the last budget step
+            fd[idx[0]] = slopes[0]  # first level: forward difference
+        table["marginal_return_fd"] = fd
+        table["binding_constraints"] = table["binding_constraints"].fillna("")
+        table["note"] = table["note"].fillna("")
+        shadow = pd.DataFrame(shadow_rows, columns=["budget", "constraint", "row", "shadow_price"])
+        return Frontier(table, shadow, budget_constraint, self.objective.name)
+
+
+# ---- helpers ------------------------------------------------------------------------------
+class _WithRhs(LinearConstraint):
+    """A linear rule evaluated at another right-hand side (a frontier's current budget)."""
+
+    def __init__(self, inner: LinearConstraint, b: np.ndarray) -> None:
+        self.inner, self.name, self._b = inner, inner.name, np.asarray(b, dtype=float)
+
+    def rows(self, problem: AllocationProblem) -> Rows:
+        r = self.inner.rows(problem)
+        return Rows(r.A, self._b, r.labels)
+
+
+def _clean(xv: np.ndarray, problem: AllocationProblem, integer: bool) -> np.ndarray:
+    """Clip solver noise: no negatives, no -0.0, customers integral when asked."""
+    x = np.maximum(np.asarray(xv, dtype=float), 0.0)
+    if integer:
+        cust = problem.units == CUSTOMERS
+        x[cust] = np.round(x[cust])
+    ub = problem.upper_bounds()
+    x = np.minimum(x, ub)
+    return x + 0.0
+
+
+def _violation(c: Constraint, xv: np.ndarray, problem: AllocationProblem) -> float:
+    v = getattr(c, "violation", None)
+    return float(v(xv, problem)) if v is not None else max(0.0, -c.slack(xv, problem))
+
+
+def _binding_cells(
+    c: Constraint, xv: np.ndarray, problem: AllocationProblem, tol: float, step: np.ndarray
+) -> np.ndarray:
+    fn = getattr(c, "binding_cells", None)
+    if fn is not None:
+        return np.asarray(fn(xv, problem, tol, step), dtype=bool)
+    # a user-defined rule with only slack(): binding everywhere it is tight
+    tight = c.slack(xv, problem) <= tol * max(1.0, float(np.abs(xv).sum()))
+    return np.full(problem.n_cells, tight) & (xv > 0)
+
+
+def _shadow(
+    c: Constraint, built: _Built, problem: AllocationProblem
+) -> tuple[float | None, dict[str, float]]:
+    """Dual values (objective gained per unit the rule is relaxed) of one named rule."""
+    cons = built.groups.get(c.name, [])
+    if not cons:
+        return 0.0, {}
+    vals = [
+        np.atleast_1d(np.asarray(k.dual_value, dtype=float))
+        for k in cons
+        if k.dual_value is not None
+    ]
+    if not vals:
+        return None, {}
+    duals = np.abs(np.concatenate(vals))
+    labels = (
+        c.rows(problem).labels
+        if isinstance(c, LinearConstraint) and len(duals) == len(c.rows(problem).labels)
+        else [str(i) for i in range(len(duals))]
+    )
+    per_row = {lab: float(d) for lab, d in zip(labels, duals, strict=True) if d > 1e-9}
+    return float(duals.max()), per_row
+
+
+def _mip_gap(stats: Any) -> float | None:
+    info = getattr(stats, "extra_stats", None)
+    gap = getattr(info, "mip_gap", None)
+    if gap is None:
+        return None
+    gap = float(gap)
+    return gap if np.isfinite(gap) else None

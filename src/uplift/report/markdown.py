@@ -23,6 +23,7 @@ def render_report(
     by_arm: pd.DataFrame | None,
     allocation: pd.DataFrame | None,
     figures: dict[str, str],
+    frontier: pd.DataFrame | None = None,
 ) -> str:
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
@@ -62,7 +63,7 @@ def render_report(
         lines += [
             "## Decision",
             "",
-            f"**No allocation**: {summary.get('gate', {}).get('message', '')}",
+            f"**No allocation**: {summary.get('gate', {}).get('message') or summary.get('optimizer', {}).get('message', '')}",
             "",
         ]
 
@@ -84,6 +85,25 @@ def render_report(
             "Segment posteriors weighted by segment size, next to the raw difference in means:",
             "",
             md_table(by_arm[cols]),
+            "",
+        ]
+    if frontier is not None and len(frontier):
+        cols = [
+            "budget",
+            "spend",
+            "expected_profit",
+            "profit_hdi_low",
+            "profit_hdi_high",
+            "marginal_return",
+            "binding_constraints",
+        ]
+        lines += ["## Efficient frontier", ""]
+        if "frontier" in figures:
+            lines += [f"![frontier]({figures['frontier']})", ""]
+        lines += [
+            "Expected profit per budget level and the return of the last unit of budget (its dual):",
+            "",
+            md_table(frontier[[c for c in cols if c in frontier.columns]]),
             "",
         ]
     lines += ["## Uplift by segment", ""]

@@ -67,3 +67,29 @@ def allocation_plot(allocation: pd.DataFrame):
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def frontier_plot(frontier: pd.DataFrame, budget: float | None = None):
+    """Expected incremental profit (with interval) against budget, and the marginal return."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.fill_between(
+        frontier["budget"],
+        frontier["profit_hdi_low"],
+        frontier["profit_hdi_high"],
+        alpha=0.25,
+        label="HDI",
+    )
+    ax.plot(frontier["budget"], frontier["expected_profit"], "o-", ms=3, label="expected profit")
+    if budget is not None:
+        ax.axvline(budget, color="grey", ls="--", lw=0.8, label="chosen budget")
+    ax.set_xlabel("budget")
+    ax.set_ylabel("incremental profit")
+    ax.set_title("Efficient frontier")
+    ax.legend(fontsize=8)
+    ax2.step(frontier["budget"], frontier["marginal_return"], where="post")
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xlabel("budget")
+    ax2.set_ylabel("profit per extra unit of budget")
+    ax2.set_title("Marginal return (budget dual)")
+    fig.tight_layout()
+    return fig

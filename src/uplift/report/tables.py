@@ -10,6 +10,7 @@ import pandas as pd
 from uplift.models.base import FittedTactic
 from uplift.stats import hdi
 from uplift.tactics import ArmMap
+from uplift.value.per_conversion import value_for_tactic
 
 UPLIFT_COLUMNS = [
     "tactic",
@@ -30,7 +31,7 @@ UPLIFT_COLUMNS = [
 def uplift_table(
     fits: Mapping[str, FittedTactic],
     cells: pd.DataFrame,
-    value_per_conversion: pd.Series,
+    value_per_conversion: pd.Series | Mapping[str, pd.Series],
     arm_map: ArmMap,
     hdi_prob: float,
 ) -> pd.DataFrame:
@@ -41,13 +42,14 @@ def uplift_table(
     rows = []
     for tactic, fit in fits.items():
         da = fit.draws()
+        values = value_for_tactic(value_per_conversion, tactic)
         for arm in da["arm"].values:
             cost = arm_map[str(arm)].cost
             for seg in da["segment"].values:
                 d = da.sel(arm=arm, segment=seg).values
                 metrics = {
                     fit.model.metric: d,
-                    "profit_per_treated": float(value_per_conversion.loc[seg]) * d - cost,
+                    "profit_per_treated": float(values.loc[seg]) * d - cost,
                 }
                 for metric, x in metrics.items():
                     lo, hi = hdi(x, hdi_prob)
@@ -93,7 +95,7 @@ def arm_table(
     experiment's plain difference in means (and its standard error) as a sanity check."""
     control = arm_map.control.name
     sizes = cells.groupby("segment")["n"].sum()
-    by_arm = cells.groupby("arm")[["n", "conversions"]].sum()
+    by_arm = cells.groupby("arm").sum(numeric_only=True)
     rows = []
     for tactic, fit in fits.items():
         da = fit.draws()
@@ -102,9 +104,9 @@ def arm_table(
         for arm in da["arm"].values:
             d = da.sel(arm=arm).values @ w
             lo, hi = hdi(d, hdi_prob)
-            nt, kt = by_arm.loc[str(arm)]
-            nc, kc = by_arm.loc[control]
-            pt, pc = kt / nt, kc / nc
+            (mt, vt, nt), (mc, vc, nc) = (
+                _mean_var(by_arm.loc[a], fit.model.metric) for a in (str(arm), control)
+            )
             rows.append(
                 {
                     "tactic": tactic,
@@ -116,9 +118,25 @@ def arm_table(
                     "hdi_low": float(lo),
                     "hdi_high": float(hi),
                     "prob_positive": float(np.mean(d > 0)),
-                    "difference_in_means": float(pt - pc),
-                    "difference_se": float(np.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)),
+                    "difference_in_means": float(mt - mc),
+                    "difference_se": float(np.sqrt(vt / nt + vc / nc)),
                     "hdi_prob": hdi_prob,
                 }
             )
     return pd.DataFrame(rows, columns=ARM_COLUMNS)
+
+
+_SUMS = {
+    "conversion": ("conversions", None),
+    "revenue": ("revenue_sum", "revenue_sq_sum"),
+    "orders": ("orders_sum", "orders_sq_sum"),
+}
+
+
+def _mean_var(row: pd.Series, metric: str) -> tuple[float, float, int]:
+    """Per-customer mean and variance of ``metric`` in an arm, from the cell sums."""
+    total, sq = _SUMS.get(metric, _SUMS["conversion"])
+    n = int(row["n"])
+    mean = float(row[total]) / n
+    var = mean * (1 - mean) if sq is None else max(float(row[sq]) / n - mean**2, 0.0)
+    return mean, var, n

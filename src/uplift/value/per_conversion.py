@@ -7,6 +7,7 @@ posteriors plug in here later through the same :class:`SegmentValue` protocol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +63,42 @@ class ObservedValue:
         out.name = "value_per_conversion"
         out.index.name = "segment"
         return out
+
+
+ValuePerUnit = pd.Series | Mapping[str, pd.Series]
+
+
+def value_for_tactic(values: ValuePerUnit, tactic: str) -> pd.Series:
+    """One value series for all tactics, or one per tactic (when their metrics differ)."""
+    return values[tactic] if isinstance(values, Mapping) else values
+
+
+def value_per_unit(metric: str, cells: pd.DataFrame, cfg: object) -> pd.Series:
+    """What one unit of a model's metric is worth in each segment.
+
+    conversion -> value per conversion (``value.kind``); revenue -> ``value.margin`` per unit of
+    revenue; orders -> margin x mean revenue per order in the segment (all arms pooled).
+    """
+    if metric == "conversion":
+        return build_value_model(cfg).per_conversion(cells)
+    segments = sorted(cells["segment"].unique())
+    margin = float(cfg.margin)
+    if metric == "revenue":
+        out = pd.Series(margin, index=pd.Index(segments, name="segment"))
+    elif metric in ("orders", "referrals"):
+        g = cells.groupby("segment")[["revenue_sum", "orders_sum"]].sum().reindex(segments)
+        if g["orders_sum"].sum() <= 0 or g["revenue_sum"].sum() <= 0:
+            raise ValueError(
+                f"valuing {metric} needs revenue and {metric} in the data; map data.columns"
+            )
+        overall = g["revenue_sum"].sum() / g["orders_sum"].sum()
+        out = margin * (g["revenue_sum"] / g["orders_sum"].where(g["orders_sum"] > 0)).fillna(
+            overall
+        )
+    else:
+        raise ValueError(f"no value rule for metric {metric!r}")
+    out.name = "value_per_unit"
+    return out
 
 
 def build_value_model(cfg: object) -> SegmentValue:
