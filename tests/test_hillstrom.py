@@ -21,14 +21,15 @@ def result(tmp_path_factory):
 
 
 def test_data_match_published_rates(result):
-    """Conversion rates per arm as published (MineThatData): 1.25% / 0.88% / 0.57%."""
+    """Mean spend per arm as published (MineThatData): 1.4226 / 1.0772 / 0.6528."""
     by_arm = result.by_arm.set_index("arm")
     assert result.summary["n_customers"] == 64_000
+    assert (by_arm["metric"] == "revenue").all()  # spend, with its zero-inflated likelihood
     assert by_arm.loc["Mens E-Mail", "difference_in_means"] == pytest.approx(
-        0.0125 - 0.0057, abs=2e-4
+        1.4226 - 0.6528, abs=1e-3
     )
     assert by_arm.loc["Womens E-Mail", "difference_in_means"] == pytest.approx(
-        0.0088 - 0.0057, abs=2e-4
+        1.0772 - 0.6528, abs=1e-3
     )
 
 
@@ -39,7 +40,7 @@ def test_arm_posterior_agrees_with_difference_in_means(result):
             row.to_dict()
         )
         assert row["hdi_low"] < row["difference_in_means"] < row["hdi_high"]
-        assert row["prob_positive"] > 0.97  # both e-mails raise conversion (a clear RCT result)
+        assert row["prob_positive"] > 0.97  # both e-mails raise spend (a clear RCT result)
 
 
 def test_allocation_respects_budget(result):
