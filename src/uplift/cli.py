@@ -66,12 +66,8 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
     return to_app_config(cfg)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _app(cfg: DictConfig) -> float | None:
-    from uplift.data import DataValidationError
-    from uplift.optimize import AllocationError
-    from uplift.pipeline import ConvergenceGateError, run
-
+def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception], ...]):
+    """Typed config -> ``job(config, output_dir)``; user errors exit 2 with their message only."""
     try:
         config = to_app_config(cfg)
     except (ValueError, TypeError) as e:
@@ -79,11 +75,24 @@ def _app(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     out = Path(HydraConfig.get().runtime.output_dir)
     try:
-        result = run(config, out)
-    except (DataValidationError, AllocationError, ConvergenceGateError) as e:
+        return config, out, job(config, out)
+    except user_errors as e:
         log.error("%s: %s", type(e).__name__, e)
-        print(f"uplift: error: {e}", file=sys.stderr)
+        print(
+            f"uplift {verb}: error: {e}" if verb != "run" else f"uplift: error: {e}",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _app(cfg: DictConfig) -> float | None:
+    from uplift.data import DataValidationError
+    from uplift.optimize import AllocationError
+    from uplift.pipeline import ConvergenceGateError, run
+
+    errors = (DataValidationError, AllocationError, ConvergenceGateError)
+    config, out, result = _execute("run", cfg, run, errors)
     s = result.summary
     lo, hi = s["profit_hdi"]
     print(
@@ -99,17 +108,7 @@ def _design(cfg: DictConfig) -> None:
     from uplift.data import DataValidationError
     from uplift.experiment.plan import plan_experiment
 
-    try:
-        config = to_app_config(cfg)
-    except (ValueError, TypeError) as e:
-        print(f"uplift: configuration error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    out = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        table = plan_experiment(config, out)
-    except (DataValidationError, ValueError) as e:
-        print(f"uplift design: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    config, out, table = _execute("design", cfg, plan_experiment, (DataValidationError, ValueError))
     seg = table.drop_duplicates("segment")
     short = int((~seg["enough"]).sum())
     print(
@@ -119,11 +118,21 @@ def _design(cfg: DictConfig) -> None:
     )
 
 
-VERBS = {"run": _app, "design": _design}
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _clv(cfg: DictConfig) -> None:
+    from uplift.data import DataValidationError
+    from uplift.value.clv_run import run_clv
+
+    _, out, summary = _execute("clv", cfg, run_clv, (DataValidationError, ValueError))
+    print(f"uplift clv: {summary.get('message', 'done')}; outputs in {out}")
+
+
+VERBS = {"run": _app, "design": _design, "clv": _clv}
 
 
 def main() -> None:
-    """``uplift [run|design] [overrides...]``: ``run`` (default) fits and allocates; ``design`` sizes a test."""
+    """``uplift [run|design|clv] [overrides...]``: ``run`` (default) fits and allocates; ``design``
+    sizes a test; ``clv`` values customers from their transactions."""
     register_configs()
     register_experiments(*_experiment_folders())
     verb = "run"

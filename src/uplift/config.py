@@ -253,6 +253,34 @@ class DesignConfig:
 
 
 @dataclass
+class ClvConfig:
+    """``uplift clv``: customer lifetime value from a transaction table (BG/NBD + Gamma-Gamma).
+
+    ``path`` null with ``dataset: cdnow`` uses the shipped CDNOW data. Dates before
+    ``calibration_end`` fit the model; ``holdout_end`` (optional) scores its forecast.
+    """
+
+    dataset: str | None = None  # a shipped dataset name (cdnow, online_retail) or null
+    path: str | None = None  # your transactions file (csv or parquet) when dataset is null
+    customer_id: str = "customer_id"
+    date: str = "date"
+    amount: str | None = "amount"
+    date_format: str | None = None
+    calibration_end: str | None = None
+    holdout_end: str | None = None
+    time_unit: str = "weeks"
+    method: str = "nuts"  # nuts | laplace
+    horizon: float = 52.0  # in time_unit
+    discount_rate: float = 0.10  # annual
+    margin: float = 0.30
+    tier_cut_points: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.95])
+    tier_labels: list[str] = field(default_factory=lambda: ["low", "mid", "high", "top"])
+    shed_below: float = 0.0
+    shed_probability: float = 0.8
+    grow_min_upside: float = 0.0
+
+
+@dataclass
 class AppConfig:
     """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
 
@@ -266,6 +294,7 @@ class AppConfig:
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     design: DesignConfig = field(default_factory=DesignConfig)
+    clv: ClvConfig = field(default_factory=ClvConfig)
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:

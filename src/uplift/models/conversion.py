@@ -94,6 +94,36 @@ class Parameterization:
                 )
 
 
+def cell_index(
+    control: pd.DataFrame,
+    treated: pd.DataFrame,
+    tactic: str,
+    control_rows: pd.DataFrame | None = None,
+    treated_rows: pd.DataFrame | None = None,
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Segments and arms of a tactic's cells, and the position of each row in them.
+
+    Returns ``(segments, arms, control_segment, treated_segment, treated_arm)``; the rows default
+    to the cells themselves (count models index histogram rows instead).
+    """
+    control_rows = control if control_rows is None else control_rows
+    treated_rows = treated if treated_rows is None else treated_rows
+    segments = sorted(control["segment"].unique())
+    arms = sorted(treated["arm"].unique())
+    seg_pos = {s: i for i, s in enumerate(segments)}
+    arm_pos = {a: i for i, a in enumerate(arms)}
+    unknown = sorted(set(treated["segment"]) - set(seg_pos))
+    if unknown:
+        raise ValueError(f"segments {unknown} of tactic {tactic!r} have no control cell")
+    return (
+        segments,
+        arms,
+        control_rows["segment"].map(seg_pos).to_numpy(),
+        treated_rows["segment"].map(seg_pos).to_numpy(),
+        treated_rows["arm"].map(arm_pos).to_numpy(),
+    )
+
+
 class ConversionUpliftModel(UpliftModel):
     family = "binomial"
     metric = "conversion"
@@ -113,16 +143,7 @@ class ConversionUpliftModel(UpliftModel):
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         control, treated = split_cells(cells, tactic)
-        segments = sorted(control["segment"].unique())
-        arms = sorted(treated["arm"].unique())
-        seg_pos = {s: i for i, s in enumerate(segments)}
-        arm_pos = {a: i for i, a in enumerate(arms)}
-        unknown = sorted(set(treated["segment"]) - set(seg_pos))
-        if unknown:
-            raise ValueError(f"segments {unknown} of tactic {tactic!r} have no control cell")
-        c_seg = control["segment"].map(seg_pos).to_numpy()
-        t_seg = treated["segment"].map(seg_pos).to_numpy()
-        t_arm = treated["arm"].map(arm_pos).to_numpy()
+        segments, arms, c_seg, t_seg, t_arm = cell_index(control, treated, tactic)
         pr = self.priors
 
         par = self.parameterization

@@ -34,7 +34,7 @@ import xarray as xr
 
 from uplift.data.contract import SEGMENT, CustomerData
 from uplift.models.base import UpliftModel
-from uplift.models.conversion import Parameterization, pooled, split_cells
+from uplift.models.conversion import Parameterization, cell_index, pooled, split_cells
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
 
@@ -166,16 +166,9 @@ class NegBinomialCountModel(UpliftModel):
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         control, treated = split_cells(cells, tactic)
         h_control, h_treated = self._cell_histograms(control, treated)
-        segments = sorted(control[SEGMENT].unique())
-        arms = sorted(treated["arm"].unique())
-        seg_pos = {s: i for i, s in enumerate(segments)}
-        arm_pos = {a: i for i, a in enumerate(arms)}
-        unknown = sorted(set(treated[SEGMENT]) - set(seg_pos))
-        if unknown:
-            raise ValueError(f"segments {unknown} of tactic {tactic!r} have no control cell")
-        c_seg = h_control[SEGMENT].map(seg_pos).to_numpy()
-        t_seg = h_treated[SEGMENT].map(seg_pos).to_numpy()
-        t_arm = h_treated["arm"].map(arm_pos).to_numpy()
+        segments, arms, c_seg, t_seg, t_arm = cell_index(
+            control, treated, tactic, h_control, h_treated
+        )
         pr, par = self.priors, self.parameterization
 
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:

@@ -38,6 +38,7 @@ from uplift.models.base import UpliftModel
 from uplift.models.conversion import (
     ConversionPriors,
     Parameterization,
+    cell_index,
     pooled,
     split_cells,
 )
@@ -174,16 +175,7 @@ class HurdleRevenueModel(UpliftModel):
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         _check_hurdle_cells(cells)
         control, treated = split_cells(cells, tactic)
-        segments = sorted(control["segment"].unique())
-        arms = sorted(treated["arm"].unique())
-        seg_pos = {s: i for i, s in enumerate(segments)}
-        arm_pos = {a: i for i, a in enumerate(arms)}
-        unknown = sorted(set(treated["segment"]) - set(seg_pos))
-        if unknown:
-            raise ValueError(f"segments {unknown} of tactic {tactic!r} have no control cell")
-        c_seg = control["segment"].map(seg_pos).to_numpy()
-        t_seg = treated["segment"].map(seg_pos).to_numpy()
-        t_arm = treated["arm"].map(arm_pos).to_numpy()
+        segments, arms, c_seg, t_seg, t_arm = cell_index(control, treated, tactic)
         pp, sp, par = self.purchase_priors, self.spend_priors, self.parameterization
         base_c, eff_c = par.baseline == "centered", par.effect == "centered"
 

@@ -13,14 +13,14 @@ saying how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from uplift.data.contract import DataValidationError
+from uplift.data.contract import _examples, _fail
 
 TimeUnit = Literal["weeks", "days"]
 DAYS_PER_UNIT: dict[str, float] = {"weeks": 7.0, "days": 1.0}
@@ -43,16 +43,6 @@ class TransactionColumns:
         if self.amount:
             cols["amount"] = self.amount
         return cols
-
-
-def _examples(values: Sequence[object], k: int = 5) -> str:
-    vals = list(dict.fromkeys(values))
-    shown = ", ".join(repr(v) for v in vals[:k])
-    return shown + (f", ... ({len(vals)} distinct)" if len(vals) > k else "")
-
-
-def _fail(msg: str) -> None:
-    raise DataValidationError(msg)
 
 
 def check_time_unit(time_unit: str) -> str:
