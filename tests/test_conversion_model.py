@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from uplift.models import ConversionUpliftModel
 
@@ -69,3 +70,14 @@ def test_reused_compiled_model_gives_the_same_draws_as_a_fresh_compile(cells, fa
     a, b = reused.uplift_draws(), fresh.uplift_draws()
     assert list(a["arm"].values) == ["referral_bonus"]
     np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_pooling_along_segment_dimensions(cells, fast_sampler):
+    """Opt-in: effects pooled by value tier and by needs, plus a segment residual."""
+    model = ConversionUpliftModel(sampler=fast_sampler, segment_dims=("value_tier", "needs"))
+    pm_model = model.build_model(cells, "up_sell")
+    names = set(pm_model.named_vars)
+    assert {"effect_value_tier_sigma", "effect_needs_sigma", "effect_sigma"} <= names
+    assert list(pm_model.coords["value_tier_level"]) == ["high", "low", "mid"]
+    with pytest.raises(ValueError, match="segment dimension 'region'"):
+        ConversionUpliftModel(segment_dims=("region",)).build_model(cells, "up_sell")

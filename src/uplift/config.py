@@ -135,6 +135,7 @@ class ModelConfig:
     family: str = "binomial"
     metric: str = "conversion"
     families: dict[str, str] = field(default_factory=dict)
+    pool_by_dimensions: bool = False  # effects pooled along each segment column (binomial family)
     priors: ConversionPriors = field(default_factory=ConversionPriors)
     spend_priors: SpendPriors = field(default_factory=SpendPriors)
     count_priors: CountPriors = field(default_factory=CountPriors)

@@ -27,7 +27,7 @@ from uplift.data import (
     load_customers,
     validate_customers,
 )
-from uplift.data.cells import segment_sizes
+from uplift.data.cells import segment_dimensions, segment_sizes
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
@@ -147,7 +147,8 @@ def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftMod
     if fam == "negative_binomial":
         hist = count_histograms(data, "orders")
         return NegBinomialCountModel(hist, mc.count_priors, config.sampler, mc.parameterization)
-    return ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization)
+    dims = segment_dimensions(data) if mc.pool_by_dimensions else ()
+    return ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization, dims)
 
 
 def fit_tactics(

@@ -65,8 +65,10 @@ from uplift.experiment.readout import (
     readout_table,
     recommend,
 )
+from uplift.experiment.run_checks import srm_for_run  # noqa: E402
 
 __all__ = [
+    "srm_for_run",
     "BUCKETS",
     "HOLDOUT",
     "KEEP_TESTING",

@@ -94,6 +94,31 @@ class Parameterization:
                 )
 
 
+def dimension_effects(
+    control: pd.DataFrame, segments: list[str], dims: tuple[str, ...], scale: float
+):
+    """Sum over segment dimensions (e.g. value tier, needs) of a pooled effect per level.
+
+    Segments sharing a tier borrow strength from each other first; the per-segment residual
+    (pooled by the caller) captures what the dimensions do not. Non-centred: level effects are
+    few and weakly identified. Returns 0 when there are no dimensions.
+    """
+    total = 0.0
+    for d in dims:
+        if d not in control.columns:
+            raise ValueError(f"segment dimension {d!r} is not a column of the cells")
+        of = (
+            control.drop_duplicates("segment").set_index("segment")[d].astype(str).reindex(segments)
+        )
+        levels = sorted(of.unique())
+        if len(levels) < 2:
+            continue
+        idx = of.map({v: i for i, v in enumerate(levels)}).to_numpy()
+        pm.modelcontext(None).add_coord(f"{d}_level", levels)
+        total = total + pooled(f"effect_{d}", 0.0, scale, ("arm", f"{d}_level"), False)[:, idx]
+    return total
+
+
 def cell_index(
     control: pd.DataFrame,
     treated: pd.DataFrame,
@@ -133,13 +158,19 @@ class ConversionUpliftModel(UpliftModel):
         priors: ConversionPriors | None = None,
         sampler: SamplerSettings | None = None,
         parameterization: Parameterization | None = None,
+        segment_dims: tuple[str, ...] | list[str] = (),
     ):
         super().__init__(sampler)
         self.priors = priors or ConversionPriors()
         self.parameterization = parameterization or Parameterization()
+        self.segment_dims = tuple(segment_dims)
 
     def model_config(self) -> dict:
-        return asdict(self.priors) | asdict(self.parameterization)
+        return (
+            asdict(self.priors)
+            | asdict(self.parameterization)
+            | {"segment_dims": list(self.segment_dims)}
+        )
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         control, treated = split_cells(cells, tactic)
@@ -156,7 +187,8 @@ class ConversionUpliftModel(UpliftModel):
             mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")
             b = pooled(
                 "effect",
-                mu_b[:, None],
+                mu_b[:, None]
+                + dimension_effects(control, segments, self.segment_dims, pr.effect_sigma),
                 pr.effect_sigma,
                 ("arm", "segment"),
                 par.effect == "centered",

@@ -74,3 +74,29 @@ def cdnow_sample_id_map() -> pd.Series:
         names=["customer_id", "sample_id", "date", "n_cds", "amount"],
     )
     return sample.drop_duplicates("sample_id").set_index("sample_id")["customer_id"].sort_index()
+
+
+#: Online Retail (UCI, CC BY 4.0): two years of a UK gift wholesaler's invoices, 2009-12-01 ..
+#: 2011-12-09. Provenance, cleaning rules and checksum: ``data/online_retail/SOURCE.md``.
+ONLINE_RETAIL_FILE = "online_retail/online_retail_invoices.csv.gz"
+ONLINE_RETAIL_CALIBRATION_END = "2011-03-31"
+ONLINE_RETAIL_HOLDOUT_END = "2011-12-09"
+ONLINE_RETAIL_COLUMNS = TransactionColumns(
+    customer_id="customer_id", date="invoice_date", amount="amount"
+)
+
+
+def load_online_retail() -> pd.DataFrame:
+    """Online Retail invoices: ``invoice`` (str), ``customer_id`` (int), ``invoice_date``
+    (Timestamp, minute resolution), ``amount`` (GBP, sum of quantity x unit price).
+
+    One row per invoice of an identified customer; cancellations, returns, bad-debt adjustments
+    and non-merchandise lines (postage, fees) were removed when the shipped file was derived, so
+    every amount is a purchase > 0 (see ``data/online_retail/SOURCE.md``).
+    """
+    frame = pd.read_csv(
+        shipped_path(ONLINE_RETAIL_FILE),
+        dtype={"invoice": str, "customer_id": "int64", "amount": float},
+    )
+    frame["invoice_date"] = pd.to_datetime(frame["invoice_date"], format="%Y-%m-%d %H:%M")
+    return frame

@@ -1,0 +1,43 @@
+"""Health checks on a finished pipeline run (``uplift.pipeline.RunResult``).
+
+Why: presets on real data come with whatever split the experimenters used, and the first thing to
+ask of any readout is whether the arms hold the share of customers the design promised (sample-ratio
+mismatch). ``srm_for_run`` runs :func:`uplift.experiment.health.srm_check` on the validated rows of
+a run, overall and per segment, so a preset (or a test) can check its data in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from uplift.experiment.health import SRMResult, srm_check
+
+if TYPE_CHECKING:
+    from uplift.pipeline import RunResult
+
+
+def srm_for_run(
+    result: RunResult,
+    expected: Mapping[str, float] | None = None,
+    alpha: float = 0.001,
+) -> SRMResult:
+    """Sample-ratio mismatch of a run's arms, overall and per segment.
+
+    ``expected`` maps arm -> design weight (normalised by ``srm_check``); the default is an equal
+    split across the run's configured arms, which is right for 50/50 or 1/K designs but wrong for
+    unequal designs (e.g. a large control): pass the design weights then. ``alpha`` defaults to
+    0.001, the usual SRM threshold (GrowthBook, Statsig).
+    """
+    frame = result.data.frame
+    arms = list(result.data.arm_map.names)
+    if expected is None:
+        weights = {a: 1.0 for a in arms}
+    else:
+        weights = {str(k): float(v) for k, v in expected.items()}
+        unknown = sorted(set(weights) - set(arms))
+        if unknown:
+            raise ValueError(
+                f"srm_for_run.expected: arm(s) {unknown} are not arms of this run ({arms})"
+            )
+    return srm_check(frame, "arm", weights, segment_col="segment", alpha=alpha)
