@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,6 +43,15 @@ ALLOCATION_COLUMNS = [
     "profit_hdi_high",
 ]
 TACTICS = ["cross_sell", "up_sell", "frequency", "margin", "retention", "referral"]
+ARMS = [
+    "control",
+    "cross_sell_email",
+    "upgrade_offer",
+    "loyalty_points",
+    "discount_10pct",
+    "retention_call",
+    "referral_bonus",
+]
 
 
 def uplift(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -68,6 +78,8 @@ def test_artifacts_and_contract(run_dir):
         "report.md",
         "uplift_forest.png",
         "allocation.png",
+        "readout.csv",
+        "next_wave_shares.csv",
     ]:
         assert (run_dir / name).stat().st_size > 0, name
     for t in TACTICS:
@@ -278,3 +290,25 @@ def test_family_needing_a_missing_column_fails_before_sampling(tmp_path):
     assert r.returncode == 2
     assert "negative_binomial" in r.stderr and "data.columns.orders" in r.stderr
     assert not list(tmp_path.glob("posterior_*.nc"))
+
+
+def test_sample_ratio_mismatch_stops_before_sampling(tmp_path):
+    equal = [f"+health.expected_split.{a}=1" for a in ARMS]  # the real design gives control 25%
+    r = uplift(
+        "data.synthetic.n_customers=20000", *equal, f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
+    assert r.returncode == 2
+    assert "sample-ratio mismatch" in r.stderr and "health.override=true" in r.stderr
+    assert not list(tmp_path.glob("posterior_*.nc"))
+
+
+def test_readout_and_next_wave(run_dir):
+    ro = pd.read_csv(run_dir / "readout.csv")
+    assert set(ro["recommendation"]) <= {"ship", "keep testing", "stop"}
+    assert {"prob_profit_positive", "expected_loss_ship", "expected_loss_hold"} <= set(ro.columns)
+    assert (ro["segment"] == "__overall__").sum() == 6
+    nw = pd.read_csv(run_dir / "next_wave_shares.csv")
+    assert np.allclose(nw.groupby("segment")["share"].sum(), 1.0, atol=1e-5)  # csv keeps 6 digits
+    assert (nw["share"] >= 0.01 - 1e-12).all()
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["health"]["srm_passed"]

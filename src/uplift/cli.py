@@ -88,10 +88,11 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     from uplift.data import DataValidationError
+    from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
     from uplift.pipeline import ConvergenceGateError, run
 
-    errors = (DataValidationError, AllocationError, ConvergenceGateError)
+    errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
     config, out, result = _execute("run", cfg, run, errors)
     s = result.summary
     lo, hi = s["profit_hdi"]

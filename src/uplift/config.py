@@ -254,6 +254,30 @@ class DesignConfig:
 
 
 @dataclass
+class HealthConfig:
+    """Checks on the experiment before any readout or fit.
+
+    ``expected_split``: design weight per arm for the sample-ratio-mismatch test (chi-square,
+    overall and per segment). Empty: equal weights, except synthetic data whose design is known.
+    A failed check stops the run before sampling unless ``override`` is true.
+    """
+
+    expected_split: dict[str, float] = field(default_factory=dict)
+    srm_alpha: float = 0.001
+    override: bool = False
+
+
+@dataclass
+class ReadoutConfig:
+    """Decision rule of ``readout.csv`` (per tactic arm and segment, in money) and next wave."""
+
+    ship_prob: float = 0.95  # ship when P(profit > 0) >= this and the loss of shipping is small
+    stop_prob: float = 0.05  # stop when P(profit > 0) <= this
+    tolerance: float = 0.01  # expected loss (currency per treated customer) we accept
+    next_wave_min_share: float = 0.01  # Thompson shares: minimum per arm
+
+
+@dataclass
 class ClvConfig:
     """``uplift clv``: customer lifetime value from a transaction table (BG/NBD + Gamma-Gamma).
 
@@ -296,6 +320,8 @@ class AppConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     design: DesignConfig = field(default_factory=DesignConfig)
     clv: ClvConfig = field(default_factory=ClvConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:

@@ -224,6 +224,84 @@ def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap
     allocator.solve(problem)
 
 
+def readout_and_next_wave(
+    config: AppConfig,
+    fits: dict[str, FittedTactic],
+    values: dict[str, pd.Series],
+    arm_map: ArmMap,
+    cells: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ship / keep testing / stop per tactic arm and segment (in money), and Thompson shares of
+    the next wave per segment from the posterior profit of every arm (control at 0)."""
+    import xarray as xr
+
+    from uplift.experiment.nextwave import next_wave_shares
+    from uplift.experiment.readout import DecisionRule, profit_draws, readout_table
+
+    rc = config.readout
+    rule = DecisionRule(ship_prob=rc.ship_prob, stop_prob=rc.stop_prob, tolerance=rc.tolerance)
+    sizes = segment_sizes(cells)
+    tables, profits = [], []
+    for tactic, fit in fits.items():
+        draws = fit.draws()
+        tables.append(
+            readout_table(
+                {tactic: draws},
+                values[tactic],
+                arm_map,
+                segment_sizes=sizes,
+                rule=rule,
+                hdi_prob=config.report.hdi_prob,
+                metric=fit.model.metric,
+            )
+        )
+        profits.append(profit_draws(draws, values[tactic], arm_map))
+    shares = next_wave_shares(
+        xr.concat(profits, dim="arm"),
+        rc.next_wave_min_share,
+        control=arm_map.control.name,
+        seed=config.sampler.seed,
+    )
+    return pd.concat(tables, ignore_index=True), shares
+
+
+def expected_split(config: AppConfig, arm_map: ArmMap) -> dict[str, float] | None:
+    """Design weights per arm: configured, or known from the synthetic design, or None (equal)."""
+    if config.health.expected_split:
+        return dict(config.health.expected_split)
+    if config.data.source is DataSource.synthetic:
+        share = config.data.synthetic.control_share
+        treated = (1 - share) / len(arm_map.treated)
+        return {arm_map.control.name: share} | {a.name: treated for a in arm_map.treated}
+    return None
+
+
+def check_health(config: AppConfig, data: CustomerData) -> dict:
+    """Sample-ratio mismatch overall and per segment, before any fit; refuses unless overridden."""
+    from uplift.experiment.health import HealthCheckError
+    from uplift.experiment.run_checks import srm_for_data
+
+    weights = expected_split(config, data.arm_map)
+    srm = srm_for_data(data, weights, config.health.srm_alpha)
+    info = {
+        "srm_passed": srm.ok,
+        "srm_p_value": srm.overall.p_value,
+        "srm_alpha": config.health.srm_alpha,
+        "expected_split": weights or "equal",
+        "failures": srm.failures,
+        "overridden": (not srm.ok) and config.health.override,
+    }
+    if not srm.ok and not config.health.override:
+        raise HealthCheckError(
+            [f"sample-ratio mismatch: {f}" for f in srm.failures[:10]]
+            + [
+                "if the design split was unequal set health.expected_split.<arm>=<weight>; "
+                "to read out anyway set health.override=true"
+            ]
+        )
+    return info
+
+
 def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     """Run the whole pipeline and write every artifact into ``output_dir``."""
     out = Path(output_dir)
@@ -246,6 +324,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     log.info(
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
+    health = check_health(config, data)
 
     with clock.stage("fit"):
         fits = fit_tactics(cells, data, config)
@@ -256,6 +335,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
     by_arm = arm_table(fits, cells, data.arm_map, hp)
     files["uplift_by_arm"] = artifacts.atomic_write_csv(by_arm, out / "uplift_by_arm.csv")
+    decisions, shares = readout_and_next_wave(config, fits, values, data.arm_map, cells)
+    files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
+    files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
 
     gate = config.optimize.gate
     failures = {
@@ -290,6 +372,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             for t, f in fits.items()
         },
         "gate": gate_info,
+        "health": health,
         "value_per_unit": {
             t: {"metric": fits[t].model.metric} | {k: round(float(v), 4) for k, v in vals.items()}
             for t, vals in values.items()
@@ -379,6 +462,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             allocation.table if allocation else None,
             figures,
             frontier.table if frontier is not None else None,
+            decisions,
         ),
         out / "report.md",
     )

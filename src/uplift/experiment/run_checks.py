@@ -14,7 +14,31 @@ from typing import TYPE_CHECKING
 from uplift.experiment.health import SRMResult, srm_check
 
 if TYPE_CHECKING:
+    from uplift.data.contract import CustomerData
     from uplift.pipeline import RunResult
+
+
+def srm_for_data(
+    data: CustomerData,
+    expected: Mapping[str, float] | None = None,
+    alpha: float = 0.001,
+) -> SRMResult:
+    """Sample-ratio mismatch of validated customer rows, overall and per segment.
+
+    ``expected`` maps arm -> design weight (normalised by ``srm_check``); the default is an equal
+    split across the configured arms, which is right for 50/50 or 1/K designs but wrong for
+    unequal designs (e.g. a large control): pass the design weights then. ``alpha`` defaults to
+    0.001, the usual SRM threshold (GrowthBook, Statsig).
+    """
+    arms = list(data.arm_map.names)
+    if expected is None:
+        weights = {a: 1.0 for a in arms}
+    else:
+        weights = {str(k): float(v) for k, v in expected.items()}
+        unknown = sorted(set(weights) - set(arms))
+        if unknown:
+            raise ValueError(f"expected split: arm(s) {unknown} are not arms of this run ({arms})")
+    return srm_check(data.frame, "arm", weights, segment_col="segment", alpha=alpha)
 
 
 def srm_for_run(
@@ -22,22 +46,5 @@ def srm_for_run(
     expected: Mapping[str, float] | None = None,
     alpha: float = 0.001,
 ) -> SRMResult:
-    """Sample-ratio mismatch of a run's arms, overall and per segment.
-
-    ``expected`` maps arm -> design weight (normalised by ``srm_check``); the default is an equal
-    split across the run's configured arms, which is right for 50/50 or 1/K designs but wrong for
-    unequal designs (e.g. a large control): pass the design weights then. ``alpha`` defaults to
-    0.001, the usual SRM threshold (GrowthBook, Statsig).
-    """
-    frame = result.data.frame
-    arms = list(result.data.arm_map.names)
-    if expected is None:
-        weights = {a: 1.0 for a in arms}
-    else:
-        weights = {str(k): float(v) for k, v in expected.items()}
-        unknown = sorted(set(weights) - set(arms))
-        if unknown:
-            raise ValueError(
-                f"srm_for_run.expected: arm(s) {unknown} are not arms of this run ({arms})"
-            )
-    return srm_check(frame, "arm", weights, segment_col="segment", alpha=alpha)
+    """:func:`srm_for_data` on a finished run's validated rows."""
+    return srm_for_data(result.data, expected, alpha)

@@ -24,6 +24,7 @@ def render_report(
     allocation: pd.DataFrame | None,
     figures: dict[str, str],
     frontier: pd.DataFrame | None = None,
+    readout: pd.DataFrame | None = None,
 ) -> str:
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
@@ -104,6 +105,43 @@ def render_report(
             "Expected profit per budget level and the return of the last unit of budget (its dual):",
             "",
             md_table(frontier[[c for c in cols if c in frontier.columns]]),
+            "",
+        ]
+    if readout is not None and len(readout):
+        overall = readout[readout["segment"] == "__overall__"]
+        mix = readout[readout["segment"] != "__overall__"].pivot_table(
+            index=["tactic", "arm"],
+            columns="recommendation",
+            values="segment",
+            aggfunc="count",
+            fill_value=0,
+        )
+        h = summary.get("health", {})
+        lines += [
+            "## Readout",
+            "",
+            f"Sample-ratio check: {'passed' if h.get('srm_passed') else 'FAILED (overridden)'} "
+            f"(p = {h.get('srm_p_value', float('nan')):.3g}, alpha {h.get('srm_alpha', 0.001)}).",
+            "",
+            "Shipping each arm to every segment (profit per treated customer, expected losses in money):",
+            "",
+            md_table(
+                overall[
+                    [
+                        "tactic",
+                        "arm",
+                        "profit_mean",
+                        "prob_profit_positive",
+                        "expected_loss_ship",
+                        "expected_loss_hold",
+                        "recommendation",
+                    ]
+                ]
+            ),
+            "",
+            "Segments per recommendation (details in `readout.csv`):",
+            "",
+            md_table(mix.reset_index()),
             "",
         ]
     lines += ["## Uplift by segment", ""]
