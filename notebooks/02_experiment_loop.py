@@ -141,6 +141,7 @@ overrides = [
     "tactics=custom",
     *[f"+tactics.arms.{a}={{tactic: {s['tactic']}, cost: {s['cost']}}}" for a, s in ARMS.items()],
     f"value.margin={MARGIN}",
+    *[f"+health.expected_split.{a}={w}" for a, w in weights.items()],  # the run re-checks SRM
     "optimize.budget=8000",
     "report.plots=false",
     f"sampler.seed={SEED}",
