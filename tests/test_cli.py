@@ -312,3 +312,27 @@ def test_readout_and_next_wave(run_dir):
     assert (nw["share"] >= 0.01 - 1e-12).all()
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["health"]["srm_passed"]
+
+
+def test_design_verb_for_revenue(tmp_path):
+    from uplift.experiment.design import required_sample_size
+
+    r = uplift(
+        "design",
+        "design.metric=revenue",
+        "design.mde=2.0",
+        "data.synthetic.n_customers=20000",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = pd.read_csv(tmp_path / "design.csv")
+    cells = pd.read_parquet(tmp_path / "synthetic" / "customers.parquet")
+    seg = cells.assign(segment=cells["value_tier"] + "/" + cells["needs"])
+    ctl = seg[(seg["arm"] == "control") & (seg["segment"] == "high/price")]["revenue"]
+    row = d[(d["arm"] == "upgrade_offer") & (d["segment"] == "high/price")].iloc[0]
+    assert row["baseline"] == pytest.approx(ctl.mean(), rel=1e-4)
+    expect = required_sample_size(
+        ctl.mean(), 2.0, metric="continuous", sd=ctl.std(ddof=0), n_treatments=6
+    )
+    assert row["required"] == expect.n_treatment

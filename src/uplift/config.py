@@ -239,6 +239,7 @@ class DesignConfig:
     """
 
     mde: float = 0.01
+    metric: str = "conversion"  # conversion (binary) | revenue (continuous, per customer)
     alpha: float = 0.05
     power: float = 0.8
     allocation: str = "optimal"  # or a treated:control ratio such as 1.0
@@ -249,6 +250,10 @@ class DesignConfig:
 
     def __post_init__(self) -> None:
         _positive("design.mde", self.mde)
+        if self.metric not in ("conversion", "revenue"):
+            raise ValueError(
+                f"design.metric must be 'conversion' or 'revenue', got {self.metric!r}"
+            )
         if not 0 < self.alpha < 1 or not 0 < self.power < 1:
             raise ValueError("design.alpha and design.power must be in (0, 1)")
 

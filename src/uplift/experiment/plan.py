@@ -26,16 +26,22 @@ def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
     data, _ = load_data(config, out)
     cells = aggregate_cells(data)
     ctl = cells[cells["arm"] == data.arm_map.control.name].set_index("segment")
+    d = config.design
+    if d.metric == "revenue" and not data.has_revenue:
+        raise ValueError("design.metric=revenue needs a revenue column: map data.columns.revenue")
+    total = ctl["conversions"] if d.metric == "conversion" else ctl["revenue_sum"]
+    mean = total / ctl["n"]
+    sd = (ctl["revenue_sq_sum"] / ctl["n"] - mean**2).clip(lower=0) ** 0.5
     segments = pd.DataFrame(
         {
             "segment": ctl.index,
-            "baseline": (ctl["conversions"] / ctl["n"]).to_numpy(),
+            "baseline": mean.to_numpy(),
+            "sd": sd.to_numpy(),
             "customers": (
                 segment_sizes(cells).reindex(ctl.index) * config.optimize.population_scale
             ).to_numpy(),
         }
     )
-    d = config.design
     prior = None
     if d.assurance_prior_mean is not None and d.assurance_prior_sd is not None:
         prior = (d.assurance_prior_mean, d.assurance_prior_sd)
@@ -44,6 +50,7 @@ def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
         segments,
         data.arm_map,
         d.mde,
+        metric="binary" if d.metric == "conversion" else "continuous",
         alpha=d.alpha,
         power=d.power,
         allocation=allocation,
