@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.optimize.constraints import Constraint, LinearConstraint, Rows, check_unique_names
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, find_conflict
+from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
 from uplift.optimize.model import AllocationModel
 from uplift.optimize.objectives import ExpectedProfit, Objective
 from uplift.optimize.problem import CUSTOMERS, AllocationProblem, SaturatingResponse
@@ -85,17 +85,8 @@ class AllocationError(RuntimeError):
     """The allocation could not be solved; the message carries solver status and constraint names."""
 
 
-class InfeasibleAllocationError(AllocationError):
+class InfeasibleAllocationError(InfeasibleMixin, AllocationError):
     """No plan meets every rule; ``conflict`` names the rules that cannot hold together."""
-
-    def __init__(
-        self, message: str, conflict: Conflict, status: str, solver: str, seconds: float
-    ) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.status = status
-        self.solver = solver
-        self.solve_seconds = seconds
 
 
 @dataclass

@@ -52,6 +52,19 @@ class Conflict:
         return msg
 
 
+class InfeasibleMixin:
+    """Shared fields of the infeasibility errors: the conflicting rules and the solver's facts."""
+
+    def __init__(
+        self, message: str, conflict: Conflict, status: str, solver: str, seconds: float
+    ) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+        self.status = status
+        self.solver = solver
+        self.solve_seconds = seconds
+
+
 def _is_feasible(constraints: list[cp.Constraint], solve_kwargs: Mapping[str, Any]) -> bool:
     prob = cp.Problem(cp.Minimize(0), constraints)
     try:

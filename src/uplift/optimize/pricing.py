@@ -33,7 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from uplift.optimize.constraints import check_unique_names, segment_matches
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, find_conflict
+from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
 from uplift.optimize.objectives import ExpectedProfit, MeanCVaR, Objective
 from uplift.stats import hdi
 
@@ -67,17 +67,8 @@ class PricingError(RuntimeError):
     """Prices could not be set; the message carries solver status and constraint names."""
 
 
-class InfeasiblePricingError(PricingError):
+class InfeasiblePricingError(InfeasibleMixin, PricingError):
     """No price vector meets every rule; ``conflict`` names the rules that cannot hold together."""
-
-    def __init__(
-        self, message: str, conflict: Conflict, status: str, solver: str, seconds: float
-    ) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.status = status
-        self.solver = solver
-        self.solve_seconds = seconds
 
 
 # ---- problem -------------------------------------------------------------------------------
