@@ -188,6 +188,11 @@ def build_allocator(config: AppConfig) -> BudgetAllocator:
     )
 
 
+def eligible_customers(config: AppConfig, cells: pd.DataFrame) -> pd.Series:
+    """Customers per segment the plan may treat: segment size x ``optimize.population_scale``."""
+    return (segment_sizes(cells) * config.optimize.population_scale).round()
+
+
 PROFIT_DEPENDENT_RULES = {"roi_floor", "loss_probability"}
 
 
@@ -209,8 +214,9 @@ def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap
         for t in arm_map.tactics()
     }
     values = pd.Series(0.0, index=segments)
-    eligible = (segment_sizes(cells) * config.optimize.population_scale).round()
-    problem = AllocationProblem.from_uplift(zeros, values, arm_map, eligible)
+    problem = AllocationProblem.from_uplift(
+        zeros, values, arm_map, eligible_customers(config, cells)
+    )
     check = copy.deepcopy(config)
     check.optimize.constraints = [
         c for c in config.optimize.constraints if dict(c).get("type") not in PROFIT_DEPENDENT_RULES
@@ -390,10 +396,11 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         )
     else:
         with clock.stage("optimize"):
-            eligible = segment_sizes(cells) * config.optimize.population_scale
-            eligible = eligible.round()
             problem = AllocationProblem.from_uplift(
-                {t: f.draws() for t, f in fits.items()}, values, data.arm_map, eligible
+                {t: f.draws() for t, f in fits.items()},
+                values,
+                data.arm_map,
+                eligible_customers(config, cells),
             )
             allocator = build_allocator(config)
             try:
