@@ -336,3 +336,89 @@ def test_design_verb_for_revenue(tmp_path):
         ctl.mean(), 2.0, metric="continuous", sd=ctl.std(ddof=0), n_treatments=6
     )
     assert row["required"] == expect.n_treatment
+
+
+def test_clv_value_joined_to_experiment(tmp_path):
+    """value=clv: CLV tiers join the experiment as a segment column; value per conversion is the
+    segment's mean CLV (the in-process acceptance test is tests/test_clv_join.py)."""
+    from uplift.data.synthetic import default_arm_map, generate
+
+    exp = generate(default_arm_map(), n_customers=20000, seed=7)
+    clv = {"low": 40.0, "mid": 150.0, "high": 600.0}
+    cv = pd.DataFrame(
+        {
+            "customer_id": exp.customers["customer_id"],
+            "clv_mean": exp.customers["value_tier"].map(clv),
+            "tier": exp.customers["value_tier"].map(
+                {"low": "bronze", "mid": "silver", "high": "gold"}
+            ),
+        }
+    )
+    cv_path = tmp_path / "customer_value.csv"
+    cv.to_csv(cv_path, index=False)
+    r = uplift(
+        "data.synthetic.n_customers=20000",
+        "sampler=fast",
+        "optimize.allow_unconverged=true",
+        "value=clv",
+        f"value.customer_value_path={cv_path}",
+        "data.columns.segments=[clv_tier,needs]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    v = s["value_per_unit"]["cross_sell"]
+    assert v["gold/price"] == pytest.approx(600.0) and v["bronze/price"] == pytest.approx(40.0)
+    al = pd.read_csv(tmp_path / "run" / "allocation.csv")
+    assert al["segment"].str.startswith(("gold/", "silver/", "bronze/")).all()
+
+
+def test_clv_value_needs_tier_among_segments(tmp_path):
+    cv_path = tmp_path / "customer_value.csv"
+    pd.DataFrame({"customer_id": [1, 2], "clv_mean": [1.0, 2.0], "tier": ["a", "b"]}).to_csv(
+        cv_path, index=False
+    )
+    r = uplift(
+        "data.synthetic.n_customers=2000",
+        "value=clv",
+        f"value.customer_value_path={cv_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "data.columns.segments=[clv_tier" in r.stderr
+
+
+def test_pricing_preset_chooses_prices_near_the_true_optimum(tmp_path):
+    r = uplift(
+        "experiment=synthetic_pricing",
+        "sampler=fast",
+        "optimize.allow_unconverged=true",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    prices = pd.read_csv(tmp_path / "prices.csv")
+    contract = [
+        "segment",
+        "price",
+        "cost_plus_price",
+        "expected_demand",
+        "expected_profit",
+        "profit_hdi_low",
+        "profit_hdi_high",
+    ]
+    assert set(contract) <= set(prices.columns)
+    truth = pd.read_csv(tmp_path / "synthetic" / "price_truth.csv").set_index("segment")
+    grid = np.linspace(8, 12, 17)
+    step = grid[1] - grid[0]
+    for _, row in prices.iterrows():
+        t = truth.loc[row["segment"]]
+        profit = (grid - 6.0) / (1 + np.exp(-(t["a"] + t["b"] * np.log(grid / 10.0))))
+        assert abs(row["price"] - grid[profit.argmax()]) <= step + 1e-9, (
+            row["segment"],
+            row["price"],
+        )
+    assert prices["price"].max() / prices["price"].min() <= 1.4 + 1e-9  # the fairness band holds
+    assert (tmp_path / "prices.png").stat().st_size > 0
+    assert "## Prices" in (tmp_path / "report.md").read_text()

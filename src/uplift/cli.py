@@ -95,13 +95,18 @@ def _app(cfg: DictConfig) -> float | None:
     errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
     config, out, result = _execute("run", cfg, run, errors)
     s = result.summary
-    lo, hi = s["profit_hdi"]
-    print(
-        f"uplift: {s['experiment']}: spend {s['total_spend']:,.0f} of {s['budget']:,.0f}; expected incremental "
-        f"profit {s['expected_incremental_profit']:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
-        f"outputs in {out}"
-    )
-    return float(s["expected_incremental_profit"])
+    if "profit_hdi" in s:
+        lo, hi = s["profit_hdi"]
+        print(
+            f"uplift: {s['experiment']}: spend {s['total_spend']:,.0f} of {s['budget']:,.0f}; expected incremental "
+            f"profit {s['expected_incremental_profit']:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
+            f"outputs in {out}"
+        )
+    for tactic, p in s.get("pricing", {}).items():
+        print(
+            f"uplift: {s['experiment']}: prices for {tactic} in prices.csv ({p.get('status', '')}); outputs in {out}"
+        )
+    return float(s.get("expected_incremental_profit", 0.0))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -20,17 +20,24 @@ from uplift.models.sampling import SamplerSettings
 from uplift.tactics import ArmMap, Tactic
 
 #: likelihood family -> the column of the data it needs (None: always available)
-FAMILIES = {"binomial": None, "hurdle_lognormal": "revenue", "negative_binomial": "orders"}
+FAMILIES = {
+    "binomial": None,
+    "hurdle_lognormal": "revenue",
+    "negative_binomial": "orders",
+    "price_logit": None,
+}
 #: likelihood family -> the metric its uplift is measured in
 FAMILY_METRIC = {
     "binomial": "conversion",
     "hurdle_lognormal": "revenue",
     "negative_binomial": "orders",
+    "price_logit": "conversion",
 }
 
 
 class DataSource(StrEnum):
     synthetic = "synthetic"
+    synthetic_price = "synthetic_price"
     csv = "csv"
     parquet = "parquet"
 
@@ -38,6 +45,7 @@ class DataSource(StrEnum):
 class ValueKind(StrEnum):
     constant = "constant"
     observed = "observed"
+    clv = "clv"
 
 
 class Objective(StrEnum):
@@ -90,6 +98,20 @@ class SyntheticConfig:
 
 
 @dataclass
+class SyntheticPriceConfig:
+    """A randomized price test with known truth (:mod:`uplift.data.synthetic_price`): purchase
+    logit ``true_a + true_b log(price / current_price)`` per segment."""
+
+    segments: list[str] = field(default_factory=lambda: ["bargain", "mainstream", "premium"])
+    prices: list[float] = field(default_factory=lambda: [8.0, 9.0, 10.0, 11.0, 12.0])
+    current_price: float = 10.0
+    n_customers: int = 150_000
+    true_a: list[float] = field(default_factory=lambda: [-1.4, -1.8, -2.2])
+    true_b: list[float] = field(default_factory=lambda: [-5.0, -4.0, -3.0])
+    seed: int = 11
+
+
+@dataclass
 class DataConfig:
     """Where customer rows come from and how their columns map to the contract.
 
@@ -103,9 +125,10 @@ class DataConfig:
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     derive: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    synthetic_price: SyntheticPriceConfig = field(default_factory=SyntheticPriceConfig)
 
     def __post_init__(self) -> None:
-        if self.source is not DataSource.synthetic and not self.path:
+        if self.source in (DataSource.csv, DataSource.parquet) and not self.path:
             raise ValueError(
                 f"data.path is required when data.source={self.source.value}; "
                 "pass data.path=/path/to/customers.csv"
@@ -161,17 +184,34 @@ class ValueConfig:
 
     ``observed``: margin x mean revenue of converters in the segment (all arms pooled).
     ``constant``: ``per_conversion`` everywhere, overridden per segment by ``by_segment``.
+    ``clv``: mean customer lifetime value of the segment's customers, from the
+    ``customer_value.csv`` that ``uplift clv`` wrote (CLV from transactions *before* the
+    experiment started); with ``join_tier`` each customer's CLV tier becomes column
+    ``tier_column``, usable in ``data.columns.segments``.
     """
 
     kind: ValueKind = ValueKind.observed
     margin: float = 0.4
     per_conversion: float = 30.0
     by_segment: dict[str, float] = field(default_factory=dict)
+    customer_value_path: str | None = None
+    join_tier: bool = True
+    tier_column: str = "clv_tier"
+    missing_tier: str = "unknown"
+    statistic: str = "mean"
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.margin <= 1:
             raise ValueError(f"value.margin must be in (0, 1], got {self.margin}")
         _positive("value.per_conversion", self.per_conversion, allow_zero=True)
+        if self.kind is ValueKind.clv and not self.customer_value_path:
+            raise ValueError(
+                "value.kind=clv needs value.customer_value_path=<dir>/customer_value.csv written by `uplift clv`"
+            )
+        if self.statistic not in ("mean", "median"):
+            raise ValueError(f"value.statistic must be mean or median, got {self.statistic!r}")
+        _positive("value.scale", self.scale)
 
 
 @dataclass
@@ -283,6 +323,32 @@ class ReadoutConfig:
 
 
 @dataclass
+class PricingConfig:
+    """Per-segment prices for tactics fit with ``model.families.<tactic>=price_logit``.
+
+    ``prices`` maps each arm of the price test to its price (the control arm is today's price).
+    Prices are chosen on a grid (``grid_num`` points between ``grid_start`` and ``grid_stop``,
+    default the tested range) by a MILP (HiGHS) under ``constraints``, e.g.
+    ``{type: fairness_band, max_ratio: 1.3}``, ``{type: volume_floor, min_share: 0.9}``,
+    ``{type: margin_floor, min_margin: 0.2}``.
+    """
+
+    prices: dict[str, float] = field(default_factory=dict)
+    unit_cost: float = 0.0
+    unit_cost_by_segment: dict[str, float] = field(default_factory=dict)
+    grid_start: float | None = None
+    grid_stop: float | None = None
+    grid_num: int = 25
+    objective: str = "expected"
+    alpha: float = 0.1
+    risk_aversion: float = 1.0
+    method: str = "auto"
+    cost_plus_markup: float = 0.3
+    constraints: list[Any] = field(default_factory=list)
+    time_limit: float | None = 300.0
+
+
+@dataclass
 class ClvConfig:
     """``uplift clv``: customer lifetime value from a transaction table (BG/NBD + Gamma-Gamma).
 
@@ -327,6 +393,7 @@ class AppConfig:
     clv: ClvConfig = field(default_factory=ClvConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.config import FAMILIES, FAMILY_METRIC, AppConfig, DataSource
+from uplift.config import FAMILIES, FAMILY_METRIC, AppConfig, DataSource, ValueKind
 from uplift.data import (
     ColumnMap,
     CustomerData,
@@ -117,9 +117,27 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
         )
         exp.write(output_dir / "synthetic")
         raw, truth = exp.customers, exp.truth
+    elif dc.source is DataSource.synthetic_price:
+        from uplift.data.synthetic_price import generate_price_test
+
+        sp = dc.synthetic_price
+        raw, price_truth = generate_price_test(
+            list(sp.segments),
+            list(sp.prices),
+            sp.current_price,
+            sp.n_customers,
+            list(sp.true_a),
+            list(sp.true_b),
+            sp.seed,
+        )
+        (output_dir / "synthetic").mkdir(parents=True, exist_ok=True)
+        artifacts.atomic_write_parquet(raw, output_dir / "synthetic" / "customers.parquet")
+        artifacts.atomic_write_csv(price_truth, output_dir / "synthetic" / "price_truth.csv")
     else:
         raw = load_customers(dc.path, dc.source.value)
     raw = derive_columns(raw, dict(dc.derive))
+    if config.value.kind is ValueKind.clv and config.value.join_tier:
+        raw = _join_clv_tier(config, raw)
     return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
 
 
@@ -134,14 +152,67 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
                 f"tactic {tactic.value!r} uses model family {fam!r}, which needs the {need} column; "
                 f"map it with data.columns.{need}=<column> or choose another family in model.families"
             )
+        if fam == "price_logit":
+            arms = [data.arm_map.control.name, *[a.name for a in data.arm_map.arms_for(tactic)]]
+            missing = [a for a in arms if a not in config.pricing.prices]
+            if missing:
+                raise DataValidationError(
+                    f"tactic {tactic.value!r} is a price test (price_logit): give every arm's price in "
+                    f"pricing.prices, missing {missing} (the control arm is today's price)"
+                )
     unknown = sorted(set(config.model.families) - {t.value for t in data.arm_map.tactics()})
     if unknown:
         raise DataValidationError(f"model.families names tactic(s) {unknown} that no arm delivers")
 
 
+def price_tactics(config: AppConfig, fits: dict) -> list[str]:
+    return [t for t in fits if config.model.family_of(t) == "price_logit"]
+
+
+def optimize_prices(
+    config: AppConfig, fits: dict[str, FittedTactic], cells: pd.DataFrame, arm_map: ArmMap
+) -> tuple[pd.DataFrame, dict, object]:
+    """Per-segment prices from the posterior demand of each price-test tactic (MILP, HiGHS)."""
+    from uplift.optimize.factory import price_optimizer_from_settings
+    from uplift.optimize.pricing import PricingProblem
+
+    pc = config.pricing
+    tested = sorted(set(pc.prices.values()))
+    grid = np.linspace(pc.grid_start or tested[0], pc.grid_stop or tested[-1], pc.grid_num)
+    today = float(pc.prices[arm_map.control.name])
+    grid = np.unique(np.round(np.r_[grid, today], 6))  # today's price is always a candidate
+    optimizer = price_optimizer_from_settings(
+        objective=pc.objective,
+        alpha=pc.alpha,
+        risk_aversion=pc.risk_aversion,
+        constraints=[dict(c) for c in pc.constraints],
+        method=pc.method,
+        cost_plus_markup=pc.cost_plus_markup,
+        time_limit=pc.time_limit,
+        hdi_prob=config.report.hdi_prob,
+    )
+    eligible = eligible_customers(config, cells)
+    tables, summaries, demand = [], {}, None
+    for tactic in price_tactics(config, fits):
+        demand = fits[tactic].model.demand_curve(grid)
+        segs = [str(s) for s in demand["segment"].values]
+        cost = pd.Series({s: float(pc.unit_cost_by_segment.get(s, pc.unit_cost)) for s in segs})
+        problem = PricingProblem.from_xarray(
+            demand, cost, eligible.reindex(segs), pd.Series(today, index=segs)
+        )
+        result = optimizer.solve(problem)
+        tables.append(result.table.assign(tactic=tactic))
+        summaries[tactic] = result.summary(config.report.hdi_prob)
+    return pd.concat(tables, ignore_index=True), summaries, demand
+
+
 def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftModel:
     """The model object for ``tactic``'s configured likelihood family."""
     mc, fam = config.model, config.model.family_of(tactic)
+    if fam == "price_logit":
+        from uplift.models.price import PriceResponseModel
+
+        return PriceResponseModel(dict(config.pricing.prices), sampler=config.sampler)
     if fam == "hurdle_lognormal":
         return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, mc.parameterization)
     if fam == "negative_binomial":
@@ -149,6 +220,49 @@ def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftMod
         return NegBinomialCountModel(hist, mc.count_priors, config.sampler, mc.parameterization)
     dims = segment_dimensions(data) if mc.pool_by_dimensions else ()
     return ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization, dims)
+
+
+def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
+    """Add each customer's CLV tier (from ``value.customer_value_path``) as a segment column."""
+    from uplift.value.clv_join import attach_value_tier, load_customer_value
+
+    vc, cols = config.value, config.data.columns
+    if not cols.customer_id:
+        raise DataValidationError(
+            "value.kind=clv joins CLV by customer id, but data.columns.customer_id is null; map it"
+        )
+    if vc.tier_column not in cols.segments:
+        raise DataValidationError(
+            f"value.join_tier adds column {vc.tier_column!r}: list it in data.columns.segments, "
+            f"e.g. data.columns.segments=[{vc.tier_column},{','.join(cols.segments)}]"
+        )
+    try:
+        return attach_value_tier(
+            raw,
+            load_customer_value(vc.customer_value_path),
+            id_col=cols.customer_id,
+            new_col=vc.tier_column,
+            missing=vc.missing_tier,
+        )
+    except ValueError as e:
+        raise DataValidationError(str(e)) from e
+
+
+def segment_value_model(config: AppConfig, data: CustomerData):
+    """The CLV-based value per conversion (``value.kind=clv``), or None for the other kinds."""
+    if config.value.kind is not ValueKind.clv:
+        return None
+    from uplift.value.clv_join import clv_value_for_data, load_customer_value
+
+    try:
+        return clv_value_for_data(
+            load_customer_value(config.value.customer_value_path),
+            data.frame,
+            statistic=config.value.statistic,
+            scale=config.value.scale,
+        )
+    except ValueError as e:
+        raise DataValidationError(str(e)) from e
 
 
 def fit_tactics(
@@ -212,7 +326,10 @@ def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap
             coords={"arm": [a.name for a in arm_map.arms_for(t)], "segment": segments},
         )
         for t in arm_map.tactics()
+        if config.model.family_of(t.value) != "price_logit"  # prices are not budget lines
     }
+    if not zeros:
+        return
     values = pd.Series(0.0, index=segments)
     problem = AllocationProblem.from_uplift(
         zeros, values, arm_map, eligible_customers(config, cells)
@@ -319,9 +436,10 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         data, truth = load_data(config, out)
         cells = aggregate_cells(data)
         check_families(config, data)
+        segment_value = segment_value_model(config, data)
         values = {
             t.value: value_per_unit(
-                FAMILY_METRIC[config.model.family_of(t.value)], cells, config.value
+                FAMILY_METRIC[config.model.family_of(t.value)], cells, config.value, segment_value
             )
             for t in data.arm_map.tactics()
         }
@@ -341,9 +459,13 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
     by_arm = arm_table(fits, cells, data.arm_map, hp)
     files["uplift_by_arm"] = artifacts.atomic_write_csv(by_arm, out / "uplift_by_arm.csv")
-    decisions, shares = readout_and_next_wave(config, fits, values, data.arm_map, cells)
-    files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
-    files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
+    pricing_tactics = price_tactics(config, fits)
+    budget_fits = {t: f for t, f in fits.items() if t not in pricing_tactics}
+    decisions = None
+    if budget_fits:
+        decisions, shares = readout_and_next_wave(config, budget_fits, values, data.arm_map, cells)
+        files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
+        files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
 
     gate = config.optimize.gate
     failures = {
@@ -379,6 +501,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         },
         "gate": gate_info,
         "health": health,
+        "value_notes": list(getattr(segment_value, "notes", []) or []),
         "value_per_unit": {
             t: {"metric": fits[t].model.metric} | {k: round(float(v), 4) for k, v in vals.items()}
             for t, vals in values.items()
@@ -394,10 +517,10 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             f"optimizer refused unconverged fit(s) ({detail}). Sample longer (sampler.draws, sampler.tune), "
             "or set optimize.allow_unconverged=true to use them anyway."
         )
-    else:
+    elif budget_fits:
         with clock.stage("optimize"):
             problem = AllocationProblem.from_uplift(
-                {t: f.draws() for t, f in fits.items()},
+                {t: f.draws() for t, f in budget_fits.items()},
                 values,
                 data.arm_map,
                 eligible_customers(config, cells),
@@ -413,6 +536,11 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                     "conflicting_constraints": list(getattr(conflict, "constraints", []) or []),
                 }
                 failure = e
+    prices, demand = None, None
+    if pricing_tactics and "message" not in gate_info:
+        with clock.stage("pricing"):
+            prices, summary["pricing"], demand = optimize_prices(config, fits, cells, data.arm_map)
+        files["prices"] = artifacts.atomic_write_csv(prices, out / "prices.csv")
     if allocation is not None:
         files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
         lo, hi = allocation.profit_interval(hp)
@@ -433,17 +561,21 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             files["frontier_shadow_prices"] = artifacts.atomic_write_csv(
                 frontier.shadow_prices, out / "frontier_shadow_prices.csv"
             )
-        if truth is not None:
+        if truth is not None and set(problem.cells["segment"]) <= set(truth["segment"]):
             summary["truth_check"] = score_against_truth(
                 uplift, problem, allocation, allocator, truth, config.value.margin
             )
+        elif truth is not None:
+            summary["truth_check"] = {
+                "skipped": "segments differ from the generator's (value tier x needs)"
+            }
 
     with clock.stage("report"):
         figures: dict[str, str] = {}
         if config.report.plots:
             import matplotlib.pyplot as plt
 
-            from uplift.report.plots import allocation_plot, forest_plot, frontier_plot
+            from uplift.report.plots import allocation_plot, forest_plot, frontier_plot, price_plot
 
             fig = forest_plot(uplift, truth=truth)
             files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
@@ -454,6 +586,11 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 files["allocation_plot"] = artifacts.atomic_savefig(fig, out / "allocation.png")
                 plt.close(fig)
                 figures["allocation"] = "allocation.png"
+            if prices is not None:
+                fig = price_plot(demand, prices, config.pricing)
+                files["prices_plot"] = artifacts.atomic_savefig(fig, out / "prices.png")
+                plt.close(fig)
+                figures["prices"] = "prices.png"
             if frontier is not None:
                 fig = frontier_plot(frontier.table, config.optimize.budget)
                 files["frontier_plot"] = artifacts.atomic_savefig(fig, out / "frontier.png")
@@ -470,6 +607,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             figures,
             frontier.table if frontier is not None else None,
             decisions,
+            prices,
         ),
         out / "report.md",
     )
@@ -480,6 +618,6 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     )
     if failure is not None:
         raise failure
-    if allocation is None:
+    if "message" in gate_info:
         raise ConvergenceGateError(gate_info["message"])
     return result

@@ -100,8 +100,10 @@ def dimension_effects(
     """Sum over segment dimensions (e.g. value tier, needs) of a pooled effect per level.
 
     Segments sharing a tier borrow strength from each other first; the per-segment residual
-    (pooled by the caller) captures what the dimensions do not. Non-centred: level effects are
-    few and weakly identified. Returns 0 when there are no dimensions.
+    (pooled by the caller) captures what the dimensions do not. Level effects are non-centred and
+    zero-sum over levels, so the tactic mean alone carries the average: without the zero-sum
+    constraint the mean and the level effects trade off along a ridge (10-35 divergences per
+    tactic on the demo; 0 with it at target_accept 0.99). Returns 0 without dimensions.
     """
     total = 0.0
     for d in dims:
@@ -115,7 +117,12 @@ def dimension_effects(
             continue
         idx = of.map({v: i for i, v in enumerate(levels)}).to_numpy()
         pm.modelcontext(None).add_coord(f"{d}_level", levels)
-        total = total + pooled(f"effect_{d}", 0.0, scale, ("arm", f"{d}_level"), False)[:, idx]
+        sigma = pm.HalfNormal(f"effect_{d}_sigma", scale, dims="arm")
+        # zero-sum over levels: the tactic mean alone carries the average effect (no ridge)
+        z = pm.ZeroSumNormal(
+            f"effect_{d}_z", sigma=1.0, dims=("arm", f"{d}_level"), n_zerosum_axes=1
+        )
+        total = total + (sigma[:, None] * z)[:, idx]
     return total
 
 

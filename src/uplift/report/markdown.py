@@ -25,6 +25,7 @@ def render_report(
     figures: dict[str, str],
     frontier: pd.DataFrame | None = None,
     readout: pd.DataFrame | None = None,
+    prices: pd.DataFrame | None = None,
 ) -> str:
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
@@ -86,6 +87,30 @@ def render_report(
             "Segment posteriors weighted by segment size, next to the raw difference in means:",
             "",
             md_table(by_arm[cols]),
+            "",
+        ]
+    if prices is not None and len(prices):
+        cols = [
+            c
+            for c in [
+                "tactic",
+                "segment",
+                "price",
+                "cost_plus_price",
+                "expected_demand",
+                "expected_profit",
+                "profit_hdi_low",
+                "profit_hdi_high",
+            ]
+            if c in prices.columns
+        ]
+        lines += ["## Prices", ""]
+        if "prices" in figures:
+            lines += [f"![prices]({figures['prices']})", ""]
+        lines += [
+            "Chosen price per segment (posterior demand, MILP over the price grid) beside the naive cost-plus price:",
+            "",
+            md_table(prices[cols]),
             "",
         ]
     if frontier is not None and len(frontier):
@@ -163,7 +188,7 @@ def render_report(
     lines += ["## Diagnostics", ""]
     diag = pd.DataFrame([{"tactic": t, **d} for t, d in summary["diagnostics"].items()])
     lines += [md_table(diag), ""]
-    if "truth_check" in summary:
+    if "interval_coverage" in summary.get("truth_check", {}):
         tc = summary["truth_check"]
         lines += [
             "## Check against synthetic truth",

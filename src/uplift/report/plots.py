@@ -93,3 +93,39 @@ def frontier_plot(frontier: pd.DataFrame, budget: float | None = None):
     ax2.set_title("Marginal return (budget dual)")
     fig.tight_layout()
     return fig
+
+
+def price_plot(demand, prices: pd.DataFrame, pricing_cfg):
+    """Posterior expected profit per customer over the price grid, per segment, with the chosen
+    and the cost-plus prices marked."""
+    segs = [str(s) for s in demand["segment"].values]
+    grid = np.asarray(demand["price"].values, dtype=float)
+    fig, axes = plt.subplots(
+        1, len(segs), figsize=(4 * len(segs), 3.4), squeeze=False, sharey=False
+    )
+    chosen = prices.drop_duplicates("segment").set_index("segment")
+    for ax, seg in zip(axes.flat, segs, strict=True):
+        cost = float(pricing_cfg.unit_cost_by_segment.get(seg, pricing_cfg.unit_cost))
+        profit = (grid - cost)[None, :] * demand.sel(segment=seg).transpose(
+            "sample", "price"
+        ).values
+        lo, hi = np.quantile(profit, [0.03, 0.97], axis=0)
+        ax.fill_between(grid, lo, hi, alpha=0.25)
+        ax.plot(grid, profit.mean(axis=0), lw=1.5)
+        if seg in chosen.index:
+            ax.axvline(chosen.loc[seg, "price"], color="tab:green", ls="-", lw=1.2, label="chosen")
+            if "cost_plus_price" in chosen.columns:
+                ax.axvline(
+                    chosen.loc[seg, "cost_plus_price"],
+                    color="tab:red",
+                    ls="--",
+                    lw=1,
+                    label="cost-plus",
+                )
+        ax.set_title(seg, fontsize=9)
+        ax.set_xlabel("price")
+    axes.flat[0].set_ylabel("expected profit per customer")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Posterior profit curves (94% band) and chosen prices", fontsize=10)
+    fig.tight_layout()
+    return fig

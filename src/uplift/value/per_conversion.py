@@ -73,14 +73,17 @@ def value_for_tactic(values: ValuePerUnit, tactic: str) -> pd.Series:
     return values[tactic] if isinstance(values, Mapping) else values
 
 
-def value_per_unit(metric: str, cells: pd.DataFrame, cfg: object) -> pd.Series:
+def value_per_unit(
+    metric: str, cells: pd.DataFrame, cfg: object, segment_value: SegmentValue | None = None
+) -> pd.Series:
     """What one unit of a model's metric is worth in each segment.
 
-    conversion -> value per conversion (``value.kind``); revenue -> ``value.margin`` per unit of
-    revenue; orders -> margin x mean revenue per order in the segment (all arms pooled).
+    conversion -> value per conversion (``segment_value``, else ``value.kind``); revenue ->
+    ``value.margin`` per unit of revenue; orders -> margin x mean revenue per order in the
+    segment (all arms pooled).
     """
     if metric == "conversion":
-        return build_value_model(cfg).per_conversion(cells)
+        return (segment_value or build_value_model(cfg)).per_conversion(cells)
     segments = sorted(cells["segment"].unique())
     margin = float(cfg.margin)
     if metric == "revenue":
@@ -107,4 +110,8 @@ def build_value_model(cfg: object) -> SegmentValue:
         return ConstantValue(float(cfg.per_conversion), dict(cfg.by_segment))
     if kind == "observed":
         return ObservedValue(float(cfg.margin))
+    if kind == "clv":
+        raise ValueError(
+            "value.kind=clv needs customer ids: build it with clv_join.clv_value_for_data"
+        )
     raise ValueError(f"value.kind={kind!r} is unknown; use 'observed' or 'constant'")
