@@ -206,3 +206,41 @@ def test_missing_column_and_unknown_dataset(tmp_path: Path) -> None:
     config = compose_config([f"clv.path={tmp_path / 'absent.csv'}"])
     with pytest.raises(ValueError, match="does not exist"):
         run_clv(config, tmp_path / "out")
+
+
+def test_strategic_value_from_an_uplift_run(tmp_path: Path) -> None:
+    """clv.uplift_path + clv.segments_path: strategic value = CLV + the best tactic's posterior
+    profit per treated customer of the customer's segment (0 where no tactic pays)."""
+    from uplift.value.datasets import load_cdnow
+
+    ids = load_cdnow().transactions["customer_id"].astype(str).unique()
+    seg = pd.DataFrame(
+        {"customer_id": ids, "segment": np.where(np.arange(len(ids)) % 2 == 0, "a", "b")}
+    )
+    seg.to_csv(tmp_path / "segments.csv", index=False)
+    uplift = pd.DataFrame(
+        {
+            "tactic": ["cross_sell", "up_sell", "cross_sell", "up_sell"],
+            "segment": ["a", "a", "b", "b"],
+            "metric": "profit_per_treated",
+            "mean": [5.0, 2.0, -1.0, -3.0],
+        }
+    )
+    uplift.to_csv(tmp_path / "uplift_by_segment.csv", index=False)
+    config = compose_config(
+        [
+            "experiment=cdnow_clv",
+            "clv.method=laplace",
+            f"clv.uplift_path={tmp_path / 'uplift_by_segment.csv'}",
+            f"clv.segments_path={tmp_path / 'segments.csv'}",
+        ]
+    )
+    run_clv(config, tmp_path / "out")
+    cv = pd.read_csv(tmp_path / "out" / "customer_value.csv", dtype={"customer_id": str})
+    cv = cv.merge(seg, on="customer_id")
+    a, b = cv[cv["segment"] == "a"], cv[cv["segment"] == "b"]
+    # the csv keeps 6 significant digits
+    np.testing.assert_allclose(a["strategic_value"], a["clv_mean"] + 5.0, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(b["strategic_value"], b["clv_mean"], rtol=1e-5, atol=1e-4)
+    summary = json.loads((tmp_path / "out" / "clv_summary.json").read_text())
+    assert "best tactic" in summary["strategic_value_note"]

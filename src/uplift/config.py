@@ -374,6 +374,10 @@ class ClvConfig:
     shed_below: float = 0.0
     shed_probability: float = 0.8
     grow_min_upside: float = 0.0
+    # strategic value = CLV + the best tactic's posterior profit per treated customer, from an
+    # uplift run's uplift_by_segment.csv; segments_path maps customer_id -> that run's segment
+    uplift_path: str | None = None
+    segments_path: str | None = None
 
 
 @dataclass

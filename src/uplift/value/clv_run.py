@@ -304,6 +304,44 @@ def _segments(table: pd.DataFrame, cv: xr.Dataset, labels: list[str], prob: floa
 # ----------------------------------------------------------------------------------------------
 
 
+def experiment_upside(cfg: Any, cv: Any) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """Per-segment incremental value from an uplift run, and each CLV customer's segment.
+
+    ``clv.uplift_path``: the ``uplift_by_segment.csv`` of an ``uplift`` run (its
+    ``profit_per_treated`` rows); ``clv.segments_path``: a csv with ``customer_id, segment``
+    using that run's segment labels. Neither given: no upside (strategic value = CLV).
+    """
+    from uplift.data.contract import DataValidationError
+    from uplift.value.tiers import incremental_from_uplift_table
+
+    if not cfg.uplift_path:
+        return None, None
+    if not cfg.segments_path:
+        raise DataValidationError(
+            "clv.uplift_path needs clv.segments_path: a csv with columns customer_id, segment "
+            "(the segment of each customer in the uplift run's labels)"
+        )
+    for key in ("uplift_path", "segments_path"):
+        if not Path(getattr(cfg, key)).exists():
+            raise DataValidationError(f"clv.{key}={getattr(cfg, key)!r} does not exist")
+    incremental = incremental_from_uplift_table(pd.read_csv(cfg.uplift_path))
+    seg = pd.read_csv(cfg.segments_path, dtype=str)
+    missing = {"customer_id", "segment"} - set(seg.columns)
+    if missing:
+        raise DataValidationError(
+            f"clv.segments_path lacks column(s) {sorted(missing)}; have {list(seg.columns)}"
+        )
+    lookup = dict(zip(seg["customer_id"].str.strip(), seg["segment"], strict=True))
+    ids = pd.Index(cv["customer"].values)
+    segments = pd.Series([lookup.get(str(i)) for i in ids], index=ids, dtype=object)
+    if segments.isna().all():
+        raise DataValidationError(
+            f"no customer of the transactions appears in clv.segments_path (e.g. ids {list(ids[:3])} vs "
+            f"{list(seg['customer_id'][:3])})"
+        )
+    return incremental, segments
+
+
 def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, money: str) -> None:
     import matplotlib
 
@@ -338,30 +376,47 @@ def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, mon
     colours = {"keep": "#4878a8", "grow": "#2e8b57", "shed": "#c0392b"}
     fig, ax = plt.subplots(figsize=(7, 5))
     x = np.maximum(c["clv_mean"].to_numpy(dtype=float), 1e-3)
-    jitter = rng.uniform(-0.01, 0.01, len(c))
+    has_upside = "incremental_value" in c.columns and bool(
+        (customers["incremental_value"] != 0).any()
+    )
+    if has_upside:  # needs x value: what the best tactic adds vs what the customer is worth
+        y = c["incremental_value"].to_numpy(dtype=float)
+        jitter = np.zeros(len(c))
+    else:
+        y = c["p_alive"].to_numpy(dtype=float)
+        jitter = rng.uniform(-0.01, 0.01, len(c))
     for cls, col in colours.items():
         m = (c["class"] == cls).to_numpy()
         if m.any():
             ax.scatter(
                 x[m],
-                c["p_alive"].to_numpy()[m] + jitter[m],
+                y[m] + jitter[m],
                 s=4,
                 alpha=0.4,
                 color=col,
                 label=f"{cls} ({int((customers['class'] == cls).sum())})",
             )
     ax.set_xscale("log")
-    ax.axhline(0.5, color="grey", lw=0.8)
     med = float(np.median(customers["clv_mean"]))
     if med > 0:
         ax.axvline(med, color="grey", lw=0.8)
     ax.set_xlabel(f"actual value = CLV ({money}; log scale)")
-    ax.set_ylabel("P(alive) (BG/NBD; 1 for customers without a repeat purchase)")
-    ax.set_title(
-        "No experiment uplift given: P(alive) vs value, NOT upside vs value\n"
-        "(lines: median CLV, P(alive) = 0.5; sample of customers)",
-        fontsize=10,
-    )
+    if has_upside:
+        ax.axhline(float(np.median(customers["incremental_value"])), color="grey", lw=0.8)
+        ax.set_ylabel(f"upside = best tactic's incremental profit ({money})")
+        ax.set_title(
+            "Needs x value: upside vs actual value (lines: medians). Spread on both axes = a\n"
+            "differentiated base; a flat cloud = uniform value or uplift",
+            fontsize=10,
+        )
+    else:
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_ylabel("P(alive) (BG/NBD; 1 for customers without a repeat purchase)")
+        ax.set_title(
+            "No experiment uplift given: P(alive) vs value, NOT upside vs value\n"
+            "(lines: median CLV, P(alive) = 0.5; sample of customers)",
+            fontsize=10,
+        )
     ax.legend(loc="lower left", fontsize=8, markerscale=3)
     atomic_savefig(fig, out / "value_quadrant.png")
     plt.close(fig)
@@ -511,7 +566,10 @@ def run_clv(config: AppConfig, output_dir: Path) -> dict[str, Any]:
     t = time.perf_counter()
     # without amounts a purchase is worth 1 unit: CLV is then in discounted purchases
     cv = customer_value(bg, gg if gg is not None else 1.0, summary, settings)
-    table = value_table(cv, tiers=tiers, rules=rules, hdi_prob=prob)
+    incremental, segments = experiment_upside(cfg, cv)
+    table = value_table(
+        cv, incremental=incremental, segments=segments, tiers=tiers, rules=rules, hdi_prob=prob
+    )
     seconds["customer_value"] = time.perf_counter() - t
 
     holdout: dict[str, Any] | None = None
@@ -600,7 +658,10 @@ def run_clv(config: AppConfig, output_dir: Path) -> dict[str, Any]:
                 strict=True,
             )
         },
-        "strategic_value_note": NO_UPLIFT_NOTE,
+        "strategic_value_note": NO_UPLIFT_NOTE
+        if incremental is None
+        else f"strategic value = CLV + the best tactic's posterior profit per treated customer "
+        f"(uplift_by_segment.csv of {cfg.uplift_path}, segment of each customer from {cfg.segments_path})",
         "rules": {
             "shed_below": rules.shed_below,
             "shed_probability": rules.shed_probability,
