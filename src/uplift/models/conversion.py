@@ -126,6 +126,27 @@ def dimension_effects(
     return total
 
 
+def binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm) -> None:
+    """Conversions of control and treated cells as Binomial(n, p), exact from cell sums.
+
+    Counts and indices are ``pm.Data`` so one compiled graph serves every tactic (nutpie reuse).
+    """
+    c_seg_d = pm.Data("control_segment", c_seg)
+    t_seg_d, t_arm_d = pm.Data("treated_segment", t_seg), pm.Data("treated_arm", t_arm)
+    pm.Binomial(
+        "control_conversions",
+        n=pm.Data("control_n", control["n"].to_numpy()),
+        p=p0[c_seg_d],
+        observed=pm.Data("control_k", control["conversions"].to_numpy()),
+    )
+    pm.Binomial(
+        "treated_conversions",
+        n=pm.Data("treated_n", treated["n"].to_numpy()),
+        p=p1[t_arm_d, t_seg_d],
+        observed=pm.Data("treated_k", treated["conversions"].to_numpy()),
+    )
+
+
 def cell_index(
     control: pd.DataFrame,
     treated: pd.DataFrame,
@@ -206,20 +227,7 @@ class ConversionUpliftModel(UpliftModel):
                 "p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment")
             )
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
-            c_seg_d = pm.Data("control_segment", c_seg)
-            t_seg_d, t_arm_d = pm.Data("treated_segment", t_seg), pm.Data("treated_arm", t_arm)
-            pm.Binomial(
-                "control_conversions",
-                n=pm.Data("control_n", control["n"].to_numpy()),
-                p=p0[c_seg_d],
-                observed=pm.Data("control_k", control["conversions"].to_numpy()),
-            )
-            pm.Binomial(
-                "treated_conversions",
-                n=pm.Data("treated_n", treated["n"].to_numpy()),
-                p=p1[t_arm_d, t_seg_d],
-                observed=pm.Data("treated_k", treated["conversions"].to_numpy()),
-            )
+            binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm)
         return model
 
     def uplift_draws(self) -> xr.DataArray:

@@ -38,7 +38,13 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from uplift.models.base import UpliftModel
-from uplift.models.conversion import Parameterization, cell_index, pooled, split_cells
+from uplift.models.conversion import (
+    Parameterization,
+    binomial_cells,
+    cell_index,
+    pooled,
+    split_cells,
+)
 from uplift.models.sampling import SamplerSettings
 
 
@@ -174,20 +180,7 @@ class PriceResponseModel(UpliftModel):
                 dims=("arm", "segment"),
             )
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
-            c_seg_d = pm.Data("control_segment", c_seg)
-            t_seg_d, t_arm_d = pm.Data("treated_segment", t_seg), pm.Data("treated_arm", t_arm)
-            pm.Binomial(
-                "control_conversions",
-                n=pm.Data("control_n", control["n"].to_numpy()),
-                p=p0[c_seg_d],
-                observed=pm.Data("control_k", control["conversions"].to_numpy()),
-            )
-            pm.Binomial(
-                "treated_conversions",
-                n=pm.Data("treated_n", treated["n"].to_numpy()),
-                p=p1[t_arm_d, t_seg_d],
-                observed=pm.Data("treated_k", treated["conversions"].to_numpy()),
-            )
+            binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm)
         return model
 
     # ---- outputs ------------------------------------------------------------------------------
