@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -33,3 +38,21 @@ def cells(customers) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def fast_sampler() -> SamplerSettings:
     return SamplerSettings(draws=500, tune=500, chains=2, seed=3)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(name: str, out: Path) -> subprocess.CompletedProcess:
+    """Run a jupytext notebook as a script with short chains, writing into ``out``."""
+    env = {**os.environ, "UPLIFT_QUICK": "1", "UPLIFT_NOTEBOOK_OUT": str(out), "MPLBACKEND": "Agg"}
+    r = subprocess.run(
+        [sys.executable, str(NOTEBOOKS / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=out,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
