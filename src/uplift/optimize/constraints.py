@@ -284,8 +284,29 @@ class ExcludeSegments(LinearConstraint):
         return self.cell_mask(problem) & (first_unit > 0)
 
 
+class _PlanRiskRule:
+    """Shared by rules on the whole plan's profit scenarios (ROI floor, loss probability).
+
+    ``slack`` is the rule's own; a violation is negative slack, and every treated cell binds
+    unless the slack exceeds what one more step of any worthwhile cell could move it.
+    """
+
+    def violation(self, x: np.ndarray, problem: AllocationProblem) -> float:
+        return max(0.0, -self.slack(x, problem))
+
+    def binding_cells(
+        self, x: np.ndarray, problem: AllocationProblem, tol: float, step: np.ndarray | None = None
+    ) -> np.ndarray:
+        spend = problem.spend(x)
+        reach = _risk_reach(problem, step, getattr(self, "min_roi", 0.0))
+        slack = self.slack(x, problem)
+        if spend <= tol or (slack > tol * max(1.0, spend) and slack >= reach - 1e-9):
+            return np.zeros(problem.n_cells, dtype=bool)
+        return np.asarray(x) > 0
+
+
 @dataclass(frozen=True)
-class ROIFloor:
+class ROIFloor(_PlanRiskRule):
     """Return on spend (net incremental profit / spend) >= ``min_roi``.
 
     ``prob=None``: in expectation (linear for customer cells). ``prob=q``: at the posterior
@@ -311,22 +332,9 @@ class ROIFloor:
         excess = problem.scenario_profit(x) - self.min_roi * problem.spend(x)
         return float(excess.mean() if self.prob is None else tail_mean(excess, self.prob))
 
-    def violation(self, x: np.ndarray, problem: AllocationProblem) -> float:
-        return max(0.0, -self.slack(x, problem))
-
-    def binding_cells(
-        self, x: np.ndarray, problem: AllocationProblem, tol: float, step: np.ndarray | None = None
-    ) -> np.ndarray:
-        spend = problem.spend(x)
-        reach = _risk_reach(problem, step, getattr(self, "min_roi", 0.0))
-        slack = self.slack(x, problem)
-        if spend <= tol or (slack > tol * max(1.0, spend) and slack >= reach - 1e-9):
-            return np.zeros(problem.n_cells, dtype=bool)
-        return np.asarray(x) > 0
-
 
 @dataclass(frozen=True)
-class LossProbability:
+class LossProbability(_PlanRiskRule):
     """Probability that the plan loses more than ``max_tail_loss`` is at most ``max_prob``.
 
     Enforced as ``tail_mean_{max_prob}(profit) >= -max_tail_loss`` (a CVaR bound): the mean of
@@ -349,19 +357,6 @@ class LossProbability:
 
     def slack(self, x: np.ndarray, problem: AllocationProblem) -> float:
         return float(tail_mean(problem.scenario_profit(x), self.max_prob) + self.max_tail_loss)
-
-    def violation(self, x: np.ndarray, problem: AllocationProblem) -> float:
-        return max(0.0, -self.slack(x, problem))
-
-    def binding_cells(
-        self, x: np.ndarray, problem: AllocationProblem, tol: float, step: np.ndarray | None = None
-    ) -> np.ndarray:
-        spend = problem.spend(x)
-        reach = _risk_reach(problem, step, getattr(self, "min_roi", 0.0))
-        slack = self.slack(x, problem)
-        if spend <= tol or (slack > tol * max(1.0, spend) and slack >= reach - 1e-9):
-            return np.zeros(problem.n_cells, dtype=bool)
-        return np.asarray(x) > 0
 
 
 def _risk_reach(problem: AllocationProblem, step: np.ndarray | None, min_roi: float) -> float:
