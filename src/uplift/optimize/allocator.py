@@ -267,6 +267,18 @@ class BudgetAllocator:
         opts = {k: v for k, v in self._solve_kwargs().items() if k != "warm_start"}
         return find_conflict(built.groups, built.model.base_constraints, opts)
 
+    def _solution(self, built: _Built, seconds: float) -> np.ndarray:
+        """The solved decision vector, or :meth:`_fail` (which names the conflicting rules)."""
+        xv = built.model.value()
+        if xv is None or built.prob.status not in (
+            cp.OPTIMAL,
+            cp.OPTIMAL_INACCURATE,
+            cp.USER_LIMIT,
+        ):
+            self._fail(built, seconds)
+        assert xv is not None
+        return xv
+
     def _fail(self, built: _Built, seconds: float) -> None:
         status = str(built.prob.status)
         if status in INFEASIBLE:
@@ -297,14 +309,7 @@ class BudgetAllocator:
         use_milp = self.integer and self.integer_method == "milp"
         built = self._build(problem, integer=use_milp)
         seconds = self._run(built.prob)
-        xv = built.model.value()
-        if xv is None or built.prob.status not in (
-            cp.OPTIMAL,
-            cp.OPTIMAL_INACCURATE,
-            cp.USER_LIMIT,
-        ):
-            self._fail(built, seconds)
-        assert xv is not None
+        xv = self._solution(built, seconds)
         notes: list[str] = []
         method = "milp" if use_milp else "lp"
         rounding_gap = None
@@ -331,14 +336,7 @@ class BudgetAllocator:
                 notes.append(f"rounding down broke {sorted(broken)}; solved the MILP instead")
                 built = self._build(problem, integer=True)
                 seconds += self._run(built.prob)
-                xv = built.model.value()
-                if xv is None or built.prob.status not in (
-                    cp.OPTIMAL,
-                    cp.OPTIMAL_INACCURATE,
-                    cp.USER_LIMIT,
-                ):
-                    self._fail(built, seconds)
-                assert xv is not None
+                xv = self._solution(built, seconds)
                 method, duals_from = "milp", None
                 mip_gap = _mip_gap(built.prob.solver_stats)
                 bound = float(built.prob.value)
