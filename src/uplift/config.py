@@ -156,7 +156,6 @@ class ModelConfig:
     model and the purchase part of the hurdle model."""
 
     family: str = "binomial"
-    metric: str = "conversion"
     families: dict[str, str] = field(default_factory=dict)
     pool_by_dimensions: bool = False  # effects pooled along each segment column (binomial family)
     priors: ConversionPriors = field(default_factory=ConversionPriors)
