@@ -143,3 +143,16 @@ def test_empty():
 def test_arm_map_errors(mapping, fragment):
     with pytest.raises(ValueError, match=fragment):
         ArmMap.from_mapping(mapping)
+
+
+def test_covariates_are_kept_as_they_are_and_checked_like_other_columns():
+    df = frame().assign(age=np.linspace(20, 70, 12), region=list("nsnsnsnsnsns"))
+    cols = ColumnMap(segments=("tier",), orders="orders", covariates=("age", "region", "tier"))
+    data = validate_customers(df, cols, ARMS)
+    assert data.frame["age"].dtype == np.float64  # numeric stays numeric for row-level models
+    assert data.frame["region"].tolist() == df["region"].tolist()
+    assert list(data.frame.columns).count("tier") == 1  # a segment column is not duplicated
+    check(df.drop(columns="age"), "'age' (data.columns.covariates[0])", cols=cols)
+    check(df.assign(age=np.nan), "'age' (data.columns.covariates[0]) has 12 missing", cols=cols)
+    clash = ColumnMap(segments=("tier",), orders="orders", covariates=("revenue",))
+    check(df, "covariate column(s) ['revenue']", "rename them", cols=clash)

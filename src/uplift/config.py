@@ -69,6 +69,8 @@ class ColumnsConfig:
     converted: str = "converted"
     revenue: str | None = "revenue"
     orders: str | None = "orders"
+    #: raw customer columns kept for row-level models and baselines (e.g. recency, history)
+    covariates: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.segments:
@@ -380,6 +382,34 @@ class ClvConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """Held-out evaluation of how well the run's uplift ranks customers (``evaluation.csv``).
+
+    ``holdout_fraction`` > 0 holds out that share of each arm's customers, refits every tactic on
+    the rest and scores the held-out customers with the posterior mean uplift of their segment,
+    next to a T-learner fitted on the same training rows with ``features`` (default: the
+    covariates, else the segment columns). Decisions still use the fit on all customers.
+    """
+
+    holdout_fraction: float = 0.0
+    seed: int = 20261123
+    features: list[str] = field(default_factory=list)
+    k: float = 0.3  # uplift@k: the top share of customers targeted
+    bootstrap: int = 100  # resamples of the held-out rows for standard errors (0: none)
+    t_learner: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.holdout_fraction < 1:
+            raise ValueError(
+                f"evaluate.holdout_fraction must be in [0, 1), got {self.holdout_fraction}"
+            )
+        if not 0 < self.k <= 1:
+            raise ValueError(f"evaluate.k must be a fraction in (0, 1], got {self.k}")
+        if self.bootstrap < 0:
+            raise ValueError(f"evaluate.bootstrap must be >= 0, got {self.bootstrap}")
+
+
+@dataclass
 class AppConfig:
     """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
 
@@ -397,6 +427,7 @@ class AppConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         if not self.tactics.arms:

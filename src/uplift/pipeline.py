@@ -36,7 +36,7 @@ from uplift.models.revenue import HurdleRevenueModel
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.factory import allocator_from_settings, budget_grid
 from uplift.report import artifacts
-from uplift.report.markdown import render_report
+from uplift.report.markdown import evaluation_section, render_report
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
@@ -479,6 +479,14 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         "overridden": bool(failures) and config.optimize.allow_unconverged,
     }
 
+    evaluation = None
+    if config.evaluate.holdout_fraction > 0:
+        from uplift.evaluate.heldout_run import run_holdout
+
+        with clock.stage("evaluate"):
+            evaluation = run_holdout(config, data, fit_tactics)
+        files["evaluation"] = artifacts.atomic_write_csv(evaluation.table, out / "evaluation.csv")
+
     summary: dict = {
         "experiment": config.experiment_name,
         "data_source": config.data.source.value,
@@ -507,6 +515,15 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             for t, vals in values.items()
         },
     }
+
+    if evaluation is not None:
+        from uplift.evaluate.heldout_run import holdout_summary
+
+        summary["evaluation"] = {
+            "holdout_fraction": config.evaluate.holdout_fraction,
+            "k": config.evaluate.k,
+            "results": holdout_summary(evaluation),
+        }
 
     allocation = None
     frontier = None
@@ -575,7 +592,13 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         if config.report.plots:
             import matplotlib.pyplot as plt
 
-            from uplift.report.plots import allocation_plot, forest_plot, frontier_plot, price_plot
+            from uplift.report.plots import (
+                allocation_plot,
+                forest_plot,
+                frontier_plot,
+                price_plot,
+                qini_plot,
+            )
 
             fig = forest_plot(uplift, truth=truth)
             files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
@@ -596,6 +619,13 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 files["frontier_plot"] = artifacts.atomic_savefig(fig, out / "frontier.png")
                 plt.close(fig)
                 figures["frontier"] = "frontier.png"
+            if evaluation is not None:
+                fig = qini_plot(evaluation.curves)
+                files["evaluation_plot"] = artifacts.atomic_savefig(
+                    fig, out / "evaluation_qini.png"
+                )
+                plt.close(fig)
+                figures["evaluation"] = "evaluation_qini.png"
     summary["seconds"] = clock.seconds
     summary["versions"] = _versions()
     files["report"] = artifacts.atomic_write_text(
@@ -608,6 +638,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             frontier.table if frontier is not None else None,
             decisions,
             prices,
+            extra=[evaluation_section(evaluation.table, figures)] if evaluation else None,
         ),
         out / "report.md",
     )

@@ -33,6 +33,7 @@ class ColumnMap:
     converted: str = "converted"
     revenue: str | None = "revenue"
     orders: str | None = "orders"
+    covariates: tuple[str, ...] = ()  # raw columns kept as they are for row-level models
 
     @classmethod
     def from_config(cls, cfg: object) -> ColumnMap:
@@ -43,6 +44,7 @@ class ColumnMap:
             converted=cfg.converted,
             revenue=cfg.revenue,
             orders=cfg.orders,
+            covariates=tuple(getattr(cfg, "covariates", ()) or ()),
         )
 
     def required(self) -> dict[str, str]:
@@ -56,6 +58,8 @@ class ColumnMap:
             cols["revenue"] = self.revenue
         if self.orders:
             cols["orders"] = self.orders
+        for i, c in enumerate(self.covariates):
+            cols[f"covariates[{i}]"] = c
         return cols
 
 
@@ -63,7 +67,8 @@ class ColumnMap:
 class CustomerData:
     """Validated customer rows in canonical columns.
 
-    Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``.
+    Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``
+    and any ``data.columns.covariates`` kept as they are.
     ``segment`` joins the segment columns with ``/`` (e.g. ``high/price``).
     """
 
@@ -250,6 +255,15 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "into a neighbouring segment, use coarser segment columns, or drop them."
         )
 
+    canonical = {"customer_id", SEGMENT, "arm", "tactic", "converted", "revenue", "orders"}
+    extra = [c for c in dict.fromkeys(columns.covariates) if c not in columns.segments]
+    clash = sorted(set(extra) & canonical)
+    if clash:
+        _fail(
+            f"covariate column(s) {clash} (data.columns.covariates) share a name with a canonical "
+            "column of the contract; rename them in your file (or derive a copy with data.derive)."
+        )
+
     tactic_of = {a.name: a.tactic.value for a in arm_map.arms}
     frame = pd.DataFrame(
         {
@@ -261,6 +275,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "converted": conv.to_numpy(),
             "revenue": revenue.to_numpy() if revenue is not None else np.zeros(len(df)),
             "orders": orders.to_numpy() if orders is not None else conv.to_numpy(),
+            **{c: df[c].to_numpy() for c in extra},
         }
     )
     return CustomerData(

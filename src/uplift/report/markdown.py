@@ -26,7 +26,9 @@ def render_report(
     frontier: pd.DataFrame | None = None,
     readout: pd.DataFrame | None = None,
     prices: pd.DataFrame | None = None,
+    extra: list[str] | None = None,
 ) -> str:
+    """Decision first, then evidence; ``extra`` sections go before the diagnostics."""
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
     if allocation is not None:
@@ -185,6 +187,8 @@ def render_report(
         "",
     ]
 
+    for section in extra or []:
+        lines += [section, ""]
     lines += ["## Diagnostics", ""]
     diag = pd.DataFrame([{"tactic": t, **d} for t, d in summary["diagnostics"].items()])
     lines += [md_table(diag), ""]
@@ -201,4 +205,32 @@ def render_report(
         ]
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
     lines += ["## Run", "", f"- Seed {summary['seed']}; stages: {secs}.", ""]
+    return "\n".join(lines)
+
+
+def evaluation_section(table: pd.DataFrame, figures: dict[str, str]) -> str:
+    """Held-out ranking quality of each scorer (``evaluation.csv``)."""
+    metrics = [
+        c
+        for c in table.columns
+        if c in ("qini_auc", "uplift_auc", "qini_causalml") or c.startswith("uplift_at_")
+    ]
+    shown = table[["tactic", "arm", "outcome", "scorer", "n_treated", "n_control"]].copy()
+    for m in metrics:
+        se = table.get(f"{m}_se")
+        shown[m] = [
+            f"{v:.4g}" + (f" ± {s:.2g}" if se is not None and pd.notna(s) else "")
+            for v, s in zip(table[m], se if se is not None else [None] * len(table), strict=True)
+        ]
+    lines = ["## Held-out ranking", ""]
+    if "evaluation" in figures:
+        lines += [f"![qini curves]({figures['evaluation']})", ""]
+    lines += [
+        "Customers held out of the fit, ranked by each scorer's predicted uplift (± bootstrap "
+        "standard error). `qini_auc`/`uplift_auc`: scikit-uplift normalisation (0 random, 1 "
+        "perfect; binary outcomes); `qini_causalml`: causalml's `qini_score`; `uplift_at_k`: "
+        "treated minus control mean outcome among the top k. Details in `evaluation.csv`.",
+        "",
+        md_table(shown),
+    ]
     return "\n".join(lines)

@@ -129,3 +129,22 @@ def price_plot(demand, prices: pd.DataFrame, pricing_cfg):
     fig.suptitle("Posterior profit curves (94% band) and chosen prices", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def qini_plot(curves: dict):
+    """Held-out Qini curves: one panel per tactic and arm, one line per scorer, random as a line."""
+    panels = [(t, a, by) for t, arms in curves.items() for a, by in arms.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, (tactic, arm, by_scorer) in zip(axes[0], panels, strict=True):
+        end = None
+        for name, (x, q) in by_scorer.items():
+            ax.plot(x, q, label=name)
+            end = (x[-1], q[-1])
+        if end is not None:
+            ax.plot([0, end[0]], [0, end[1]], color="grey", ls="--", lw=1, label="random")
+        ax.set_title(f"{tactic}: {arm}", fontsize=9)
+        ax.set_xlabel("share of customers targeted")
+        ax.set_ylabel("incremental outcome (Qini)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
