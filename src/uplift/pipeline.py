@@ -206,20 +206,51 @@ def optimize_prices(
     return pd.concat(tables, ignore_index=True), summaries, demand
 
 
+def control_events(data: CustomerData, family: str) -> float:
+    """Median events per control cell on the scale the family's baselines are learnt from.
+
+    Binary outcomes count the rarer of conversions and non-conversions, the hurdle model its
+    buyers, count models the orders: roughly 1 / (standard error of a segment's baseline)^2.
+    """
+    f = data.frame
+    control = f[f["arm"] == data.arm_map.control.name]
+    by = control.groupby("segment")
+    if family == "hurdle_lognormal":
+        events = by["revenue"].apply(lambda r: int((r > 0).sum()))
+    elif family == "negative_binomial":
+        events = by["orders"].sum()
+    else:
+        k, n = by["converted"].sum(), by.size()
+        events = np.minimum(k, n - k)
+    return float(events.median())
+
+
+def resolved_parameterization(config: AppConfig, tactic: str, data: CustomerData):
+    """``model.parameterization`` with any ``auto`` replaced by the choice the data favour."""
+    par = config.model.parameterization
+    if "auto" not in (par.baseline, par.effect):
+        return par
+    fam = config.model.family_of(tactic)
+    chosen = par.resolve(control_events(data, fam), data.frame["segment"].nunique())
+    log.info("%s: parameterization baseline=%s effect=%s", tactic, chosen.baseline, chosen.effect)
+    return chosen
+
+
 def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftModel:
     """The model object for ``tactic``'s configured likelihood family."""
     mc, fam = config.model, config.model.family_of(tactic)
+    par = resolved_parameterization(config, tactic, data)
     if fam == "price_logit":
         from uplift.models.price import PriceResponseModel
 
         return PriceResponseModel(dict(config.pricing.prices), sampler=config.sampler)
     if fam == "hurdle_lognormal":
-        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, mc.parameterization)
+        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, par)
     if fam == "negative_binomial":
         hist = count_histograms(data, "orders")
-        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, mc.parameterization)
+        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, par)
     dims = segment_dimensions(data) if mc.pool_by_dimensions else ()
-    return ConversionUpliftModel(mc.priors, config.sampler, mc.parameterization, dims)
+    return ConversionUpliftModel(mc.priors, config.sampler, par, dims)
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
@@ -506,6 +537,11 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         "diagnostics": {
             t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)}
             for t, f in fits.items()
+        },
+        "parameterization": {
+            t: {k: getattr(f.model.parameterization, k) for k in ("baseline", "effect")}
+            for t, f in fits.items()
+            if hasattr(f.model, "parameterization")
         },
         "gate": gate_info,
         "health": health,
