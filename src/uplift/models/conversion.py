@@ -31,8 +31,9 @@ from uplift.models.sampling import SamplerSettings
 class ConversionPriors:
     """Weakly informative priors on the logit scale (``model.priors`` in config).
 
-    Defaults put 95% of baseline conversion between ~0.3% and ~70% and treatment effects within
-    about +/-1 on the logit scale: wide for marketing, yet proper enough to keep sampling stable.
+    Defaults put 95% of a segment's baseline conversion between ~0.4% and ~80% (prior predictive,
+    spread between segments included) and treatment effects within about +/-1 on the logit scale
+    (uplift within +/-20 pp): wide for marketing, yet proper enough to keep sampling stable.
     """
 
     baseline_mu: float = -2.0
