@@ -217,9 +217,25 @@ class ValueConfig:
 
 @dataclass
 class DiagnosticsGate:
+    """Thresholds a fit must meet before the optimizer uses it.
+
+    ``ppc_max_extreme_share``: the posterior predictive check fails a tactic when more than this
+    share of its cells are extreme (two-sided p < ``ppc_alpha``) on any statistic; null records
+    the check without gating on it.
+    """
+
     r_hat_max: float = 1.01
     ess_bulk_min: float = 400.0
     divergences_max: int = 0
+    ppc_max_extreme_share: float | None = 0.2
+    ppc_alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        share = self.ppc_max_extreme_share
+        if share is not None and not 0 <= share <= 1:
+            raise ValueError(f"optimize.gate.ppc_max_extreme_share must be in [0, 1], got {share}")
+        if not 0 < self.ppc_alpha < 1:
+            raise ValueError(f"optimize.gate.ppc_alpha must be in (0, 1), got {self.ppc_alpha}")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from uplift.optimize import Allocation, AllocationError, AllocationProblem, Budg
 from uplift.optimize.factory import allocator_from_settings, budget_grid
 from uplift.report import artifacts
 from uplift.report.markdown import evaluation_section, render_report
+from uplift.report.model_checks import checks_section, run_model_checks
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
@@ -499,10 +500,16 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
 
     gate = config.optimize.gate
+    with clock.stage("checks"):
+        checks = run_model_checks(fits, cells, config.sampler.seed, gate.ppc_alpha)
+    files["ppc"] = artifacts.atomic_write_csv(checks.ppc_table(), out / "ppc.csv")
+    files["prior_checks"] = artifacts.atomic_write_csv(checks.prior_table, out / "prior_checks.csv")
     failures = {
         t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
         for t, f in fits.items()
     }
+    for t, reasons in checks.failures(gate.ppc_max_extreme_share).items():
+        failures[t] = [*failures[t], *reasons]
     failures = {t: r for t, r in failures.items() if r}
     gate_info = {
         "passed": not failures,
@@ -544,6 +551,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             if hasattr(f.model, "parameterization")
         },
         "gate": gate_info,
+        "model_checks": checks.summary(),
         "health": health,
         "value_notes": list(getattr(segment_value, "notes", []) or []),
         "value_per_unit": {
@@ -628,6 +636,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         if config.report.plots:
             import matplotlib.pyplot as plt
 
+            from uplift.models.predictive import plot_predictive_check
             from uplift.report.plots import (
                 allocation_plot,
                 forest_plot,
@@ -655,6 +664,11 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 files["frontier_plot"] = artifacts.atomic_savefig(fig, out / "frontier.png")
                 plt.close(fig)
                 figures["frontier"] = "frontier.png"
+            for t, check in checks.posterior.items():
+                fig = plot_predictive_check(check)
+                files[f"ppc_{t}"] = artifacts.atomic_savefig(fig, out / f"ppc_{t}.png")
+                plt.close(fig)
+                figures[f"ppc_{t}"] = f"ppc_{t}.png"
             if evaluation is not None:
                 fig = qini_plot(evaluation.curves)
                 files["evaluation_plot"] = artifacts.atomic_savefig(
@@ -674,7 +688,10 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             frontier.table if frontier is not None else None,
             decisions,
             prices,
-            extra=[evaluation_section(evaluation.table, figures)] if evaluation else None,
+            extra=[
+                *([evaluation_section(evaluation.table, figures)] if evaluation else []),
+                checks_section(checks, figures),
+            ],
         ),
         out / "report.md",
     )

@@ -13,14 +13,35 @@ import pandas as pd  # noqa: E402
 
 
 def forest_plot(
-    uplift: pd.DataFrame, metric: str = "conversion", truth: pd.DataFrame | None = None
+    uplift: pd.DataFrame,
+    metric: str | None = None,
+    truth: pd.DataFrame | None = None,
+    max_segments: int = 60,
 ):
-    """One panel per tactic arm: posterior mean and HDI of ``metric`` for each segment."""
-    d = uplift[uplift["metric"] == metric]
+    """One panel per tactic arm: posterior mean and HDI for each segment.
+
+    ``metric=None`` plots each tactic in its own metric (conversion, revenue, orders). With more
+    than ``max_segments`` segments, the half with the highest and the half with the lowest
+    posterior mean in the first panel are shown (all are in ``uplift_by_segment.csv``).
+    """
+    if metric is None:
+        d = uplift[uplift["metric"] != "profit_per_treated"]
+        label = "each tactic's own metric"
+    else:
+        d = uplift[uplift["metric"] == metric]
+        label = metric
+    if d.empty:
+        raise ValueError(f"no uplift rows with metric {metric!r} to plot")
     panels = list(dict.fromkeys(zip(d["tactic"], d["arm"], strict=True)))
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     segs = sorted(d["segment"].unique())
+    if len(segs) > max_segments:
+        first = d[(d["tactic"] == panels[0][0]) & (d["arm"] == panels[0][1])]
+        ranked = first.sort_values("mean")["segment"].tolist()
+        half = max_segments // 2
+        segs = sorted(set(ranked[:half]) | set(ranked[-half:]))
+        label += f"; {len(segs)} of {d['segment'].nunique()} segments, the extremes"
     fig, axes = plt.subplots(
         nrow, ncol, figsize=(4.2 * ncol, 0.32 * len(segs) * nrow + 1.5), squeeze=False, sharey=True
     )
@@ -29,17 +50,19 @@ def forest_plot(
         p = d[(d["tactic"] == tactic) & (d["arm"] == arm)].set_index("segment").reindex(segs)
         ax.hlines(y, p["hdi_low"], p["hdi_high"], color="tab:blue", lw=2)
         ax.plot(p["mean"], y, "o", color="tab:blue", ms=4, label="posterior mean, HDI")
-        if truth is not None and metric == "conversion":
+        if truth is not None and set(p["metric"].dropna()) == {"conversion"}:
             t = truth[truth["arm"] == arm].set_index("segment").reindex(segs)
             ax.plot(t["true_uplift"], y, "x", color="tab:red", ms=5, label="truth")
         ax.axvline(0, color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{tactic} ({arm})" if arm != tactic else tactic, fontsize=9)
+        unit = ", ".join(sorted(set(p["metric"].dropna())))
+        name = f"{tactic} ({arm})" if arm != tactic else tactic
+        ax.set_title(f"{name}: {unit}" if metric is None else name, fontsize=9)
         ax.set_yticks(y, segs, fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Posterior uplift by segment ({metric}, per treated customer)", fontsize=11)
+    fig.suptitle(f"Posterior uplift by segment ({label}, per treated customer)", fontsize=11)
     fig.tight_layout()
     return fig
 
