@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import uplift
+import uplift.data
 from uplift.evaluate import qini_auc_score, uplift_at_k
 from uplift.evaluate.holdout import TLearner, evaluate_scores, segment_scores, split_holdout
 
@@ -132,13 +133,15 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path):
             "optimize.frontier.enabled=false",
             "evaluate.holdout_fraction=0.3",
             "evaluate.bootstrap=10",
+            "data.columns.covariates=[value_tier,needs]",
+            "model.covariate_model.enabled=true",
         ]
     )
     result = uplift.run(config, tmp_path)
     table = pd.read_csv(tmp_path / "evaluation.csv")
     treated_arms = {a.name for a in config.tactics.arm_map().treated}
     assert set(table["arm"]) == treated_arms
-    assert set(table["scorer"]) == {"bayes_segment", "t_learner"}
+    assert set(table["scorer"]) == {"bayes_segment", "bayes_covariate", "t_learner"}
     assert {"qini_auc", "uplift_at_30", "qini_auc_se", "p_best_qini_auc"} <= set(table.columns)
     n_control = result.data.frame["arm"].eq(config.tactics.arm_map().control.name).sum()
     assert (table["n_control"] == round(0.3 * n_control)).all()
@@ -149,6 +152,26 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## Held-out ranking" in report and "evaluation_qini.png" in report
     assert (tmp_path / "evaluation_qini.png").stat().st_size > 0
+    scores = pd.read_csv(tmp_path / "customer_scores.csv")
+    assert len(scores) == len(result.data) * len(treated_arms)  # every customer x arm of its tactic
+    assert scores["uplift_low"].le(scores["uplift_mean"]).all()
+    assert scores["uplift_mean"].le(scores["uplift_high"]).all()
+    assert set(summary["covariate_model"]) == {t.value for t in config.tactics.arm_map().tactics()}
+
+
+def test_covariate_model_config_fails_before_sampling(tmp_path):
+    base = ["data.synthetic.n_customers=3000", "model.covariate_model.enabled=true"]
+    with pytest.raises(uplift.data.DataValidationError, match="needs covariates"):
+        uplift.run(uplift.compose_config(base), tmp_path / "a")
+    with pytest.raises(uplift.data.DataValidationError, match="no tactic uses the binomial"):
+        uplift.run(
+            uplift.compose_config(
+                [*base, "data.columns.covariates=[needs]", "model.family=negative_binomial"]
+            ),
+            tmp_path / "b",
+        )
+    with pytest.raises(ValueError, match="model.covariate_model.method must be"):
+        uplift.compose_config(["model.covariate_model.method=vi"])
 
 
 def test_holdout_fraction_is_validated():

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from uplift.models.conversion import ConversionPriors, Parameterization
 from uplift.models.counts import CountPriors
+from uplift.models.covariate import CovariatePriors
 from uplift.models.revenue import SpendPriors
 from uplift.models.sampling import SamplerSettings
 from uplift.tactics import ArmMap, Tactic
@@ -152,6 +153,37 @@ class TacticsConfig:
 
 
 @dataclass
+class CovariateModelConfig:
+    """Row-level model on customer covariates for binary-outcome tactics (``customer_scores.csv``).
+
+    Covariate x treatment interactions, fit exactly on unique covariate patterns (NUTS) up to
+    ``max_patterns`` cells and by a nested Laplace approximation above (``method: auto``); see
+    :class:`uplift.models.covariate.CovariateUpliftModel`. ``columns`` default to
+    ``data.columns.covariates``. Scores every customer; decisions still use the segment models.
+    """
+
+    enabled: bool = False
+    columns: list[str] = field(default_factory=list)
+    categorical: list[str] | None = None
+    method: str = "auto"
+    max_patterns: int = 5000
+    max_levels: int = 20
+    unseen: str = "reference"  # a level absent at fit time scores as the reference level
+    priors: CovariatePriors = field(default_factory=CovariatePriors)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("auto", "exact", "approximate"):
+            raise ValueError(
+                "model.covariate_model.method must be 'auto', 'exact' or 'approximate', "
+                f"got {self.method!r}"
+            )
+        if self.unseen not in ("error", "reference"):
+            raise ValueError(
+                f"model.covariate_model.unseen must be 'error' or 'reference', got {self.unseen!r}"
+            )
+
+
+@dataclass
 class ModelConfig:
     """Likelihood per tactic: ``family`` for all, ``families`` overrides by tactic, e.g.
     ``{margin: hurdle_lognormal, frequency: negative_binomial}``. ``priors`` serve the binomial
@@ -164,6 +196,7 @@ class ModelConfig:
     spend_priors: SpendPriors = field(default_factory=SpendPriors)
     count_priors: CountPriors = field(default_factory=CountPriors)
     parameterization: Parameterization = field(default_factory=Parameterization)
+    covariate_model: CovariateModelConfig = field(default_factory=CovariateModelConfig)
 
     def __post_init__(self) -> None:
         for where, fam in [

@@ -317,6 +317,67 @@ def fit_tactics(
     return fits
 
 
+def covariate_columns(config: AppConfig) -> list[str]:
+    cm = config.model.covariate_model
+    return list(cm.columns or config.data.columns.covariates)
+
+
+def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
+    """Fail before any sampling when the row-level covariate model cannot run."""
+    if not config.model.covariate_model.enabled:
+        return
+    cols = covariate_columns(config)
+    if not cols:
+        raise DataValidationError(
+            "model.covariate_model.enabled=true needs covariates: list the raw columns in "
+            "data.columns.covariates (or model.covariate_model.columns)"
+        )
+    missing = [c for c in cols if c not in data.frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"model.covariate_model.columns {missing} are not columns of the validated data; "
+            "add them to data.columns.covariates"
+        )
+    if not any(config.model.family_of(t.value) == "binomial" for t in data.arm_map.tactics()):
+        raise DataValidationError(
+            "model.covariate_model models a binary outcome, but no tactic uses the binomial "
+            "family (model.families); set model.covariate_model.enabled=false"
+        )
+
+
+def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
+    """Row-level covariate model per binary-outcome tactic, fit on its control and arm rows."""
+    from uplift.models.covariate import CovariateUpliftModel
+
+    cm, control = config.model.covariate_model, data.arm_map.control.name
+    models = {}
+    for tactic in data.arm_map.tactics():
+        if config.model.family_of(tactic.value) != "binomial":
+            continue
+        arms = [a.name for a in data.arm_map.arms_for(tactic)]
+        rows = data.frame[data.frame["arm"].isin([control, *arms])]
+        model = CovariateUpliftModel(
+            covariate_columns(config),
+            categorical=cm.categorical,
+            priors=cm.priors,
+            sampler=config.sampler,
+            max_patterns=cm.max_patterns,
+            method=cm.method,
+            max_levels=cm.max_levels,
+            unseen=cm.unseen,
+        )
+        t0 = time.perf_counter()
+        models[tactic.value] = model.fit(rows, "converted", "arm", [control], arms, tactic.value)
+        log.info(
+            "covariate model for %s (%s) in %.1fs: %s",
+            tactic.value,
+            model.method_used,
+            time.perf_counter() - t0,
+            model.diagnostics(),
+        )
+    return models
+
+
 def build_allocator(config: AppConfig) -> BudgetAllocator:
     oc = config.optimize
     return allocator_from_settings(
@@ -477,6 +538,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         }
         files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
         preflight_allocation(config, cells, data.arm_map)
+        check_covariate_model(config, data)
     log.info(
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
@@ -487,6 +549,24 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     if config.report.save_posteriors:
         for tactic, fit in fits.items():
             files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
+    covariate_models: dict = {}
+    if config.model.covariate_model.enabled:
+        with clock.stage("covariate_model"):
+            covariate_models = fit_covariate_models(config, data)
+            scores = pd.concat(
+                [
+                    m.predict_uplift(data.frame, hdi_prob=hp).assign(tactic=t)
+                    for t, m in covariate_models.items()
+                ],
+                ignore_index=True,
+            ).rename(columns={"customer": "customer_id"})
+            scores = scores[
+                ["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]
+            ]
+        files["customer_scores"] = artifacts.atomic_write_csv(scores, out / "customer_scores.csv")
+        if config.report.save_posteriors:
+            for t, m in covariate_models.items():
+                files[f"covariate_{t}"] = m.save(out / f"covariate_{t}.nc")
     uplift = uplift_table(fits, cells, values, data.arm_map, hp)
     files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
     by_arm = arm_table(fits, cells, data.arm_map, hp)
@@ -522,7 +602,12 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         from uplift.evaluate.heldout_run import run_holdout
 
         with clock.stage("evaluate"):
-            evaluation = run_holdout(config, data, fit_tactics)
+            evaluation = run_holdout(
+                config,
+                data,
+                fit_tactics,
+                fit_covariate_models if covariate_models else None,
+            )
         files["evaluation"] = artifacts.atomic_write_csv(evaluation.table, out / "evaluation.csv")
 
     summary: dict = {
@@ -552,6 +637,14 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         },
         "gate": gate_info,
         "model_checks": checks.summary(),
+        "covariate_model": {
+            t: {
+                "method": m.method_used,
+                "covariates": m.covariates,
+                "diagnostics": m.diagnostics().to_dict(),
+            }
+            for t, m in covariate_models.items()
+        },
         "health": health,
         "value_notes": list(getattr(segment_value, "notes", []) or []),
         "value_per_unit": {

@@ -46,10 +46,12 @@ def run_holdout(
     config: AppConfig,
     data: CustomerData,
     fit_tactics: Callable[[pd.DataFrame, CustomerData, AppConfig], dict],
+    fit_covariate: Callable[[AppConfig, CustomerData], dict] | None = None,
 ) -> HoldoutResult:
     """Fit every budget tactic on the training split and evaluate scorers on the held-out rows.
 
-    Price tests are skipped: their arms are prices, not treatments to target.
+    Price tests are skipped: their arms are prices, not treatments to target. With
+    ``fit_covariate`` (the row-level covariate model) its scores join as ``bayes_covariate``.
     """
     ev = config.evaluate
     frame = data.frame
@@ -65,6 +67,7 @@ def run_holdout(
     features = features_for(config, data)
     control = data.arm_map.control.name
     tables, curves, diags = [], {}, {}
+    covariate = fit_covariate(config, train) if fit_covariate is not None else {}
     for tactic in data.arm_map.tactics():
         family = config.model.family_of(tactic.value)
         if family == "price_logit":
@@ -83,6 +86,10 @@ def run_holdout(
         keep_test = test["arm"].isin([control, *arms]).to_numpy()
         held = test[keep_test].reset_index(drop=True)
         scores = {"bayes_segment": segment_scores(means, held[SEGMENT], arms)}
+        if tactic.value in covariate:
+            scores["bayes_covariate"] = (
+                covariate[tactic.value].score(held, id_col=None)[arms].reset_index(drop=True)
+            )
         if ev.t_learner:
             binary = outcome == "converted"
             learner = TLearner(features, binary=binary, seed=ev.seed)
