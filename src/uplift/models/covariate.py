@@ -864,9 +864,20 @@ class CovariateUpliftModel:
         self._require_fit()
         return unique_rows(self.encoding.transform(rows, self.unseen))
 
-    def _uplift_chunks(self, Xp: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        """Per chunk of patterns: (slice, uplift draws (S, V, c), control probability (S, c))."""
+    def _uplift_chunks(
+        self, Xp: np.ndarray, max_draws: int | None = None
+    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """Per chunk of patterns: (slice, uplift draws (S, V, c), control probability (S, c)).
+
+        ``max_draws`` thins the posterior evenly for scoring: with a continuous covariate
+        every customer is a pattern (64,000 x 8,000 draws x 2 arms took 96 s on Hillstrom),
+        and 1,000 draws put the Monte Carlo error of a score at ~3% of its posterior sd.
+        """
         post = self.posterior_arrays()
+        total = post["tau"].shape[0]
+        if max_draws is not None and total > max_draws:
+            keep = np.linspace(0, total - 1, max_draws).round().astype(int)
+            post = {k: v[keep] for k, v in post.items()}
         s, v = post["tau"].shape
         step = max(1, _CHUNK_ELEMENTS // (s * (v + 1)))
         for a in range(0, len(Xp), step):
@@ -884,14 +895,19 @@ class CovariateUpliftModel:
         return rows.index.to_numpy()
 
     def predict_uplift(
-        self, rows: pd.DataFrame, hdi_prob: float = 0.9, id_col: str | None = "customer_id"
+        self,
+        rows: pd.DataFrame,
+        hdi_prob: float = 0.9,
+        id_col: str | None = "customer_id",
+        max_draws: int | None = 1000,
     ) -> pd.DataFrame:
         """Posterior of each customer's uplift ``p(treated arm) - p(control)``, per treated arm.
 
         One row per customer x treated arm (customers in input order): ``customer`` (the
         ``id_col`` value, or the row index when that column is absent), ``arm``, ``uplift_mean``,
         ``uplift_sd``, ``uplift_low``/``uplift_high`` (HDI of ``hdi_prob``), ``prob_positive``,
-        ``p_control_mean``. Computed once per distinct covariate pattern.
+        ``p_control_mean``. Computed once per distinct covariate pattern, from at most
+        ``max_draws`` evenly thinned posterior draws (None: all).
         """
         if not isinstance(hdi_prob, float | int) or not 0 < hdi_prob < 1:
             raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob!r}")
@@ -899,7 +915,7 @@ class CovariateUpliftModel:
         v = len(self.arms)
         stats = {k: np.empty((len(Xp), v)) for k in ("mean", "sd", "low", "high", "pos")}
         base = np.empty(len(Xp))
-        for sl, up, p0 in self._uplift_chunks(Xp):
+        for sl, up, p0 in self._uplift_chunks(Xp, max_draws):
             stats["mean"][sl] = up.mean(axis=0).T
             stats["sd"][sl] = up.std(axis=0, ddof=1).T
             stats["pos"][sl] = (up > 0).mean(axis=0).T
@@ -922,12 +938,14 @@ class CovariateUpliftModel:
             }
         )
 
-    def score(self, rows: pd.DataFrame, id_col: str | None = "customer_id") -> pd.DataFrame:
+    def score(
+        self, rows: pd.DataFrame, id_col: str | None = "customer_id", max_draws: int | None = 1000
+    ) -> pd.DataFrame:
         """Posterior-mean uplift per customer (rows, indexed like ``predict_uplift``'s
         ``customer``) x treated arm (columns): the number to rank customers by."""
         Xp, inv = self._patterns(rows)
         mean = np.empty((len(Xp), len(self.arms)))
-        for sl, up, _ in self._uplift_chunks(Xp):
+        for sl, up, _ in self._uplift_chunks(Xp, max_draws):
             mean[sl] = up.mean(axis=0).T
         index = pd.Index(self._ids(rows, id_col), name="customer")
         return pd.DataFrame(mean[inv], index=index, columns=pd.Index(self.arms, name="arm"))
