@@ -2,11 +2,14 @@
 
 from uplift.models.base import FittedTactic, UpliftModel
 from uplift.models.conversion import ConversionUpliftModel
+from uplift.models.covariate import CovariatePriors, CovariateUpliftModel
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.sampling import SamplerSettings
 
 __all__ = [
     "ConversionUpliftModel",
+    "CovariatePriors",
+    "CovariateUpliftModel",
     "Diagnostics",
     "FittedTactic",
     "SamplerSettings",
