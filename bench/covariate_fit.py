@@ -39,9 +39,6 @@ Hillstrom visits (``--sections hillstrom``; 64,000 rows, 7,015 cells, 14 terms, 
 interactions): NUTS on cells 273 s (r-hat 1.007, min bulk ESS 1138, 0 divergences) vs Laplace
 1.1 s; Laplace means of tau within 0.027 and of gamma within 0.065 NUTS sds, sd ratios 0.95-1.04,
 customer scores correlated 1.0000 and within 0.08 posterior sd.
-
-Running a script from ``bench/`` puts ``bench/`` first on ``sys.path``; while ``bench/coverage.py``
-exists it shadows the ``coverage`` package that numba imports, so run ``python -P bench/...``.
 """
 
 from __future__ import annotations
