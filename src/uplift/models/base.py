@@ -24,7 +24,7 @@ from uplift.models.sampling import SamplerSettings
 class UpliftModel(ABC):
     family: ClassVar[str]
     metric: ClassVar[str]
-    #: with nutpie, reuse one compiled graph across fits whose data (``pm.Data``) differ
+    #: with nutpie/numpyro, reuse one compiled graph across fits whose data (``pm.Data``) differ
     reuse_compiled: ClassVar[bool] = True
     #: dims whose labels may differ between fits sharing a compiled graph
     relabel_dims: ClassVar[tuple[str, ...]] = ("arm",)
@@ -46,15 +46,22 @@ class UpliftModel(ABC):
         return {}
 
     def fit(self, cells: pd.DataFrame, tactic: str) -> Self:
-        from uplift.models.sampling import sample, sample_nutpie
+        """Fit on ``cells`` for ``tactic`` with the configured backend.
+
+        nutpie and numpyro reuse one compiled graph per model structure across tactics
+        (compiling dominates their cost); pymc NUTS and ADVI go through :func:`sample`.
+        """
+        from uplift.models.sampling import sample, sample_numpyro, sample_nutpie
 
         self.tactic = str(tactic)
         model = self.build_model(cells, self.tactic)
         seed = self.sampler.seed_for(self.tactic)
+        key = (type(self).__name__, json.dumps(self.model_config(), sort_keys=True))
+        key = key if self.reuse_compiled and model.data_vars else None
         if self.sampler.backend == "nutpie":
-            key = (type(self).__name__, json.dumps(self.model_config(), sort_keys=True))
-            key = key if self.reuse_compiled and model.data_vars else None
             self.idata = sample_nutpie(model, self.sampler, seed, key, self.relabel_dims)
+        elif self.sampler.backend == "numpyro":
+            self.idata = sample_numpyro(model, self.sampler, seed, key, self.relabel_dims)
         else:
             self.idata = sample(model, self.sampler, seed=seed)
         self.idata.attrs.update(
