@@ -625,6 +625,15 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             "chains": config.sampler.chains,
             "draws": config.sampler.draws,
             "tune": config.sampler.tune,
+            **(
+                {
+                    "vi_method": config.sampler.vi_method,
+                    "vi_iterations": config.sampler.vi_iterations,
+                    "vi_learning_rate": config.sampler.vi_learning_rate,
+                }
+                if config.sampler.approximate
+                else {}
+            ),
         },
         "diagnostics": {
             t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)}
@@ -667,8 +676,12 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     failure: Exception | None = None
     if failures and not config.optimize.allow_unconverged:
         detail = "; ".join(f"{t}: {', '.join(r)}" for t, r in failures.items())
+        if config.sampler.approximate:
+            fix = "Use an MCMC backend (sampler=nutpie) for decisions"
+        else:
+            fix = "Sample longer (sampler.draws, sampler.tune) or revisit the model (ppc.csv)"
         gate_info["message"] = (
-            f"optimizer refused unconverged fit(s) ({detail}). Sample longer (sampler.draws, sampler.tune), "
+            f"optimizer refused unconverged fit(s) ({detail}). {fix}, "
             "or set optimize.allow_unconverged=true to use them anyway."
         )
     elif budget_fits:
