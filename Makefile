@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench notebooks
 
 bench: $(STAMP)
+	$(VENV)/bin/python bench/backends.py
 	$(VENV)/bin/python bench/fit_scaling.py
 
 clean:

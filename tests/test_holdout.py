@@ -126,7 +126,7 @@ def test_evaluate_scores_on_a_continuous_outcome_skips_the_binary_only_metrics()
 def test_run_writes_evaluation_next_to_a_t_learner(tmp_path):
     config = uplift.compose_config(
         [
-            "data.synthetic.n_customers=30000",
+            "data.synthetic.n_customers=20000",
             "sampler=fast",
             "optimize.allow_unconverged=true",
             "report.plots=true",
@@ -135,6 +135,7 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path):
             "evaluate.bootstrap=10",
             "data.columns.covariates=[value_tier,needs]",
             "model.covariate_model.enabled=true",
+            "model.covariate_model.method=approximate",  # NUTS on patterns: test_covariate_model
         ]
     )
     result = uplift.run(config, tmp_path)
