@@ -1,4 +1,4 @@
-"""``model.parameterization=auto``: centre baselines when the data pin each segment down."""
+"""``model.parameterization=auto``: centre baselines and effects when the data pin them down."""
 
 from __future__ import annotations
 
@@ -13,34 +13,45 @@ from uplift.pipeline import build_model, control_events, load_data
 
 def test_resolve_follows_events_and_segments():
     auto = Parameterization("auto", "auto")
-    assert auto.resolve(130, 12) == Parameterization("centered", "centered")
-    assert auto.resolve(1, 144) == Parameterization("non_centered", "non_centered")
-    assert auto.resolve(500, 1).baseline == "non_centered"  # one segment: prior-only scale
+    assert auto.resolve(130, 12, 100) == Parameterization("centered", "non_centered")
+    assert auto.resolve(4000, 48, 2600) == Parameterization("centered", "centered")
+    assert auto.resolve(1, 144, 1) == Parameterization("non_centered", "non_centered")
+    assert auto.resolve(500, 1, 500) == Parameterization("non_centered", "non_centered")
+    assert auto.resolve(300, 12).effect == "centered"  # treated events default to control's
     fixed = Parameterization("auto", "non_centered", auto_min_events=20)
-    assert fixed.resolve(12, 144) == Parameterization("non_centered", "non_centered", 20)
+    assert fixed.resolve(12, 144, 1e6) == Parameterization("non_centered", "non_centered", 20)
     assert Parameterization("centered").resolve(0, 1).baseline == "centered"  # explicit wins
     with pytest.raises(ValueError, match="model.parameterization.baseline must be"):
         Parameterization("centred")
 
 
 @pytest.mark.parametrize(
-    ("experiment", "events", "baseline"),
+    ("experiment", "events", "baseline", "effect"),
     [
-        ("synthetic_demo", (100, 200), "centered"),  # ~130 conversions per control cell
-        ("hillstrom_email_visit", (8, 16), "centered"),  # ~12 visits
-        ("hillstrom_email_conversion", (0, 2), "non_centered"),  # ~1 purchase
-        ("hillstrom_email", (0, 2), "non_centered"),  # ~1 buyer (hurdle)
+        ("synthetic_demo", (100, 200), "centered", "non_centered"),  # ~130 / ~117 conversions
+        ("hillstrom_email_visit", (8, 16), "centered", "non_centered"),  # ~12 visits
+        ("hillstrom_email_conversion", (0, 2), "non_centered", "non_centered"),  # ~1 purchase
+        ("hillstrom_email", (0, 2), "non_centered", "non_centered"),  # ~1 buyer (hurdle)
+        ("social_pressure_mailing", (300, 5000), "centered", "non_centered"),
     ],
 )
-def test_pipeline_resolves_auto_from_the_data(tmp_path: Path, experiment, events, baseline):
-    config = uplift.compose_config(
-        [f"experiment={experiment}", "data.synthetic.n_customers=120000"]
-    )
-    assert config.model.parameterization.baseline == "auto"
+def test_pipeline_resolves_auto_from_the_data(tmp_path: Path, experiment, events, baseline, effect):
+    config = uplift.compose_config([f"experiment={experiment}"])
+    par = config.model.parameterization
+    assert (par.baseline, par.effect) == ("auto", "non_centered")
     data, _ = load_data(config, tmp_path)
     tactic = data.arm_map.tactics()[0].value
     fam = config.model.family_of(tactic)
     assert events[0] <= control_events(data, fam) <= events[1]
     model = build_model(config, tactic, data)
-    assert model.parameterization.baseline == baseline
-    assert model.parameterization.effect == "non_centered"
+    assert (model.parameterization.baseline, model.parameterization.effect) == (baseline, effect)
+
+
+def test_effect_auto_is_resolved_from_the_treated_cells(tmp_path: Path):
+    config = uplift.compose_config(
+        ["experiment=social_pressure_mailing", "model.parameterization.effect=auto"]
+    )
+    data, _ = load_data(config, tmp_path)
+    assert build_model(config, "frequency", data).parameterization.effect == "centered"
+    config.model.parameterization.auto_min_effect_events = 1e6
+    assert build_model(config, "frequency", data).parameterization.effect == "non_centered"

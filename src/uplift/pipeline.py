@@ -207,15 +207,16 @@ def optimize_prices(
     return pd.concat(tables, ignore_index=True), summaries, demand
 
 
-def control_events(data: CustomerData, family: str) -> float:
+def control_events(data: CustomerData, family: str, arms: list[str] | None = None) -> float:
     """Median events per control cell on the scale the family's baselines are learnt from.
 
     Binary outcomes count the rarer of conversions and non-conversions, the hurdle model its
     buyers, count models the orders: roughly 1 / (standard error of a segment's baseline)^2.
+    ``arms``: the cells of these arms instead (e.g. a tactic's treated arms).
     """
     f = data.frame
-    control = f[f["arm"] == data.arm_map.control.name]
-    by = control.groupby("segment")
+    control = f[f["arm"].isin(arms or [data.arm_map.control.name])]
+    by = control.groupby(["segment", "arm"])
     if family == "hurdle_lognormal":
         events = by["revenue"].apply(lambda r: int((r > 0).sum()))
     elif family == "negative_binomial":
@@ -232,7 +233,12 @@ def resolved_parameterization(config: AppConfig, tactic: str, data: CustomerData
     if "auto" not in (par.baseline, par.effect):
         return par
     fam = config.model.family_of(tactic)
-    chosen = par.resolve(control_events(data, fam), data.frame["segment"].nunique())
+    treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
+    chosen = par.resolve(
+        control_events(data, fam),
+        data.frame["segment"].nunique(),
+        control_events(data, fam, treated),
+    )
     log.info("%s: parameterization baseline=%s effect=%s", tactic, chosen.baseline, chosen.effect)
     return chosen
 
