@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import uplift
+from uplift.data import aggregate_cells
 from uplift.models.conversion import Parameterization
-from uplift.pipeline import build_model, control_events, load_data
+from uplift.pipeline import build_model, cell_events, load_data
 
 
 def test_resolve_follows_events_and_segments():
@@ -40,10 +41,11 @@ def test_pipeline_resolves_auto_from_the_data(tmp_path: Path, experiment, events
     par = config.model.parameterization
     assert (par.baseline, par.effect) == ("auto", "non_centered")
     data, _ = load_data(config, tmp_path)
+    cells = aggregate_cells(data)
     tactic = data.arm_map.tactics()[0].value
     fam = config.model.family_of(tactic)
-    assert events[0] <= control_events(data, fam) <= events[1]
-    model = build_model(config, tactic, data)
+    assert events[0] <= cell_events(cells, fam, [data.arm_map.control.name]) <= events[1]
+    model = build_model(config, tactic, data, cells)
     assert (model.parameterization.baseline, model.parameterization.effect) == (baseline, effect)
 
 
@@ -52,6 +54,7 @@ def test_effect_auto_is_resolved_from_the_treated_cells(tmp_path: Path):
         ["experiment=social_pressure_mailing", "model.parameterization.effect=auto"]
     )
     data, _ = load_data(config, tmp_path)
-    assert build_model(config, "frequency", data).parameterization.effect == "centered"
+    cells = aggregate_cells(data)
+    assert build_model(config, "frequency", data, cells).parameterization.effect == "centered"
     config.model.parameterization.auto_min_effect_events = 1e6
-    assert build_model(config, "frequency", data).parameterization.effect == "non_centered"
+    assert build_model(config, "frequency", data, cells).parameterization.effect == "non_centered"

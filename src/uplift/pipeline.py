@@ -207,27 +207,26 @@ def optimize_prices(
     return pd.concat(tables, ignore_index=True), summaries, demand
 
 
-def control_events(data: CustomerData, family: str, arms: list[str] | None = None) -> float:
-    """Median events per control cell on the scale the family's baselines are learnt from.
+def cell_events(cells: pd.DataFrame, family: str, arms: list[str]) -> float:
+    """Median events per cell of ``arms`` on the scale the family's parameters are learnt from.
 
     Binary outcomes count the rarer of conversions and non-conversions, the hurdle model its
-    buyers, count models the orders: roughly 1 / (standard error of a segment's baseline)^2.
-    ``arms``: the cells of these arms instead (e.g. a tactic's treated arms).
+    buyers, count models the orders: roughly 1 / (standard error of a cell's parameter)^2.
+    Read from the cells' sufficient statistics, so the cost does not grow with customers.
     """
-    f = data.frame
-    control = f[f["arm"].isin(arms or [data.arm_map.control.name])]
-    by = control.groupby(["segment", "arm"])
+    rows = cells[cells["arm"].isin(arms)]
     if family == "hurdle_lognormal":
-        events = by["revenue"].apply(lambda r: int((r > 0).sum()))
+        events = rows["n_buyers"]
     elif family == "negative_binomial":
-        events = by["orders"].sum()
+        events = rows["orders_sum"]
     else:
-        k, n = by["converted"].sum(), by.size()
-        events = np.minimum(k, n - k)
+        events = np.minimum(rows["conversions"], rows["n"] - rows["conversions"])
     return float(events.median())
 
 
-def resolved_parameterization(config: AppConfig, tactic: str, data: CustomerData):
+def resolved_parameterization(
+    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+):
     """``model.parameterization`` with any ``auto`` replaced by the choice the data favour."""
     par = config.model.parameterization
     if "auto" not in (par.baseline, par.effect):
@@ -235,18 +234,21 @@ def resolved_parameterization(config: AppConfig, tactic: str, data: CustomerData
     fam = config.model.family_of(tactic)
     treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
     chosen = par.resolve(
-        control_events(data, fam),
-        data.frame["segment"].nunique(),
-        control_events(data, fam, treated),
+        cell_events(cells, fam, [data.arm_map.control.name]),
+        cells["segment"].nunique(),
+        cell_events(cells, fam, treated),
     )
     log.info("%s: parameterization baseline=%s effect=%s", tactic, chosen.baseline, chosen.effect)
     return chosen
 
 
-def build_model(config: AppConfig, tactic: str, data: CustomerData) -> UpliftModel:
-    """The model object for ``tactic``'s configured likelihood family."""
+def build_model(
+    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+) -> UpliftModel:
+    """The model object for ``tactic``'s configured likelihood family (``cells``: what it will
+    be fit on, which decides any ``auto`` parameterization)."""
     mc, fam = config.model, config.model.family_of(tactic)
-    par = resolved_parameterization(config, tactic, data)
+    par = resolved_parameterization(config, tactic, data, cells)
     if fam == "price_logit":
         from uplift.models.price import PriceResponseModel
 
@@ -309,7 +311,7 @@ def fit_tactics(
     fits: dict[str, FittedTactic] = {}
     for tactic in data.arm_map.tactics():
         t0 = time.perf_counter()
-        model = build_model(config, tactic.value, data)
+        model = build_model(config, tactic.value, data, cells)
         model.fit(cells, tactic.value)
         fits[tactic.value] = FittedTactic(
             tactic.value, model, model.diagnostics(), time.perf_counter() - t0
