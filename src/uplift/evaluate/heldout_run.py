@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.config import FAMILY_METRIC, AppConfig
-from uplift.data.cells import aggregate_cells
+from uplift.data.cells import aggregate_cells, segment_sizes
 from uplift.data.contract import SEGMENT, CustomerData
 from uplift.evaluate.holdout import (
     TLearner,
@@ -66,6 +66,7 @@ def run_holdout(
         cells = cells[cells[SEGMENT].isin(with_control)]
     features = features_for(config, data)
     control = data.arm_map.control.name
+    sizes = segment_sizes(cells)  # training customers per segment: the scorer's fallback weights
     tables, curves, diags = [], {}, {}
     covariate = fit_covariate(config, train) if fit_covariate is not None else {}
     for tactic in data.arm_map.tactics():
@@ -81,7 +82,6 @@ def run_holdout(
         diags[tactic.value] = fit.diagnostics
         draws = fit.draws()
         means = draws.mean("sample").to_dataframe(name="mean").reset_index()
-        sizes = cells.groupby(SEGMENT)["n"].sum()
         means["n"] = means["segment"].map(sizes).fillna(0).to_numpy()
         keep_test = test["arm"].isin([control, *arms]).to_numpy()
         held = test[keep_test].reset_index(drop=True)

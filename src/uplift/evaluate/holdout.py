@@ -241,14 +241,14 @@ def evaluate_scores(
         if not (arm_arr == a).any() or not (arm_arr == control).any():
             raise ValueError(f"held-out rows need both arm {a!r} and control {control!r}")
         yk, tk = y_arr[keep], (arm_arr[keep] == a).astype(np.int8)
-        point = {n: _metrics(yk, tk, scores[n][a].to_numpy()[keep], k, binary) for n in names}
+        arm_scores = {n: scores[n][a].to_numpy()[keep] for n in names}
+        point = {n: _metrics(yk, tk, arm_scores[n], k, binary) for n in names}
         boots: dict[str, list[dict]] = {n: [] for n in names}
         t_pos, c_pos = np.flatnonzero(tk == 1), np.flatnonzero(tk == 0)
         for _ in range(bootstrap):
             idx = np.concatenate([rng.choice(t_pos, t_pos.size), rng.choice(c_pos, c_pos.size)])
             for n in names:
-                s = scores[n][a].to_numpy()[keep]
-                boots[n].append(_metrics(yk[idx], tk[idx], s[idx], k, binary))
+                boots[n].append(_metrics(yk[idx], tk[idx], arm_scores[n][idx], k, binary))
         for n in names:
             row = {
                 "arm": a,

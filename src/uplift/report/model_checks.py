@@ -15,6 +15,7 @@ from uplift.models.predictive import (
     posterior_predictive_check,
     prior_implied_quantities,
 )
+from uplift.report.markdown import md_table
 
 
 @dataclass
@@ -60,8 +61,8 @@ def run_model_checks(
         posterior[tactic] = posterior_predictive_check(fit.model, cells, seed=seed)
         implied = prior_implied_quantities(fit.model, cells, seed=seed, tactic=tactic)
         priors.append(implied.table.assign(tactic=tactic))
-        if implied.failures():
-            warnings[tactic] = implied.failures()
+        if failures := implied.failures():
+            warnings[tactic] = failures
     prior_table = pd.concat(priors, ignore_index=True)
     prior_table = prior_table[["tactic", *[c for c in prior_table.columns if c != "tactic"]]]
     return ModelChecks(posterior, prior_table, warnings, alpha)
@@ -83,8 +84,6 @@ def checks_section(checks: ModelChecks, figures: dict[str, str]) -> str:
                     "outside_90pct_interval": s["outside_interval_share"],
                 }
             )
-    from uplift.report.markdown import md_table
-
     lines = [
         "## Model checks",
         "",
