@@ -29,30 +29,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from benchmark_model import make_cells  # bench/ is on sys.path when run as a script
 
-from uplift.data import ColumnMap, aggregate_cells, validate_customers
-from uplift.data.synthetic import default_arm_map, generate
 from uplift.models import ConversionUpliftModel, SamplerSettings, sampling
 
-TIERS = ["low", "mid", "high", "top"]
-NEEDS = ["price", "quality", "convenience", "variety", *[f"need{i}" for i in range(5, 13)]]
 #: "numpyro_pm" is numpyro through pm.sample (no compiled-program reuse), to measure the reuse
 BACKENDS = ("pymc", "nutpie", "numpyro", "numpyro_pm", "advi")
-
-
-def make_cells(n_customers: int, seed: int = 1):
-    """4 value tiers x 12 needs = 48 segments, 6 tactics (one arm each) plus control."""
-    arms = default_arm_map()
-    exp = generate(
-        arms,
-        n_customers=n_customers,
-        seed=seed,
-        value_tiers=TIERS,
-        tier_shares=[0.4, 0.3, 0.2, 0.1],
-        needs=NEEDS,
-    )
-    data = validate_customers(exp.customers, ColumnMap(segments=("value_tier", "needs")), arms)
-    return aggregate_cells(data), [t.value for t in arms.tactics()]
 
 
 @dataclass
@@ -206,7 +188,8 @@ def main() -> None:
     ap.add_argument("--vi-sweep", action="store_true", help="ADVI budgets on one tactic")
     args = ap.parse_args()
 
-    cells, tactics = make_cells(args.customers)
+    cells, arms, _, _ = make_cells(args.customers)
+    tactics = [t.value for t in arms.tactics()]
     chains, draws, tune = (2, 500, 500) if args.quick else (4, 2000, 1000)
     print(
         f"model: {len(tactics)} tactics x {cells['segment'].nunique()} segments, {len(cells)} cells, "

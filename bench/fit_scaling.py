@@ -16,31 +16,9 @@ import argparse
 import time
 
 import numpy as np
+from benchmark_model import make_cells  # bench/ is on sys.path when run as a script
 
-from uplift.data import ColumnMap, aggregate_cells, validate_customers
-from uplift.data.synthetic import default_arm_map, generate
 from uplift.models import ConversionUpliftModel, SamplerSettings
-
-TIERS = ["low", "mid", "high", "top"]
-NEEDS = ["price", "quality", "convenience", "variety", *[f"need{i}" for i in range(5, 13)]]
-
-
-def make_cells(n: int, seed: int = 1):
-    arms = default_arm_map()
-    t0 = time.perf_counter()
-    exp = generate(
-        arms,
-        n_customers=n,
-        seed=seed,
-        value_tiers=TIERS,
-        tier_shares=[0.4, 0.3, 0.2, 0.1],
-        needs=NEEDS,
-    )
-    t_gen = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    data = validate_customers(exp.customers, ColumnMap(segments=("value_tier", "needs")), arms)
-    cells = aggregate_cells(data)
-    return cells, arms, t_gen, time.perf_counter() - t0
 
 
 def fit_all(cells, arms, settings: SamplerSettings) -> tuple[float, float, float]:
