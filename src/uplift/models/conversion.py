@@ -25,6 +25,7 @@ import xarray as xr
 
 from uplift.models.base import UpliftModel
 from uplift.models.sampling import SamplerSettings
+from uplift.models.structure import SegmentStructure, structured
 
 
 @dataclass
@@ -57,21 +58,6 @@ def split_cells(cells: pd.DataFrame, tactic: str) -> tuple[pd.DataFrame, pd.Data
     if treated.empty:
         raise ValueError(f"no cells for tactic {tactic!r}")
     return control, treated
-
-
-def pooled(name: str, mean, scale: float, dims: tuple[str, ...], centered: bool):
-    """Partially pooled values ~ N(mean, sigma) with sigma ~ HalfNormal(scale).
-
-    Centred samples the values themselves (the textbook form: best when data pin each value
-    down); non-centred samples z ~ N(0, 1) and returns mean + sigma z (best when data are weak
-    and sigma may be near 0). ``mean`` broadcasts against ``dims`` (e.g. ``mu[:, None]``).
-    """
-    lead = dims[:-1]
-    sigma = pm.HalfNormal(f"{name}_sigma", scale, dims=lead or None)
-    s = sigma[:, None] if lead else sigma
-    if centered:
-        return pm.Normal(f"{name}_value", mean, s, dims=dims)
-    return mean + s * pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
 
 
 @dataclass
@@ -144,38 +130,6 @@ class Parameterization:
         )
 
 
-def dimension_effects(
-    control: pd.DataFrame, segments: list[str], dims: tuple[str, ...], scale: float
-):
-    """Sum over segment dimensions (e.g. value tier, needs) of a pooled effect per level.
-
-    Segments sharing a tier borrow strength from each other first; the per-segment residual
-    (pooled by the caller) captures what the dimensions do not. Level effects are non-centred and
-    zero-sum over levels, so the tactic mean alone carries the average: without the zero-sum
-    constraint the mean and the level effects trade off along a ridge (10-35 divergences per
-    tactic on the demo; 0 with it at target_accept 0.99). Returns 0 without dimensions.
-    """
-    total = 0.0
-    for d in dims:
-        if d not in control.columns:
-            raise ValueError(f"segment dimension {d!r} is not a column of the cells")
-        of = (
-            control.drop_duplicates("segment").set_index("segment")[d].astype(str).reindex(segments)
-        )
-        levels = sorted(of.unique())
-        if len(levels) < 2:
-            continue
-        idx = of.map({v: i for i, v in enumerate(levels)}).to_numpy()
-        pm.modelcontext(None).add_coord(f"{d}_level", levels)
-        sigma = pm.HalfNormal(f"effect_{d}_sigma", scale, dims="arm")
-        # zero-sum over levels: the tactic mean alone carries the average effect (no ridge)
-        z = pm.ZeroSumNormal(
-            f"effect_{d}_z", sigma=1.0, dims=("arm", f"{d}_level"), n_zerosum_axes=1
-        )
-        total = total + (sigma[:, None] * z)[:, idx]
-    return total
-
-
 def binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm) -> None:
     """Conversions of control and treated cells as Binomial(n, p), exact from cell sums.
 
@@ -237,17 +191,25 @@ class ConversionUpliftModel(UpliftModel):
         sampler: SamplerSettings | None = None,
         parameterization: Parameterization | None = None,
         segment_dims: tuple[str, ...] | list[str] = (),
+        interactions: bool = True,
+        structure_baselines: bool = False,
     ):
         super().__init__(sampler)
         self.priors = priors or ConversionPriors()
         self.parameterization = parameterization or Parameterization()
         self.segment_dims = tuple(segment_dims)
+        self.interactions = bool(interactions)
+        self.structure_baselines = bool(structure_baselines)
 
     def model_config(self) -> dict:
         return (
             asdict(self.priors)
             | asdict(self.parameterization)
-            | {"segment_dims": list(self.segment_dims)}
+            | {
+                "segment_dims": list(self.segment_dims),
+                "interactions": self.interactions,
+                "structure_baselines": self.structure_baselines,
+            }
         )
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
@@ -256,17 +218,25 @@ class ConversionUpliftModel(UpliftModel):
         pr = self.priors
 
         par = self.parameterization
+        structure = SegmentStructure.from_cells(
+            control, segments, self.segment_dims, self.interactions
+        )
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:
             mu_a = pm.Normal("baseline_mu", pr.baseline_mu, pr.baseline_mu_sd)
-            a = pooled(
-                "baseline", mu_a, pr.baseline_sigma, ("segment",), par.baseline == "centered"
+            a = structured(
+                "baseline",
+                structure if self.structure_baselines else SegmentStructure(tuple(segments)),
+                mu_a,
+                pr.baseline_sigma,
+                ("segment",),
+                par.baseline == "centered",
             )
             a = pm.Deterministic("baseline_logit", a, dims="segment")
             mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")
-            b = pooled(
+            b = structured(
                 "effect",
-                mu_b[:, None]
-                + dimension_effects(control, segments, self.segment_dims, pr.effect_sigma),
+                structure,
+                mu_b[:, None],
                 pr.effect_sigma,
                 ("arm", "segment"),
                 par.effect == "centered",

@@ -34,9 +34,10 @@ import xarray as xr
 
 from uplift.data.contract import SEGMENT, CustomerData
 from uplift.models.base import UpliftModel
-from uplift.models.conversion import Parameterization, cell_index, pooled, split_cells
+from uplift.models.conversion import Parameterization, cell_index, split_cells
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
+from uplift.models.structure import SegmentStructure, pooled, structured
 
 HISTOGRAM_COLUMNS = [SEGMENT, "arm", "count", "customers"]
 
@@ -125,16 +126,31 @@ class NegBinomialCountModel(UpliftModel):
         sampler: SamplerSettings | None = None,
         parameterization: Parameterization | None = None,
         metric: str | None = None,
+        segment_dims: tuple[str, ...] | list[str] = (),
+        interactions: bool = True,
+        structure_baselines: bool = False,
     ):
         super().__init__(sampler)
         self.histograms = histograms
         self.priors = priors or CountPriors()
         self.parameterization = parameterization or Parameterization()
+        self.segment_dims = tuple(segment_dims)
+        self.interactions = bool(interactions)
+        self.structure_baselines = bool(structure_baselines)
         if metric is not None:
             self.metric = metric
 
     def model_config(self) -> dict:
-        return asdict(self.priors) | asdict(self.parameterization) | {"metric": self.metric}
+        return (
+            asdict(self.priors)
+            | asdict(self.parameterization)
+            | {
+                "metric": self.metric,
+                "segment_dims": list(self.segment_dims),
+                "interactions": self.interactions,
+                "structure_baselines": self.structure_baselines,
+            }
+        )
 
     def _cell_histograms(
         self, control: pd.DataFrame, treated: pd.DataFrame
@@ -170,12 +186,15 @@ class NegBinomialCountModel(UpliftModel):
             control, treated, tactic, h_control, h_treated
         )
         pr, par = self.priors, self.parameterization
+        st = SegmentStructure.from_cells(control, segments, self.segment_dims, self.interactions)
+        base_st = st if self.structure_baselines else SegmentStructure(tuple(segments))
 
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:
             a = pm.Deterministic(
                 "baseline_log",
-                pooled(
+                structured(
                     "baseline",
+                    base_st,
                     pm.Normal("baseline_mu", pr.baseline_mu, pr.baseline_mu_sd),
                     pr.baseline_sigma,
                     ("segment",),
@@ -186,8 +205,9 @@ class NegBinomialCountModel(UpliftModel):
             mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")
             b = pm.Deterministic(
                 "effect_log",
-                pooled(
+                structured(
                     "effect",
+                    st,
                     mu_b[:, None],
                     pr.effect_sigma,
                     ("arm", "segment"),

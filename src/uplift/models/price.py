@@ -42,10 +42,10 @@ from uplift.models.conversion import (
     Parameterization,
     binomial_cells,
     cell_index,
-    pooled,
     split_cells,
 )
 from uplift.models.sampling import SamplerSettings
+from uplift.models.structure import pooled
 
 
 @dataclass

@@ -39,10 +39,10 @@ from uplift.models.conversion import (
     ConversionPriors,
     Parameterization,
     cell_index,
-    pooled,
     split_cells,
 )
 from uplift.models.sampling import SamplerSettings
+from uplift.models.structure import SegmentStructure, pooled, structured
 
 HURDLE_COLUMNS = ("n", "n_buyers", "log_revenue_sum", "log_revenue_sq_sum")
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -162,17 +162,26 @@ class HurdleRevenueModel(UpliftModel):
         spend_priors: SpendPriors | None = None,
         sampler: SamplerSettings | None = None,
         parameterization: Parameterization | None = None,
+        segment_dims: tuple[str, ...] | list[str] = (),
+        interactions: bool = True,
+        structure_baselines: bool = False,
     ):
         super().__init__(sampler)
         self.purchase_priors = purchase_priors or ConversionPriors()
         self.spend_priors = spend_priors or SpendPriors()
         self.parameterization = parameterization or Parameterization()
+        self.segment_dims = tuple(segment_dims)
+        self.interactions = bool(interactions)
+        self.structure_baselines = bool(structure_baselines)
 
     def model_config(self) -> dict:
         return {
             "purchase_priors": asdict(self.purchase_priors),
             "spend_priors": asdict(self.spend_priors),
             "parameterization": asdict(self.parameterization),
+            "segment_dims": list(self.segment_dims),
+            "interactions": self.interactions,
+            "structure_baselines": self.structure_baselines,
         }
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
@@ -181,13 +190,16 @@ class HurdleRevenueModel(UpliftModel):
         segments, arms, c_seg, t_seg, t_arm = cell_index(control, treated, tactic)
         pp, sp, par = self.purchase_priors, self.spend_priors, self.parameterization
         base_c, eff_c = par.baseline == "centered", par.effect == "centered"
+        st = SegmentStructure.from_cells(control, segments, self.segment_dims, self.interactions)
+        base_st = st if self.structure_baselines else SegmentStructure(tuple(segments))
 
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:
             # purchase: P(revenue > 0), same structure as the conversion model
             a = pm.Deterministic(
                 "purchase_baseline_logit",
-                pooled(
+                structured(
                     "purchase_baseline",
+                    base_st,
                     pm.Normal("purchase_baseline_mu", pp.baseline_mu, pp.baseline_mu_sd),
                     pp.baseline_sigma,
                     ("segment",),
@@ -198,8 +210,13 @@ class HurdleRevenueModel(UpliftModel):
             mu_b = pm.Normal("purchase_effect_mu", 0.0, pp.effect_mu_sd, dims="arm")
             b = pm.Deterministic(
                 "purchase_effect_logit",
-                pooled(
-                    "purchase_effect", mu_b[:, None], pp.effect_sigma, ("arm", "segment"), eff_c
+                structured(
+                    "purchase_effect",
+                    st,
+                    mu_b[:, None],
+                    pp.effect_sigma,
+                    ("arm", "segment"),
+                    eff_c,
                 ),
                 dims=("arm", "segment"),
             )
@@ -211,8 +228,9 @@ class HurdleRevenueModel(UpliftModel):
             # spend per buyer: lognormal log-mean and spread
             m = pm.Deterministic(
                 "spend_log_mean",
-                pooled(
+                structured(
                     "spend_baseline",
+                    base_st,
                     pm.Normal("spend_baseline_mu", sp.log_mean_mu, sp.log_mean_mu_sd),
                     sp.log_mean_sigma,
                     ("segment",),
@@ -223,7 +241,9 @@ class HurdleRevenueModel(UpliftModel):
             mu_c = pm.Normal("spend_effect_mu", 0.0, sp.effect_mu_sd, dims="arm")
             c = pm.Deterministic(
                 "spend_effect",
-                pooled("spend_effect", mu_c[:, None], sp.effect_sigma, ("arm", "segment"), eff_c),
+                structured(
+                    "spend_effect", st, mu_c[:, None], sp.effect_sigma, ("arm", "segment"), eff_c
+                ),
                 dims=("arm", "segment"),
             )
             log_s_mu = pm.Normal("spend_sd_log_mu", sp.log_sd_mu, sp.log_sd_mu_sd)
