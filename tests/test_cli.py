@@ -148,6 +148,39 @@ def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path):
             f"allocation.csv differs between identical runs:\n{diff}\nuplift diff:\n{up.head()}"
         )
     assert pd.read_csv(by_budget[3000.0] / "allocation.csv")["spend"].sum() <= 3000
+    # the customer list is reproducible under the same seed
+    assert (run_dir / "targets.csv").read_bytes() == (
+        by_budget[8000.0] / "targets.csv"
+    ).read_bytes()
+
+
+def test_targets_reconcile_with_allocation(run_dir):
+    """targets.csv: documented columns, one row per selected customer, the same customers per
+    (segment, arm) and the same spend as allocation.csv."""
+    targets = pd.read_csv(run_dir / "targets.csv")
+    assert list(targets.columns[:7]) == [
+        "customer_id",
+        "segment",
+        "arm",
+        "tactic",
+        "expected_incremental_profit",
+        "prob_profit_positive",
+        "rank",
+    ]
+    assert targets["customer_id"].is_unique
+    alloc = pd.read_csv(run_dir / "allocation.csv")
+    alloc = alloc[alloc["customers"] > 0]
+    got = targets.groupby(["segment", "arm"]).size()
+    want = alloc.set_index(["segment", "arm"])["customers"].astype(int)
+    pd.testing.assert_series_equal(
+        got.sort_index(), want.sort_index(), check_names=False, check_dtype=False
+    )
+    cost = targets["arm"].map(alloc.groupby("arm")["cost_per_customer"].first())
+    assert cost.sum() == pytest.approx(alloc["spend"].sum(), rel=1e-9)
+    assert sorted(targets["rank"]) == list(range(1, len(targets) + 1))
+    customers = pd.read_parquet(run_dir / "synthetic" / "customers.parquet")
+    seg_of = (customers["value_tier"] + "/" + customers["needs"]).set_axis(customers["customer_id"])
+    assert (targets["customer_id"].map(seg_of) == targets["segment"]).all()
 
 
 def test_bad_input_fails_before_sampling(tmp_path):

@@ -158,6 +158,11 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path):
     assert scores["uplift_low"].le(scores["uplift_mean"]).all()
     assert scores["uplift_mean"].le(scores["uplift_high"]).all()
     assert set(summary["covariate_model"]) == {t.value for t in config.tactics.arm_map().tactics()}
+    # the covariate model decides who within each segment gets the allocated arms
+    targets = pd.read_csv(tmp_path / "targets.csv")
+    assert targets["selection"].eq("covariate_model").any()
+    alloc = pd.read_csv(tmp_path / "allocation.csv")
+    assert len(targets) == int(alloc["customers"].sum())
 
 
 def test_covariate_model_config_fails_before_sampling(tmp_path):

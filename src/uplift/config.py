@@ -191,7 +191,12 @@ class ModelConfig:
 
     family: str = "binomial"
     families: dict[str, str] = field(default_factory=dict)
-    pool_by_dimensions: bool = False  # effects pooled along each segment column (binomial family)
+    # effects pooled along each segment column (main effects, pooled pairwise interactions and a
+    # segment residual; uplift.models.structure) when segments are crossed from several columns,
+    # for the binomial, hurdle and count families; one segment column: exchangeable either way
+    pool_by_dimensions: bool = False
+    dimension_interactions: bool = True
+    structure_baselines: bool = False  # baselines too (measured slow on dense data)
     priors: ConversionPriors = field(default_factory=ConversionPriors)
     spend_priors: SpendPriors = field(default_factory=SpendPriors)
     count_priors: CountPriors = field(default_factory=CountPriors)
@@ -446,8 +451,21 @@ class EvaluateConfig:
     k: float = 0.3  # uplift@k: the top share of customers targeted
     bootstrap: int = 100  # resamples of the held-out rows for standard errors (0: none)
     t_learner: bool = True
+    # cross-fitted plan value (summary.json "crossfit"): folds >= 2 refit every budget tactic on
+    # K-1 folds, plan with the same optimizer and score the plan on the held-out fold
+    # (uplift.evaluate.crossfit); 0 turns it off. Costs K extra fits.
+    crossfit_folds: int = 0
+    crossfit_level: float = 0.9
 
     def __post_init__(self) -> None:
+        if self.crossfit_folds == 1 or self.crossfit_folds < 0:
+            raise ValueError(
+                f"evaluate.crossfit_folds must be 0 (off) or >= 2, got {self.crossfit_folds}"
+            )
+        if not 0 < self.crossfit_level < 1:
+            raise ValueError(
+                f"evaluate.crossfit_level must be in (0, 1), got {self.crossfit_level}"
+            )
         if not 0 <= self.holdout_fraction < 1:
             raise ValueError(
                 f"evaluate.holdout_fraction must be in [0, 1), got {self.holdout_fraction}"

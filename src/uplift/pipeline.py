@@ -35,6 +35,7 @@ from uplift.models.counts import NegBinomialCountModel, count_histograms
 from uplift.models.revenue import HurdleRevenueModel
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.factory import allocator_from_settings, budget_grid
+from uplift.optimize.targets import customer_targets
 from uplift.report import artifacts
 from uplift.report.markdown import evaluation_section, render_report
 from uplift.report.model_checks import checks_section, run_model_checks
@@ -253,13 +254,18 @@ def build_model(
         from uplift.models.price import PriceResponseModel
 
         return PriceResponseModel(dict(config.pricing.prices), sampler=config.sampler)
+    dims = tuple(segment_dimensions(data)) if mc.pool_by_dimensions else ()
+    structure = {
+        "segment_dims": dims,
+        "interactions": mc.dimension_interactions,
+        "structure_baselines": mc.structure_baselines,
+    }
     if fam == "hurdle_lognormal":
-        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, par)
+        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, par, **structure)
     if fam == "negative_binomial":
         hist = count_histograms(data, "orders")
-        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, par)
-    dims = segment_dimensions(data) if mc.pool_by_dimensions else ()
-    return ConversionUpliftModel(mc.priors, config.sampler, par, dims)
+        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, par, **structure)
+    return ConversionUpliftModel(mc.priors, config.sampler, par, **structure)
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
@@ -305,23 +311,101 @@ def segment_value_model(config: AppConfig, data: CustomerData):
         raise DataValidationError(str(e)) from e
 
 
+#: what a fit that diverged or did not mix is retried with, in order: a smaller step size, then
+#: the other form of the effects, then of the baselines too (each at target_accept 0.99)
+RETRY_LADDER = (
+    ("target_accept",),
+    ("target_accept", "effect"),
+    ("target_accept", "effect", "baseline"),
+)
+
+
+def _flip(form: str) -> str:
+    return "non_centered" if form == "centered" else "centered"
+
+
+def _sampling_failures(config: AppConfig, diagnostics) -> list[str]:
+    """Gate failures a different sampler setting or parameterization can mend (divergences,
+    r-hat); too few effective draws alone is a matter of sampling longer, not of retrying."""
+    gate = config.optimize.gate
+    if diagnostics.approximate:
+        return []
+    return [
+        f
+        for f in diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
+        if f.startswith(("divergences", "r_hat"))
+    ]
+
+
+def fit_tactic(
+    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+) -> FittedTactic:
+    """Fit one tactic; a fit that diverges or does not mix is refit along :data:`RETRY_LADDER`
+    (``sampler.retry``, skipped when ``optimize.allow_unconverged`` accepts it anyway) and the
+    first clean attempt, else the one with the fewest divergences, is kept. Every attempt is
+    recorded on the result (``summary.json: diagnostics.<tactic>.attempts``)."""
+    import dataclasses
+
+    t0 = time.perf_counter()
+    model = build_model(config, tactic, data, cells)
+    model.fit(cells, tactic)
+    best = FittedTactic(tactic, model, model.diagnostics(), time.perf_counter() - t0)
+    failures = _sampling_failures(config, best.diagnostics)
+    if not failures or not config.sampler.retry or config.optimize.allow_unconverged:
+        return best
+    par0 = getattr(model, "parameterization", None)
+    attempts = [_attempt(model, config.sampler.target_accept, failures, best.diagnostics)]
+    for changes in RETRY_LADDER:
+        retry = build_model(config, tactic, data, cells)
+        retry.sampler = dataclasses.replace(
+            config.sampler, target_accept=max(0.99, config.sampler.target_accept)
+        )
+        if par0 is not None:
+            par = dataclasses.replace(par0)
+            for k in ("effect", "baseline"):
+                if k in changes:
+                    setattr(par, k, _flip(getattr(par0, k)))
+            retry.parameterization = par
+        elif len(changes) > 1:
+            break
+        log.warning("%s: %s; refitting with %s", tactic, "; ".join(failures), _form(retry))
+        retry.fit(cells, tactic)
+        fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
+        failures = _sampling_failures(config, fitted.diagnostics)
+        attempts.append(_attempt(retry, retry.sampler.target_accept, failures, fitted.diagnostics))
+        if fitted.diagnostics.divergences <= best.diagnostics.divergences or not failures:
+            best = fitted
+        if not failures:
+            break
+    best.attempts = attempts
+    best.seconds = time.perf_counter() - t0
+    return best
+
+
+def _form(model) -> str:
+    par = getattr(model, "parameterization", None)
+    where = f"baseline={par.baseline} effect={par.effect} " if par is not None else ""
+    return f"{where}target_accept={model.sampler.target_accept}"
+
+
+def _attempt(model, target_accept: float, failures: list[str], diagnostics) -> dict:
+    par = getattr(model, "parameterization", None)
+    return {
+        "target_accept": target_accept,
+        **({"baseline": par.baseline, "effect": par.effect} if par is not None else {}),
+        "divergences": diagnostics.divergences,
+        "r_hat_max": round(float(diagnostics.r_hat_max), 4),
+        "failures": failures,
+    }
+
+
 def fit_tactics(
     cells: pd.DataFrame, data: CustomerData, config: AppConfig
 ) -> dict[str, FittedTactic]:
     fits: dict[str, FittedTactic] = {}
     for tactic in data.arm_map.tactics():
-        t0 = time.perf_counter()
-        model = build_model(config, tactic.value, data, cells)
-        model.fit(cells, tactic.value)
-        fits[tactic.value] = FittedTactic(
-            tactic.value, model, model.diagnostics(), time.perf_counter() - t0
-        )
-        log.info(
-            "fitted %s in %.1fs: %s",
-            tactic.value,
-            fits[tactic.value].seconds,
-            fits[tactic.value].diagnostics,
-        )
+        fits[tactic.value] = fit = fit_tactic(config, tactic.value, data, cells)
+        log.info("fitted %s in %.1fs: %s", tactic.value, fit.seconds, fit.diagnostics)
     return fits
 
 
@@ -489,6 +573,57 @@ def readout_and_next_wave(
     return pd.concat(tables, ignore_index=True), shares
 
 
+#: customer column each family's outcome is read from when a plan is scored on held-out rows
+FAMILY_OUTCOME = {
+    "binomial": "converted",
+    "hurdle_lognormal": "revenue",
+    "negative_binomial": "orders",
+}
+
+
+def crossfit_plan(
+    config: AppConfig,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    values: dict[str, pd.Series],
+    tactics: list[str],
+):
+    """Cross-fitted value of the plan this run's procedure chooses, on customers its fit never
+    saw: fit on K-1 folds, plan for the full eligible base with the same optimizer and rules,
+    score the plan on the held-out fold (stratified difference in means per segment x arm).
+    """
+    import dataclasses
+
+    from uplift.evaluate.crossfit import crossfit_plan_value
+
+    elig = eligible_customers(config, cells)
+    allocator = build_allocator(config)
+    arm_map = data.arm_map
+    arms = [a for a in arm_map.treated if a.tactic.value in tactics]
+
+    def fit_and_plan(train_rows: pd.DataFrame):
+        train = dataclasses.replace(data, frame=train_rows)
+        tcells = aggregate_cells(train)
+        fits = {}
+        for t in tactics:
+            model = build_model(config, t, train, tcells)
+            fits[t] = model.fit(tcells, t).uplift_draws()
+        problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
+        return allocator.solve(problem)
+
+    keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
+    return crossfit_plan_value(
+        data.frame[keep],
+        fit_and_plan,
+        arm_map,
+        seed=config.evaluate.seed,
+        folds=config.evaluate.crossfit_folds,
+        outcome={a.name: FAMILY_OUTCOME[config.model.family_of(a.tactic.value)] for a in arms},
+        value={a.name: values[a.tactic.value] for a in arms},
+        level=config.evaluate.crossfit_level,
+    )
+
+
 def expected_split(config: AppConfig, arm_map: ArmMap) -> dict[str, float] | None:
     """Design weights per arm: configured, or known from the synthetic design, or None (equal)."""
     if config.health.expected_split:
@@ -558,6 +693,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         for tactic, fit in fits.items():
             files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
     covariate_models: dict = {}
+    scores: pd.DataFrame | None = None
     if config.model.covariate_model.enabled:
         with clock.stage("covariate_model"):
             covariate_models = fit_covariate_models(config, data)
@@ -644,7 +780,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             ),
         },
         "diagnostics": {
-            t: f.diagnostics.to_dict() | {"fit_seconds": round(f.seconds, 3)}
+            t: f.diagnostics.to_dict()
+            | {"fit_seconds": round(f.seconds, 3)}
+            | ({"attempts": f.attempts} if f.attempts else {})
             for t, f in fits.items()
         },
         "parameterization": {
@@ -718,6 +856,17 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         files["prices"] = artifacts.atomic_write_csv(prices, out / "prices.csv")
     if allocation is not None:
         files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
+        with clock.stage("targets"):
+            targets = customer_targets(
+                allocation.table,
+                data.frame,
+                seed=config.sampler.seed,
+                scores=scores,
+                values=values,
+                max_offers_per_customer=config.optimize.max_offers_per_customer,
+            )
+        files["targets"] = artifacts.atomic_write_csv(targets.table, out / "targets.csv")
+        summary["targets"] = targets.summary()
         lo, hi = allocation.profit_interval(hp)
         summary |= {
             "total_spend": allocation.total_spend,
@@ -726,6 +875,13 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             "customers_treated": int(allocation.table["customers"].sum()),
             "optimizer": allocation.summary(hp),
         }
+        if config.evaluate.crossfit_folds >= 2:
+            with clock.stage("crossfit"):
+                crossfit = crossfit_plan(config, data, cells, values, list(budget_fits))
+            summary["crossfit"] = crossfit.to_dict()
+            files["crossfit"] = artifacts.atomic_write_csv(
+                crossfit.per_fold, out / "crossfit_folds.csv"
+            )
         fc = config.optimize.frontier
         if fc.enabled:
             with clock.stage("frontier"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -107,6 +107,8 @@ class FittedTactic:
     model: UpliftModel
     diagnostics: Diagnostics
     seconds: float
+    #: every fit tried when the first one diverged or did not mix (empty: the first one served)
+    attempts: list[dict] = field(default_factory=list)
 
     def draws(self) -> xr.DataArray:
         return self.model.uplift_draws()

@@ -71,6 +71,8 @@ class SamplerSettings:
     vi_method: VIMethod = VIMethod.meanfield
     vi_iterations: int = 10000
     vi_learning_rate: float = 0.01
+    #: refit a diverging or unmixed fit with target_accept 0.99 and the other parameterization
+    retry: bool = True
 
     def __post_init__(self) -> None:
         self.backend = _enum(SamplerBackend, "backend", self.backend)

@@ -1,0 +1,52 @@
+"""A fit that diverges is refit automatically (smaller steps, then the other parameterization)
+and every attempt is recorded; accepting unconverged fits skips the retries."""
+
+from __future__ import annotations
+
+import pytest
+
+import uplift
+from uplift.data import aggregate_cells
+from uplift.pipeline import fit_tactic, load_data
+
+SPARSE_CENTRED = [
+    "data.synthetic.n_customers=5000",  # ~30 events per treated cell: centred effects funnel
+    "model.parameterization.effect=centered",
+    "sampler.target_accept=0.8",
+    "sampler.draws=300",
+    "sampler.tune=300",
+    "sampler.chains=2",
+]
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory):
+    config = uplift.compose_config(SPARSE_CENTRED)
+    data, _ = load_data(config, tmp_path_factory.mktemp("retry"))
+    return config, data, aggregate_cells(data)
+
+
+def test_diverging_fit_is_refit_until_clean(sparse):
+    config, data, cells = sparse
+    fit = fit_tactic(config, "cross_sell", data, cells)
+    first = fit.attempts[0] if fit.attempts else None
+    if first is None:
+        pytest.fail(f"the centred sparse fit was expected to diverge: {fit.diagnostics}")
+    assert first["divergences"] > 0 and first["effect"] == "centered"
+    assert len(fit.attempts) >= 2
+    last = fit.attempts[-1]
+    assert last["target_accept"] == 0.99
+    # the kept fit is the clean one (or the least diverging), and it is the model we get
+    assert fit.diagnostics.divergences == min(a["divergences"] for a in fit.attempts)
+    assert fit.diagnostics.divergences < first["divergences"]
+    assert fit.model.parameterization.effect in ("centered", "non_centered")
+
+
+def test_no_retry_when_unconverged_fits_are_accepted(sparse):
+    config, data, cells = sparse
+    config.optimize.allow_unconverged = True
+    try:
+        fit = fit_tactic(config, "cross_sell", data, cells)
+    finally:
+        config.optimize.allow_unconverged = False
+    assert fit.attempts == []
