@@ -342,7 +342,7 @@ def fit_tactic(
 ) -> FittedTactic:
     """Fit one tactic; a fit that diverges or does not mix is refit along :data:`RETRY_LADDER`
     (``sampler.retry``, skipped when ``optimize.allow_unconverged`` accepts it anyway) and the
-    first clean attempt, else the one with the fewest divergences, is kept. Every attempt is
+    first clean attempt, else the one with the fewest failed checks, then divergences, is kept. Every attempt is
     recorded on the result (``summary.json: diagnostics.<tactic>.attempts``)."""
     import dataclasses
 
@@ -353,6 +353,7 @@ def fit_tactic(
     failures = _sampling_failures(config, best.diagnostics)
     if not failures or not config.sampler.retry or config.optimize.allow_unconverged:
         return best
+    best_key = (len(failures), best.diagnostics.divergences)
     par0 = getattr(model, "parameterization", None)
     attempts = [_attempt(model, config.sampler.target_accept, failures, best.diagnostics)]
     for changes in RETRY_LADDER:
@@ -373,8 +374,8 @@ def fit_tactic(
         fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
         failures = _sampling_failures(config, fitted.diagnostics)
         attempts.append(_attempt(retry, retry.sampler.target_accept, failures, fitted.diagnostics))
-        if fitted.diagnostics.divergences <= best.diagnostics.divergences or not failures:
-            best = fitted
+        if (len(failures), fitted.diagnostics.divergences) <= best_key:
+            best, best_key = fitted, (len(failures), fitted.diagnostics.divergences)
         if not failures:
             break
     best.attempts = attempts
