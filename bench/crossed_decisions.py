@@ -21,7 +21,8 @@ customers and scored with the TRUE profit per customer (true uplift x true value
 
 Per seed it prints true profit / oracle for each plan, the 90% interval coverage of the true
 cell uplift by the posterior (all cells and the top tier), ``claimed/true`` (the plan's
-expected profit in summary.json over its true profit), gate refusals (a refused run is rerun
+posterior expected profit in summary.json over its true profit), ``calib/true`` (the headline
+corrected for selection, ``calibrated_incremental_profit``, over the true profit), gate refusals (a refused run is rerun
 with ``optimize.allow_unconverged=true`` to be scored, and flagged), the cross-fitted plan value
 when summary.json has one (``crossfit``), and seconds per seed; then the mean over seeds.
 
@@ -584,6 +585,7 @@ def score_seed(
     oracle = profit["oracle"]
     cov, cov_top = interval_coverage(res, truth)
     claimed = float(res.summary["expected_incremental_profit"])
+    calibrated = res.summary.get("calibrated_incremental_profit")
     est, ci = crossfit_figures(res.summary)
     post = profit["posterior"]
     diag = res.summary.get("diagnostics", {})
@@ -600,6 +602,10 @@ def score_seed(
         "coverage90_top_tier": cov_top,
         "claimed_profit": claimed,
         "claimed_over_true": claimed / post if post > 0 else float("nan"),
+        "calibrated_profit": calibrated,
+        "calibrated_over_true": (
+            float(calibrated) / post if calibrated is not None and post > 0 else None
+        ),
         "gate_refused": run.refused,
         "gate": run.gate,
         "crossfit_estimate": est,
@@ -627,7 +633,8 @@ def score_seed(
 COMPARATORS = ("posterior", "dim_plugin", "t_learner", "uniform")
 HEADER = (
     f"{'seed':>4} {'oracle':>9} {'posterior':>9} {'dim_plug':>9} {'t_learn':>9} {'uniform':>8}"
-    f" {'cov90':>6} {'cov90hi':>7} {'claim/tr':>8} {'gate':>7} {'xfit/tr':>7} {'sec':>5}"
+    f" {'cov90':>6} {'cov90hi':>7} {'claim/tr':>8} {'calib/tr':>8} {'gate':>7} {'xfit/tr':>7}"
+    f" {'sec':>5}"
 )
 
 
@@ -645,7 +652,8 @@ def format_row(row: Mapping[str, Any], label: str | None = None) -> str:
         f"{label or row['seed']:>4} {_fmt(row['true_profit']['oracle'], ',.0f', 9)}"
         + "".join(f" {_fmt(r[k], '.3f', 9 if k != 'uniform' else 8)}" for k in COMPARATORS)
         + f" {_fmt(row['coverage90'], '.3f', 6)} {_fmt(row['coverage90_top_tier'], '.3f', 7)}"
-        + f" {_fmt(row['claimed_over_true'], '.3f', 8)} {gate_s:>7}"
+        + f" {_fmt(row['claimed_over_true'], '.3f', 8)}"
+        + f" {_fmt(row['calibrated_over_true'], '.3f', 8)} {gate_s:>7}"
         + f" {_fmt(row['crossfit_over_true'], '.3f', 7)} {_fmt(row['seconds'], '.0f', 5)}"
     )
 
@@ -662,6 +670,7 @@ def mean_row(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "coverage90": avg([r["coverage90"] for r in rows]),
         "coverage90_top_tier": avg([r["coverage90_top_tier"] for r in rows]),
         "claimed_over_true": avg([r["claimed_over_true"] for r in rows]),
+        "calibrated_over_true": avg([r["calibrated_over_true"] for r in rows]),
         "gate_refused": f"{sum(bool(r['gate_refused']) for r in rows)}/{len(rows)}",
         "crossfit_over_true": avg([r["crossfit_over_true"] for r in rows]),
         "seconds": avg([r["seconds"] for r in rows]),

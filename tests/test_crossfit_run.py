@@ -1,4 +1,5 @@
-"""The run reports a cross-fitted plan value beside the posterior headline (evaluate.crossfit_folds)."""
+"""The run reports a cross-fitted plan value beside the posterior headline, by default, and
+corrects the headline for selection with it (summary.json ``plan_value``, report.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import uplift
 
 
-def test_run_reports_crossfitted_plan_value(tmp_path):
+def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
     config = uplift.compose_config(
         [
             "data.synthetic.n_customers=20000",
@@ -19,9 +20,9 @@ def test_run_reports_crossfitted_plan_value(tmp_path):
             "optimize.allow_unconverged=true",
             "optimize.budget=4000",
             "report.plots=false",
-            "evaluate.crossfit_folds=2",
         ]
     )
+    assert config.evaluate.crossfit_folds == 2  # on without asking
     uplift.run(config, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     cf = summary["crossfit"]
@@ -33,7 +34,42 @@ def test_run_reports_crossfitted_plan_value(tmp_path):
     assert (folds["claimed"] > 0).all()
     assert "crossfit" in summary["seconds"]
 
+    pv = summary["plan_value"]
+    assert pv["trust"] == "calibrated"
+    assert pv["posterior"] == pytest.approx(summary["expected_incremental_profit"])
+    gap = cf["optimism_gap"]
+    assert pv["optimism_gap"] == pytest.approx(gap)
+    expected = summary["expected_incremental_profit"] - max(0.0, gap * math.sqrt(0.5))
+    assert summary["calibrated_incremental_profit"] == pytest.approx(expected)
+    lo, hi = pv["calibrated_ci"]
+    assert lo < pv["calibrated"] < hi
+    report = (tmp_path / "report.md").read_text()
+    assert f"Incremental profit to plan on: **{pv['calibrated']:,.0f}**" in report
+    assert f"earned {cf['estimate']:,.0f}" in report
 
-def test_crossfit_folds_validated():
+
+def test_crossfit_off_keeps_the_posterior_headline_and_says_so(tmp_path):
+    config = uplift.compose_config(
+        [
+            "data.synthetic.n_customers=20000",
+            "sampler=fast",
+            "optimize.allow_unconverged=true",
+            "optimize.budget=4000",
+            "report.plots=false",
+            "evaluate.crossfit_folds=0",
+        ]
+    )
+    uplift.run(config, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "crossfit" not in summary and not (tmp_path / "crossfit_folds.csv").exists()
+    assert summary["plan_value"]["trust"] == "posterior"
+    assert summary["calibrated_incremental_profit"] == summary["expected_incremental_profit"]
+    report = (tmp_path / "report.md").read_text()
+    assert "not corrected for selection" in report
+
+
+def test_crossfit_settings_validated():
     with pytest.raises(ValueError, match="evaluate.crossfit_folds"):
         uplift.compose_config(["evaluate.crossfit_folds=1"])
+    with pytest.raises(ValueError, match="evaluate.crossfit_draws"):
+        uplift.compose_config(["evaluate.crossfit_draws=0"])

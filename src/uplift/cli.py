@@ -102,6 +102,14 @@ def _app(cfg: DictConfig) -> float | None:
             f"profit {s['expected_incremental_profit']:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
             f"outputs in {out}"
         )
+        pv = s.get("plan_value", {})
+        if pv.get("trust") == "calibrated":
+            clo, chi = pv["crossfit_ci"]
+            print(
+                f"uplift: {s['experiment']}: corrected for selection {pv['calibrated']:,.0f} "
+                f"(the number to plan on); cross-fitted value of plans chosen this way "
+                f"{pv['crossfit']:,.0f} ({s['crossfit']['level']:.0%} interval {clo:,.0f} to {chi:,.0f})"
+            )
     for tactic, p in s.get("pricing", {}).items():
         print(
             f"uplift: {s['experiment']}: prices for {tactic} in prices.csv ({p.get('status', '')}); outputs in {out}"

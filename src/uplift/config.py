@@ -193,8 +193,10 @@ class ModelConfig:
     families: dict[str, str] = field(default_factory=dict)
     # effects pooled along each segment column (main effects, pooled pairwise interactions and a
     # segment residual; uplift.models.structure) when segments are crossed from several columns,
-    # for the binomial, hurdle and count families; one segment column: exchangeable either way
-    pool_by_dimensions: bool = False
+    # for the binomial, hurdle and count families; one segment column: exchangeable either way.
+    # On by default (bench/crossed_decisions.py); such models sample at
+    # sampler.target_accept_structured
+    pool_by_dimensions: bool = True
     dimension_interactions: bool = True
     structure_baselines: bool = False  # baselines too (measured slow on dense data)
     priors: ConversionPriors = field(default_factory=ConversionPriors)
@@ -451,16 +453,24 @@ class EvaluateConfig:
     k: float = 0.3  # uplift@k: the top share of customers targeted
     bootstrap: int = 100  # resamples of the held-out rows for standard errors (0: none)
     t_learner: bool = True
-    # cross-fitted plan value (summary.json "crossfit"): folds >= 2 refit every budget tactic on
-    # K-1 folds, plan with the same optimizer and score the plan on the held-out fold
-    # (uplift.evaluate.crossfit); 0 turns it off. Costs K extra fits.
-    crossfit_folds: int = 0
+    # cross-fitted plan value (summary.json "crossfit", "plan_value"): folds >= 2 refit every
+    # budget tactic on K-1 folds, plan with the same optimizer and score the plan on the
+    # held-out fold (uplift.evaluate.crossfit); it also corrects the posterior headline for
+    # selection (calibrated_incremental_profit). 0 turns it off. Costs K extra fits per tactic,
+    # each with crossfit_draws draws per chain (None: sampler.draws).
+    crossfit_folds: int = 2
     crossfit_level: float = 0.9
+    crossfit_draws: int | None = 1000
 
     def __post_init__(self) -> None:
         if self.crossfit_folds == 1 or self.crossfit_folds < 0:
             raise ValueError(
                 f"evaluate.crossfit_folds must be 0 (off) or >= 2, got {self.crossfit_folds}"
+            )
+        if self.crossfit_draws is not None and self.crossfit_draws < 1:
+            raise ValueError(
+                f"evaluate.crossfit_draws must be >= 1 or null (sampler.draws), got "
+                f"{self.crossfit_draws}"
             )
         if not 0 < self.crossfit_level < 1:
             raise ValueError(

@@ -30,9 +30,11 @@ from uplift.data import (
 from uplift.data.cells import segment_dimensions, segment_sizes
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
+from uplift.evaluate.crossfit import calibrate_headline
 from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
 from uplift.models.counts import NegBinomialCountModel, count_histograms
 from uplift.models.revenue import HurdleRevenueModel
+from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.factory import allocator_from_settings, budget_grid
 from uplift.optimize.targets import customer_targets
@@ -260,12 +262,24 @@ def build_model(
         "interactions": mc.dimension_interactions,
         "structure_baselines": mc.structure_baselines,
     }
+    sampler = sampler_for(config, structured=bool(dims))
     if fam == "hurdle_lognormal":
-        return HurdleRevenueModel(mc.priors, mc.spend_priors, config.sampler, par, **structure)
+        return HurdleRevenueModel(mc.priors, mc.spend_priors, sampler, par, **structure)
     if fam == "negative_binomial":
         hist = count_histograms(data, "orders")
-        return NegBinomialCountModel(hist, mc.count_priors, config.sampler, par, **structure)
-    return ConversionUpliftModel(mc.priors, config.sampler, par, **structure)
+        return NegBinomialCountModel(hist, mc.count_priors, sampler, par, **structure)
+    return ConversionUpliftModel(mc.priors, sampler, par, **structure)
+
+
+def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
+    """The sampler settings of one model: crossed-structure models sample at the larger of
+    ``sampler.target_accept`` and ``sampler.target_accept_structured``."""
+    import dataclasses
+
+    s = config.sampler
+    if not structured or s.target_accept_structured <= s.target_accept:
+        return s
+    return dataclasses.replace(s, target_accept=s.target_accept_structured)
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
@@ -355,11 +369,11 @@ def fit_tactic(
         return best
     best_key = (len(failures), best.diagnostics.divergences)
     par0 = getattr(model, "parameterization", None)
-    attempts = [_attempt(model, config.sampler.target_accept, failures, best.diagnostics)]
+    attempts = [_attempt(model, model.sampler.target_accept, failures, best.diagnostics)]
     for changes in RETRY_LADDER:
         retry = build_model(config, tactic, data, cells)
         retry.sampler = dataclasses.replace(
-            config.sampler, target_accept=max(0.99, config.sampler.target_accept)
+            retry.sampler, target_accept=max(0.99, retry.sampler.target_accept)
         )
         if par0 is not None:
             par = dataclasses.replace(par0)
@@ -601,13 +615,18 @@ def crossfit_plan(
     allocator = build_allocator(config)
     arm_map = data.arm_map
     arms = [a for a in arm_map.treated if a.tactic.value in tactics]
+    draws = config.evaluate.crossfit_draws
+    fold_config = config
+    if draws is not None and draws != config.sampler.draws:
+        fold_config = copy.copy(config)
+        fold_config.sampler = dataclasses.replace(config.sampler, draws=draws)
 
     def fit_and_plan(train_rows: pd.DataFrame):
         train = dataclasses.replace(data, frame=train_rows)
         tcells = aggregate_cells(train)
         fits = {}
         for t in tactics:
-            model = build_model(config, t, train, tcells)
+            model = build_model(fold_config, t, train, tcells)
             fits[t] = model.fit(tcells, t).uplift_draws()
         problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
         return allocator.solve(problem)
@@ -876,13 +895,28 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             "customers_treated": int(allocation.table["customers"].sum()),
             "optimizer": allocation.summary(hp),
         }
+        crossfit, why = None, "evaluate.crossfit_folds=0"
         if config.evaluate.crossfit_folds >= 2:
             with clock.stage("crossfit"):
-                crossfit = crossfit_plan(config, data, cells, values, list(budget_fits))
-            summary["crossfit"] = crossfit.to_dict()
-            files["crossfit"] = artifacts.atomic_write_csv(
-                crossfit.per_fold, out / "crossfit_folds.csv"
-            )
+                try:
+                    crossfit = crossfit_plan(config, data, cells, values, list(budget_fits))
+                except ValueError as e:  # too few customers per fold, spend-type cells
+                    why = f"cross-fitting skipped: {e}"
+                    log.warning("%s", why)
+                    summary["crossfit"] = {"skipped": str(e)}
+            if crossfit is not None:
+                summary["crossfit"] = crossfit.to_dict()
+                files["crossfit"] = artifacts.atomic_write_csv(
+                    crossfit.per_fold, out / "crossfit_folds.csv"
+                )
+        plan_value = calibrate_headline(
+            allocation.expected_profit,
+            crossfit,
+            why,
+            posterior_sd=float(np.std(allocation.total_profit_draws)),
+        )
+        summary["plan_value"] = plan_value.to_dict()
+        summary["calibrated_incremental_profit"] = plan_value.calibrated
         fc = config.optimize.frontier
         if fc.enabled:
             with clock.stage("frontier"):

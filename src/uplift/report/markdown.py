@@ -17,6 +17,33 @@ def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
     return "\n".join([head, sep, *body])
 
 
+def plan_value_lines(summary: dict, hp: float, lo: float, hi: float) -> list[str]:
+    """The plan's value: the number to plan on first, then the posterior and cross-fitted ones."""
+    post = summary["expected_incremental_profit"]
+    pv = summary.get("plan_value") or {}
+    if pv.get("trust") != "calibrated":
+        return [
+            f"- Expected incremental profit **{post:,.0f}** ({hp:.0%} HDI {lo:,.0f} to "
+            f"{hi:,.0f}), net of offer costs: the posterior value of the chosen plan, "
+            f"{pv.get('note') or 'not corrected for selection'}.",
+        ]
+    cf = summary.get("crossfit", {})
+    level = cf.get("level", 0.9)
+    clo, chi = pv["calibrated_ci"]
+    xlo, xhi = pv["crossfit_ci"]
+    return [
+        f"- Incremental profit to plan on: **{pv['calibrated']:,.0f}** ({level:.0%} interval "
+        f"{clo:,.0f} to {chi:,.0f}), net of offer costs: the posterior value corrected for "
+        "selection.",
+        f"- Posterior value of the plan {post:,.0f} ({hp:.0%} HDI {lo:,.0f} to {hi:,.0f}), "
+        "before that correction: a chosen plan's posterior value tends to be high, because the "
+        "optimizer keeps the cells whose estimates happen to be high.",
+        f"- Cross-fitted check ({cf.get('folds', '?')} folds): plans chosen the same way on part "
+        f"of the customers earned {pv['crossfit']:,.0f} ({level:.0%} interval {xlo:,.0f} to "
+        f"{xhi:,.0f}) on customers their fit never saw; {pv['note']}.",
+    ]
+
+
 def render_report(
     summary: dict,
     uplift: pd.DataFrame,
@@ -37,8 +64,7 @@ def render_report(
             "## Decision",
             "",
             f"- Budget **{summary['budget']:,.0f}**, planned spend **{summary['total_spend']:,.0f}**.",
-            f"- Expected incremental profit **{summary['expected_incremental_profit']:,.0f}** "
-            f"({hp:.0%} HDI {lo:,.0f} to {hi:,.0f}), net of offer costs.",
+            *plan_value_lines(summary, hp, lo, hi),
             f"- Binding constraints: {', '.join(summary['optimizer']['binding_constraints']) or 'none'}.",
             "",
         ]
