@@ -457,7 +457,7 @@ class EvaluateConfig:
     # budget tactic on K-1 folds, plan with the same optimizer and score the plan on the
     # held-out fold (uplift.evaluate.crossfit); it also corrects the posterior headline for
     # selection (calibrated_incremental_profit). 0 turns it off. Costs K extra fits per tactic,
-    # each with crossfit_draws draws per chain (None: sampler.draws).
+    # each with crossfit_draws draws per chain (at most sampler.draws; None: sampler.draws).
     crossfit_folds: int = 2
     crossfit_level: float = 0.9
     crossfit_draws: int | None = 1000

@@ -617,7 +617,7 @@ def crossfit_plan(
     arms = [a for a in arm_map.treated if a.tactic.value in tactics]
     draws = config.evaluate.crossfit_draws
     fold_config = config
-    if draws is not None and draws != config.sampler.draws:
+    if draws is not None and draws < config.sampler.draws:  # never more than the main fit
         fold_config = copy.copy(config)
         fold_config.sampler = dataclasses.replace(config.sampler, draws=draws)
 
