@@ -13,6 +13,7 @@ SPARSE_CENTRED = [
     "data.synthetic.n_customers=5000",  # ~30 events per treated cell: centred effects funnel
     "model.parameterization.effect=centered",
     "sampler.target_accept=0.8",
+    "sampler.target_accept_structured=0.8",  # the demo segments are crossed
     "sampler.draws=300",
     "sampler.tune=300",
     "sampler.chains=2",

@@ -370,6 +370,7 @@ def fit_tactic(
     best_key = (len(failures), best.diagnostics.divergences)
     par0 = getattr(model, "parameterization", None)
     attempts = [_attempt(model, model.sampler.target_accept, failures, best.diagnostics)]
+    tried = {_form(model)}
     for changes in RETRY_LADDER:
         retry = build_model(config, tactic, data, cells)
         retry.sampler = dataclasses.replace(
@@ -383,6 +384,9 @@ def fit_tactic(
             retry.parameterization = par
         elif len(changes) > 1:
             break
+        if _form(retry) in tried:  # e.g. already at target_accept 0.99: nothing new to try
+            continue
+        tried.add(_form(retry))
         log.warning("%s: %s; refitting with %s", tactic, "; ".join(failures), _form(retry))
         retry.fit(cells, tactic)
         fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
