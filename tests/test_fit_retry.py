@@ -52,3 +52,44 @@ def test_no_retry_when_unconverged_fits_are_accepted(sparse):
     finally:
         config.optimize.allow_unconverged = False
     assert fit.attempts == []
+
+
+class _Stub:
+    """A model whose fit reports scripted diagnostics: r-hat falls only with longer chains."""
+
+    def __init__(self, sampler, parameterization, log):
+        self.sampler, self.parameterization, self.log = sampler, parameterization, log
+
+    def fit(self, cells, tactic):
+        self.log.append(
+            (self.sampler.target_accept, self.sampler.draws, self.parameterization.effect)
+        )
+        return self
+
+    def diagnostics(self):
+        from uplift.models.diagnostics import Diagnostics
+
+        r_hat = 1.003 if self.sampler.draws >= 600 else 1.02
+        return Diagnostics(r_hat, 900.0, 900.0, 0, self.sampler.draws, self.sampler.chains)
+
+
+def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(sparse, monkeypatch):
+    import dataclasses
+
+    import uplift.pipeline as pipeline
+
+    config, data, cells = sparse
+    log: list = []
+    par = dataclasses.replace(config.model.parameterization, baseline="centered")
+    monkeypatch.setattr(
+        pipeline,
+        "build_model",
+        lambda c, t, d, x: _Stub(pipeline.sampler_for(c, structured=True), par, log),
+    )
+    fit = fit_tactic(config, "cross_sell", data, cells)
+    # one retry: same form and step size, twice the tuning and draws; the clean one is kept
+    assert log == [(0.8, 300, "centered"), (0.8, 600, "centered")]
+    assert [a["draws"] for a in fit.attempts] == [300, 600]
+    assert [a["tune"] for a in fit.attempts] == [300, 600]
+    assert fit.attempts[0]["failures"] and not fit.attempts[1]["failures"]
+    assert fit.diagnostics.r_hat_max == 1.003
