@@ -39,7 +39,7 @@ def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
     assert pv["posterior"] == pytest.approx(summary["expected_incremental_profit"])
     gap = cf["optimism_gap"]
     assert pv["optimism_gap"] == pytest.approx(gap)
-    expected = summary["expected_incremental_profit"] - max(0.0, gap * math.sqrt(0.5))
+    expected = summary["expected_incremental_profit"] - max(0.0, gap * 0.5)
     assert summary["calibrated_incremental_profit"] == pytest.approx(expected)
     lo, hi = pv["calibrated_ci"]
     assert lo < pv["calibrated"] < hi
