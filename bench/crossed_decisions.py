@@ -623,6 +623,7 @@ def score_seed(
         "parameterization": res.summary.get("parameterization"),
         "pool_by_dimensions": bool(config.model.pool_by_dimensions),
         "target_accept": float(config.sampler.target_accept),
+        "target_accept_structured": float(config.sampler.target_accept_structured),
         "sampler": res.summary.get("sampler"),
         "seconds": time.perf_counter() - t0,
     }
@@ -736,7 +737,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     first = rows[0]
     print(
         f"settings: pool_by_dimensions={first['pool_by_dimensions']}, "
-        f"target_accept={first['target_accept']}, sampler={first['sampler']}, "
+        f"target_accept={first['target_accept']} "
+        f"(crossed models {first.get('target_accept_structured')}), sampler={first['sampler']}, "
         f"parameterization={first['parameterization']}"
     )
     if args.json:

@@ -810,7 +810,10 @@ def calibrate_headline(
             f"the headline is lowered by {correction:,.0f} (the gap x {k - 1}/{k} for a plan "
             "chosen on all customers)"
             if gap > 0
-            else f"the fold plans earned {-gap:,.0f} more than they claimed on held-out "
+            else f"the fold plans earned {abs(gap):,.0f} more than they claimed on held-out "
             "customers: no sign of selection optimism, the headline is the posterior value"
+            if gap < 0
+            else "the fold plans earned what they claimed on held-out customers: the headline "
+            "is the posterior value"
         ),
     )
