@@ -73,3 +73,28 @@ def test_crossfit_settings_validated():
         uplift.compose_config(["evaluate.crossfit_folds=1"])
     with pytest.raises(ValueError, match="evaluate.crossfit_draws"):
         uplift.compose_config(["evaluate.crossfit_draws=0"])
+
+
+def test_run_goes_on_when_crossfitting_cannot_score(tmp_path, monkeypatch):
+    import uplift.pipeline as pipeline
+
+    def thin(*args, **kwargs):
+        raise ValueError("folds: segment 'high/price' has 1 control customer in fold 0")
+
+    monkeypatch.setattr(pipeline, "crossfit_plan", thin)
+    config = uplift.compose_config(
+        [
+            "data.synthetic.n_customers=20000",
+            "sampler=fast",
+            "optimize.allow_unconverged=true",
+            "optimize.budget=4000",
+            "report.plots=false",
+        ]
+    )
+    uplift.run(config, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "1 control customer" in summary["crossfit"]["skipped"]
+    assert summary["plan_value"]["trust"] == "posterior"
+    assert "cross-fitting skipped" in summary["plan_value"]["note"]
+    assert (tmp_path / "allocation.csv").exists() and (tmp_path / "targets.csv").exists()
+    assert not (tmp_path / "crossfit_folds.csv").exists()

@@ -18,6 +18,7 @@ def result(tmp_path_factory):
             "optimize.allow_unconverged=true",
             "report.plots=false",
             "evaluate.bootstrap=20",
+            "evaluate.crossfit_folds=0",  # cross-fitting has its own tests (test_crossfit_run)
         ]
     )
     return uplift.run(config, tmp_path_factory.mktemp("hillstrom"))
@@ -33,6 +34,7 @@ def binary_result(request, tmp_path_factory):
             "report.plots=false",
             "evaluate.holdout_fraction=0",
             "optimize.frontier.enabled=false",
+            "evaluate.crossfit_folds=0",
         ]
     )
     return request.param, uplift.run(config, tmp_path_factory.mktemp(request.param))
