@@ -11,17 +11,17 @@ import pytest
 
 import uplift
 
+QUICK_RUN = [
+    "data.synthetic.n_customers=20000",
+    "sampler=fast",
+    "optimize.allow_unconverged=true",
+    "optimize.budget=4000",
+    "report.plots=false",
+]
+
 
 def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
-    config = uplift.compose_config(
-        [
-            "data.synthetic.n_customers=20000",
-            "sampler=fast",
-            "optimize.allow_unconverged=true",
-            "optimize.budget=4000",
-            "report.plots=false",
-        ]
-    )
+    config = uplift.compose_config(QUICK_RUN)
     assert config.evaluate.crossfit_folds == 2  # on without asking
     uplift.run(config, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -49,16 +49,7 @@ def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
 
 
 def test_crossfit_off_keeps_the_posterior_headline_and_says_so(tmp_path):
-    config = uplift.compose_config(
-        [
-            "data.synthetic.n_customers=20000",
-            "sampler=fast",
-            "optimize.allow_unconverged=true",
-            "optimize.budget=4000",
-            "report.plots=false",
-            "evaluate.crossfit_folds=0",
-        ]
-    )
+    config = uplift.compose_config([*QUICK_RUN, "evaluate.crossfit_folds=0"])
     uplift.run(config, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "crossfit" not in summary and not (tmp_path / "crossfit_folds.csv").exists()
@@ -82,15 +73,7 @@ def test_run_goes_on_when_crossfitting_cannot_score(tmp_path, monkeypatch):
         raise ValueError("folds: segment 'high/price' has 1 control customer in fold 0")
 
     monkeypatch.setattr(pipeline, "crossfit_plan", thin)
-    config = uplift.compose_config(
-        [
-            "data.synthetic.n_customers=20000",
-            "sampler=fast",
-            "optimize.allow_unconverged=true",
-            "optimize.budget=4000",
-            "report.plots=false",
-        ]
-    )
+    config = uplift.compose_config(QUICK_RUN)
     uplift.run(config, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "1 control customer" in summary["crossfit"]["skipped"]

@@ -12,7 +12,7 @@ import logging
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from uplift.data import (
 from uplift.data.cells import segment_dimensions, segment_sizes
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
-from uplift.evaluate.crossfit import calibrate_headline
+from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
 from uplift.models.counts import NegBinomialCountModel, count_histograms
 from uplift.models.revenue import HurdleRevenueModel
@@ -274,12 +274,10 @@ def build_model(
 def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
     """The sampler settings of one model: crossed-structure models sample at the larger of
     ``sampler.target_accept`` and ``sampler.target_accept_structured``."""
-    import dataclasses
-
     s = config.sampler
     if not structured or s.target_accept_structured <= s.target_accept:
         return s
-    return dataclasses.replace(s, target_accept=s.target_accept_structured)
+    return replace(s, target_accept=s.target_accept_structured)
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
@@ -364,8 +362,6 @@ def fit_tactic(
     when ``optimize.allow_unconverged`` accepts it anyway. The first clean attempt, else the one
     with the fewest failed checks, then divergences, is kept. Every attempt is recorded on the
     result (``summary.json: diagnostics.<tactic>.attempts``)."""
-    import dataclasses
-
     t0 = time.perf_counter()
     model = build_model(config, tactic, data, cells)
     model.fit(cells, tactic)
@@ -375,27 +371,24 @@ def fit_tactic(
         return best
     best_key = (len(failures), best.diagnostics.divergences)
     par0 = getattr(model, "parameterization", None)
-    attempts = [_attempt(model, model.sampler.target_accept, failures, best.diagnostics)]
+    attempts = [_attempt(model, failures, best.diagnostics)]
     tried = {_form(model)}
     ladder = RETRY_LADDER if best.diagnostics.divergences > 0 else LONGER
     for changes in ladder:
         retry = build_model(config, tactic, data, cells)
+        s = retry.sampler
         if changes == ("longer",):
-            retry.sampler = dataclasses.replace(
-                retry.sampler, draws=2 * retry.sampler.draws, tune=2 * retry.sampler.tune
-            )
+            retry.sampler = replace(s, draws=2 * s.draws, tune=2 * s.tune)
         else:
-            retry.sampler = dataclasses.replace(
-                retry.sampler, target_accept=max(0.99, retry.sampler.target_accept)
-            )
-        if par0 is not None and changes != ("longer",):
-            par = dataclasses.replace(par0)
-            for k in ("effect", "baseline"):
-                if k in changes:
-                    setattr(par, k, _flip(getattr(par0, k)))
-            retry.parameterization = par
-        elif len(changes) > 1:
-            break
+            retry.sampler = replace(s, target_accept=max(0.99, s.target_accept))
+            if par0 is not None:
+                par = replace(par0)
+                for k in ("effect", "baseline"):
+                    if k in changes:
+                        setattr(par, k, _flip(getattr(par0, k)))
+                retry.parameterization = par
+            elif len(changes) > 1:
+                break
         if _form(retry) in tried:  # e.g. already at target_accept 0.99: nothing new to try
             continue
         tried.add(_form(retry))
@@ -403,7 +396,7 @@ def fit_tactic(
         retry.fit(cells, tactic)
         fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
         failures = _sampling_failures(config, fitted.diagnostics)
-        attempts.append(_attempt(retry, retry.sampler.target_accept, failures, fitted.diagnostics))
+        attempts.append(_attempt(retry, failures, fitted.diagnostics))
         if (len(failures), fitted.diagnostics.divergences) <= best_key:
             best, best_key = fitted, (len(failures), fitted.diagnostics.divergences)
         if not failures:
@@ -420,10 +413,10 @@ def _form(model) -> str:
     return f"{where}target_accept={s.target_accept} tune={s.tune} draws={s.draws}"
 
 
-def _attempt(model, target_accept: float, failures: list[str], diagnostics) -> dict:
+def _attempt(model, failures: list[str], diagnostics) -> dict:
     par = getattr(model, "parameterization", None)
     return {
-        "target_accept": target_accept,
+        "target_accept": model.sampler.target_accept,
         "tune": model.sampler.tune,
         "draws": model.sampler.draws,
         **({"baseline": par.baseline, "effect": par.effect} if par is not None else {}),
@@ -626,10 +619,6 @@ def crossfit_plan(
     saw: fit on K-1 folds, plan for the full eligible base with the same optimizer and rules,
     score the plan on the held-out fold (stratified difference in means per segment x arm).
     """
-    import dataclasses
-
-    from uplift.evaluate.crossfit import crossfit_plan_value
-
     elig = eligible_customers(config, cells)
     allocator = build_allocator(config)
     arm_map = data.arm_map
@@ -638,10 +627,10 @@ def crossfit_plan(
     fold_config = config
     if draws is not None and draws < config.sampler.draws:  # never more than the main fit
         fold_config = copy.copy(config)
-        fold_config.sampler = dataclasses.replace(config.sampler, draws=draws)
+        fold_config.sampler = replace(config.sampler, draws=draws)
 
     def fit_and_plan(train_rows: pd.DataFrame):
-        train = dataclasses.replace(data, frame=train_rows)
+        train = replace(data, frame=train_rows)
         tcells = aggregate_cells(train)
         fits = {}
         for t in tactics:
