@@ -26,7 +26,7 @@ corrected for selection, ``calibrated_incremental_profit``, over the true profit
 with ``optimize.allow_unconverged=true`` to be scored, and flagged), the cross-fitted plan value
 when summary.json has one (``crossfit``), and seconds per seed; then the mean over seeds.
 
-    python bench/crossed_decisions.py [--seeds 5] [--customers 200000] [--quick] \
+    python bench/crossed_decisions.py [--seeds 5] [--first-seed 1] [--customers 200000] [--quick] \
         [--json out.json] [overrides...]
 
 ``--quick`` samples 2 chains x 500 draws (500 tuning) for development; extra arguments are
@@ -704,6 +704,7 @@ def detail_lines(row: Mapping[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1, help="seeds first..first+seeds-1")
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--budget", type=float, default=None, help="default: 0.3 x customers")
     ap.add_argument("--quick", action="store_true", help="2 chains x 500 draws, 500 tuning")
@@ -720,7 +721,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     print("true profit of the oracle's plan; the others as a ratio to it (same allocator)")
     print(HEADER)
-    for seed in range(1, args.seeds + 1):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         row = score_seed(
             seed,
             args.customers,

@@ -16,7 +16,7 @@ from pathlib import Path
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from uplift.config import AppConfig, register_configs, to_app_config
 
@@ -36,13 +36,50 @@ CONF_DIR = _find("_conf", "conf")
 EXPERIMENTS_DIR = _find("_experiments", "experiments")
 
 
+def preset_problem(node: object, where: str = "") -> str | None:
+    """Why a preset may not be registered, or None: presets choose settings, they may not run
+    code, so ``hydra.callbacks`` and ``_target_`` keys (Hydra instantiates any callable they
+    name) are refused wherever they appear."""
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=False)
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, child in items:
+        path = (
+            f"{where}[{key}]" if isinstance(node, list) else f"{where}.{key}" if where else str(key)
+        )
+        if path == "hydra.callbacks" or key == "_target_":
+            return f"it sets {path!r} (presets may not name code to run)"
+        found = preset_problem(child, path)
+        if found:
+            return found
+    return None
+
+
 def register_experiments(*folders: Path) -> list[str]:
-    """Register every ``*.yaml`` in ``folders`` as option ``experiment=<stem>`` (global package)."""
+    """Register every ``*.yaml`` in ``folders`` as option ``experiment=<stem>`` (global package).
+
+    A preset that does not parse, or that names code to run (:func:`preset_problem`), is left
+    out with a warning naming the file, so one broken file does not break every command.
+    """
     cs = ConfigStore.instance()
     names = []
     for folder in folders:
         for path in sorted(Path(folder).glob("*.yaml")):
-            node = OmegaConf.load(path)
+            try:
+                node = OmegaConf.load(path)
+            except Exception as e:  # any parse error of a user's file: skip it, say why
+                print(f"uplift: preset {path} left out: it does not parse ({e})", file=sys.stderr)
+                continue
+            problem = preset_problem(node)
+            if problem:
+                print(f"uplift: preset {path} left out: {problem}", file=sys.stderr)
+                continue
             cs.store(group="experiment", name=path.stem, node=node, package="_global_")
             names.append(path.stem)
     return names

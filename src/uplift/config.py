@@ -7,6 +7,8 @@ composed DictConfig into these typed objects, which is all the library below eve
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -125,6 +127,11 @@ class DataConfig:
 
     source: DataSource = DataSource.synthetic
     path: str | None = None
+    # CSV reading (uplift.data.io): null = sniffed (byte-order mark else utf-8; , ; tab or |)
+    encoding: str | None = None
+    delimiter: str | None = None
+    # cells read as missing; only empty ones by default, so a region called "NA" stays one
+    na_values: list[str] = field(default_factory=lambda: [""])
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     derive: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -135,6 +142,19 @@ class DataConfig:
             raise ValueError(
                 f"data.path is required when data.source={self.source.value}; "
                 "pass data.path=/path/to/customers.csv"
+            )
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(
+                    f"data.encoding={self.encoding!r} is not an encoding Python knows; "
+                    "e.g. utf-8, latin-1, cp1252, utf-16 (or null to sniff it)"
+                ) from None
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ValueError(
+                f"data.delimiter={self.delimiter!r} must be one character, e.g. ',' ';' or "
+                "'\\t' (or null to sniff it)"
             )
 
 
@@ -486,6 +506,19 @@ class EvaluateConfig:
             raise ValueError(f"evaluate.bootstrap must be >= 0, got {self.bootstrap}")
 
 
+#: what an experiment name may be: it becomes a folder under outputs/
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def safe_path_part(text: object) -> str:
+    """``text`` as one harmless path component (the ``uplift_safe`` resolver of conf/config.yaml:
+    Hydra makes the run folder before the config is validated, so the folder name must not be
+    able to climb out of ``outputs/``): separators and other characters become ``_``, leading
+    dots are dropped."""
+    out = re.sub(r"[^A-Za-z0-9._=,+-]", "_", str(text)).lstrip(".")[:200]
+    return out or "_"
+
+
 @dataclass
 class AppConfig:
     """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
@@ -507,6 +540,12 @@ class AppConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
+        if not EXPERIMENT_NAME.fullmatch(self.experiment_name):
+            raise ValueError(
+                f"experiment_name={self.experiment_name!r} is not a plain name: it labels the "
+                "output folder, so use letters, digits, '.', '_' or '-' (starting with a letter "
+                "or digit, at most 100 characters), e.g. experiment_name=spring_wave"
+            )
         if not self.tactics.arms:
             raise ValueError(
                 "tactics.arms is empty: map each arm in your data to a tactic and a cost"
@@ -529,6 +568,8 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=AppConfig)
     if not OmegaConf.has_resolver("uplift_data"):
         OmegaConf.register_new_resolver("uplift_data", lambda rel: str(shipped_path(rel)))
+    if not OmegaConf.has_resolver("uplift_safe"):
+        OmegaConf.register_new_resolver("uplift_safe", safe_path_part)
 
 
 def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:

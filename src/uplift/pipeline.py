@@ -138,7 +138,13 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
         artifacts.atomic_write_parquet(raw, output_dir / "synthetic" / "customers.parquet")
         artifacts.atomic_write_csv(price_truth, output_dir / "synthetic" / "price_truth.csv")
     else:
-        raw = load_customers(dc.path, dc.source.value)
+        raw = load_customers(
+            dc.path,
+            dc.source.value,
+            encoding=dc.encoding,
+            delimiter=dc.delimiter,
+            na_values=dc.na_values,
+        )
     raw = derive_columns(raw, dict(dc.derive))
     if config.value.kind is ValueKind.clv and config.value.join_tier:
         raw = _join_clv_tier(config, raw)

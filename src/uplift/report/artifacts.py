@@ -46,8 +46,57 @@ def atomic_write_text(text: str, target: str | Path) -> Path:
     return atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+#: a text cell starting with one of these is read as a formula by spreadsheet programs (OWASP
+#: "CSV injection": ``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: object) -> object:
+    """``value`` with a ``'`` in front when it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def unescape_formula(value: object) -> object:
+    """Undo :func:`escape_formula` (for reading back a CSV this package wrote)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype == object or isinstance(column.dtype, pd.StringDtype)
+
+
+def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells and column names cannot run as spreadsheet formulas
+    (numbers, including negative ones, are left alone: only ``str`` values are escaped)."""
+    text = [c for c in frame.columns if _is_text(frame[c])]
+    names = [escape_formula(c) for c in frame.columns]
+    if not text and names == list(frame.columns):
+        return frame
+    out = frame.copy()
+    for c in text:
+        out[c] = out[c].map(escape_formula)
+    out.columns = names
+    return out
+
+
+def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`escape_frame` on a frame read from a CSV this package wrote."""
+    out = frame.copy()
+    for c in out.columns:
+        if _is_text(out[c]):
+            out[c] = out[c].map(unescape_formula)
+    out.columns = [unescape_formula(c) for c in out.columns]
+    return out
+
+
 def atomic_write_csv(frame: pd.DataFrame, target: str | Path) -> Path:
-    return atomic_write(target, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+    """Write ``frame`` as CSV, text cells escaped against formula injection (:func:`escape_frame`)."""
+    safe = escape_frame(frame)
+    return atomic_write(target, lambda p: safe.to_csv(p, index=False, float_format="%.6g"))
 
 
 def atomic_write_parquet(frame: pd.DataFrame, target: str | Path) -> Path:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+
+#: characters of a text cell that would change the Markdown around it (table breaks, links,
+#: inline HTML, code spans), escaped with a backslash
+_MD_SPECIAL = re.compile(r"([\\|`<>\[\]])")
+
+
+def md_text(value: object) -> str:
+    """``value`` as inert Markdown table text: specials backslash-escaped, line breaks as spaces
+    (a segment named ``a|b`` or ``<script>`` shows as written and cannot break the table)."""
+    text = " ".join(str(value).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
     def fmt(v: object) -> str:
         if isinstance(v, float):
             return format(v, floatfmt)
-        return str(v)
+        return md_text(v)
 
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    head = "| " + " | ".join(map(md_text, frame.columns)) + " |"
     sep = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, sep, *body])

@@ -37,6 +37,8 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from uplift.report.artifacts import unescape_frame
+
 REQUIRED_COLUMNS = ("customer_id", "clv_mean")
 INTERVAL_COLUMNS = ("clv_hdi_low", "clv_hdi_high")
 DEFAULT_HDI_PROB = (
@@ -126,7 +128,7 @@ def load_customer_value(path: str | Path) -> pd.DataFrame:
     if suffixes.endswith((".parquet", ".pq")):
         frame = pd.read_parquet(p)
     else:
-        frame = pd.read_csv(p, dtype={"customer_id": str})
+        frame = unescape_frame(pd.read_csv(p, dtype={"customer_id": str}))
     what = f"customer value file {str(p)!r}"
     _check_value_table(frame, REQUIRED_COLUMNS, what)
     clv = pd.to_numeric(frame["clv_mean"], errors="coerce")

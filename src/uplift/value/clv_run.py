@@ -27,6 +27,7 @@ from uplift.report.artifacts import (
     atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
+    unescape_frame,
 )
 from uplift.stats import hdi
 from uplift.value.clv import (
@@ -324,8 +325,8 @@ def experiment_upside(cfg: Any, cv: Any) -> tuple[pd.DataFrame | None, pd.Series
     for key in ("uplift_path", "segments_path"):
         if not Path(getattr(cfg, key)).exists():
             raise DataValidationError(f"clv.{key}={getattr(cfg, key)!r} does not exist")
-    incremental = incremental_from_uplift_table(pd.read_csv(cfg.uplift_path))
-    seg = pd.read_csv(cfg.segments_path, dtype=str)
+    incremental = incremental_from_uplift_table(unescape_frame(pd.read_csv(cfg.uplift_path)))
+    seg = unescape_frame(pd.read_csv(cfg.segments_path, dtype=str))
     missing = {"customer_id", "segment"} - set(seg.columns)
     if missing:
         raise DataValidationError(
