@@ -66,6 +66,10 @@ class _Stub:
         )
         return self
 
+    def thin(self, every):
+        self.log.append(("thin", every))
+        return self
+
     def diagnostics(self):
         from uplift.models.diagnostics import Diagnostics
 
@@ -88,8 +92,32 @@ def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(s
     )
     fit = fit_tactic(config, "cross_sell", data, cells)
     # one retry: same form and step size, twice the tuning and draws; the clean one is kept
-    assert log == [(0.8, 300, "centered"), (0.8, 600, "centered")]
+    # ... diagnosed on the long chains, then thinned back to the configured number of draws
+    assert log == [(0.8, 300, "centered"), (0.8, 600, "centered"), ("thin", 2)]
     assert [a["draws"] for a in fit.attempts] == [300, 600]
     assert [a["tune"] for a in fit.attempts] == [300, 600]
     assert fit.attempts[0]["failures"] and not fit.attempts[1]["failures"]
     assert fit.diagnostics.r_hat_max == 1.003
+
+
+def test_thin_keeps_every_kth_draw_in_every_group():
+    """A fit sampled twice as long must hand on as many draws as the others: the tactics' draws
+    are paired scenario by scenario (a 16,000-draw fit beside 8,000-draw ones failed to align)."""
+    import arviz as az
+    import numpy as np
+
+    from uplift.models.conversion import ConversionUpliftModel
+
+    m = ConversionUpliftModel()
+    draws = np.arange(2 * 10, dtype=float).reshape(2, 10)
+    m.idata = az.from_dict(
+        {
+            "posterior": {"a": draws},
+            "sample_stats": {"diverging": np.zeros((2, 10), bool)},
+            "observed_data": {"y": np.ones(3)},
+        }
+    )
+    m.thin(2)
+    assert m.idata.posterior.sizes["draw"] == 5
+    assert m.idata.sample_stats.sizes["draw"] == 5
+    assert m.idata.posterior["a"].values[0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]

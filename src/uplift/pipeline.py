@@ -401,6 +401,8 @@ def fit_tactic(
         log.warning("%s: %s; refitting with %s", tactic, "; ".join(failures), _form(retry))
         retry.fit(cells, tactic)
         fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
+        if changes == ("longer",):  # diagnosed on the long chains, then as many draws as the rest
+            retry.thin(2)
         failures = _sampling_failures(config, fitted.diagnostics)
         attempts.append(_attempt(retry, failures, fitted.diagnostics))
         if (len(failures), fitted.diagnostics.divergences) <= best_key:
@@ -559,10 +561,9 @@ def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap
     check.optimize.objective = type(config.optimize.objective)("expected")
     check.optimize.integer = False
     try:
-        allocator = build_allocator(check)
-    except (ValueError, TypeError, KeyError) as e:
+        build_allocator(check).solve(problem)
+    except (ValueError, TypeError, KeyError) as e:  # a rule naming what is not in this data
         raise AllocationError(f"optimize.constraints: {e}") from e
-    allocator.solve(problem)
 
 
 def readout_and_next_wave(
@@ -675,7 +676,10 @@ def check_health(config: AppConfig, data: CustomerData) -> dict:
     from uplift.experiment.run_checks import srm_for_data
 
     weights = expected_split(config, data.arm_map)
-    srm = srm_for_data(data, weights, config.health.srm_alpha)
+    try:
+        srm = srm_for_data(data, weights, config.health.srm_alpha)
+    except ValueError as e:  # e.g. an expected split naming an arm this run does not have
+        raise HealthCheckError([f"health.expected_split: {e}"]) from None
     info = {
         "srm_passed": srm.ok,
         "srm_p_value": srm.overall.p_value,
@@ -688,7 +692,8 @@ def check_health(config: AppConfig, data: CustomerData) -> dict:
         raise HealthCheckError(
             [f"sample-ratio mismatch: {f}" for f in srm.failures[:10]]
             + [
-                "if the design split was unequal set health.expected_split.<arm>=<weight>; "
+                "if the design split was unequal set +health.expected_split.<arm>=<weight> for "
+                "every arm; "
                 "to read out anyway set health.override=true"
             ]
         )
@@ -707,19 +712,26 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         cells = aggregate_cells(data)
         check_families(config, data)
         segment_value = segment_value_model(config, data)
-        values = {
-            t.value: value_per_unit(
-                FAMILY_METRIC[config.model.family_of(t.value)], cells, config.value, segment_value
-            )
-            for t in data.arm_map.tactics()
-        }
-        files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
+        try:
+            values = {
+                t.value: value_per_unit(
+                    FAMILY_METRIC[config.model.family_of(t.value)],
+                    cells,
+                    config.value,
+                    segment_value,
+                )
+                for t in data.arm_map.tactics()
+            }
+        except ValueError as e:
+            raise DataValidationError(str(e)) from None
         preflight_allocation(config, cells, data.arm_map)
         check_covariate_model(config, data)
     log.info(
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
     health = check_health(config, data)
+    # every check that can run before sampling has passed: only now is anything written
+    files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
 
     with clock.stage("fit"):
         fits = fit_tactics(cells, data, config)

@@ -211,6 +211,14 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
                 f"{_examples(neg.tolist())}; revenue must be >= 0 (net out refunds upstream or clip at 0)."
             )
 
+    no_revenue = revenue is None or not (revenue > 0).any()
+    if conv.sum() == 0 and no_revenue and not (columns.orders and (df[columns.orders] > 0).any()):
+        _fail(
+            f"no customer converted (column {columns.converted!r}, data.columns.converted, is all 0)"
+            " and there is no revenue or order: there is no outcome to model. Check the column "
+            "mapping (data.columns.converted / revenue / orders) and the export."
+        )
+
     orders = None
     if columns.orders:
         orders = _check_numeric(df, columns.orders, "orders")
@@ -245,6 +253,17 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         if len(seg_parts) == 1
         else seg_parts[0].str.cat(seg_parts[1:], sep=SEGMENT_SEP)
     )
+    if len(seg_parts) > 1:
+        combos = pd.DataFrame({"segment": segment, **{f"p{i}": x for i, x in enumerate(seg_parts)}})
+        kinds = combos.drop_duplicates().groupby("segment").size()
+        clash = sorted(kinds[kinds > 1].index)
+        if clash:
+            _fail(
+                f"segment name(s) {_examples(clash)} are made by more than one combination of "
+                f"data.columns.segments={list(columns.segments)} (values are joined with "
+                f"{SEGMENT_SEP!r}, and some values contain it, e.g. tier 'a/b' + region 'c' and "
+                f"tier 'a' + region 'b/c'). Replace {SEGMENT_SEP!r} in those values (e.g. with '-')."
+            )
     control = arm_map.control.name
     has_control = set(segment[arms == control].unique())
     no_control = sorted(set(segment.unique()) - has_control)

@@ -84,6 +84,15 @@ class UpliftModel(ABC):
         self._require_fit()
         return compute_diagnostics(self.idata)
 
+    def thin(self, every: int) -> Self:
+        """Keep every ``every``-th draw of each chain (all groups with draws). A fit sampled
+        longer to mix is thinned back to the configured number of draws: downstream, the draws of
+        all tactics are paired scenario by scenario, so every fit must hold as many."""
+        self._require_fit()
+        if every > 1:
+            self.idata = self.idata.isel(draw=slice(None, None, every), missing_dims="ignore")
+        return self
+
     def save(self, path: str | Path) -> Path:
         from uplift.report.artifacts import atomic_write_netcdf
 
