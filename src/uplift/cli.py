@@ -98,13 +98,26 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
     register_configs()
     register_experiments(*_experiment_folders())
     GlobalHydra.instance().clear()
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
+        try:
+            cfg = compose(config_name="config", overrides=list(overrides))
+        except (HydraException, OmegaConfBaseException) as e:  # a bad override: name it
+            cause = e.__cause__ or e
+            raise ValueError(f"{e}: {cause}" if cause is not e else str(e)) from None
     return to_app_config(cfg)
+
+
+#: set once Hydra has composed the config and handed it to a verb (see :func:`main`)
+_STARTED = False
 
 
 def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception], ...]):
     """Typed config -> ``job(config, output_dir)``; user errors exit 2 with their message only."""
+    global _STARTED
+    _STARTED = True
     try:
         config = to_app_config(cfg)
     except (ValueError, TypeError) as e:
@@ -189,7 +202,15 @@ def main() -> None:
     verb = "run"
     if len(sys.argv) > 1 and sys.argv[1] in VERBS:
         verb = sys.argv.pop(1)
-    VERBS[verb]()
+    try:
+        VERBS[verb]()
+    except SystemExit as e:
+        # Hydra reports a bad override (unknown option, invalid enum value, parse error) by name
+        # and exits 1 before any verb starts: that is the user's input, exit 2 like every other
+        # input error. After a verb started, exit 1 still means a crash.
+        if e.code == 1 and not _STARTED:
+            raise SystemExit(2) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from uplift.data.checks import DataChecks
 from uplift.models.conversion import ConversionPriors, Parameterization
 from uplift.models.counts import CountPriors
 from uplift.models.covariate import CovariatePriors
@@ -132,6 +133,9 @@ class DataConfig:
     delimiter: str | None = None
     # cells read as missing; only empty ones by default, so a region called "NA" stays one
     na_values: list[str] = field(default_factory=lambda: [""])
+    # plausibility guards before sampling (uplift.data.checks): outlying revenue, revenue
+    # without conversion, too many segments
+    checks: DataChecks = field(default_factory=DataChecks)
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     derive: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -335,6 +339,13 @@ class OptimizeConfig:
         _positive("optimize.population_scale", self.population_scale)
         if self.max_offers_per_customer < 1:
             raise ValueError("optimize.max_offers_per_customer must be >= 1")
+        if not 0 < self.alpha < 1:
+            raise ValueError(
+                f"optimize.alpha must be in (0, 1) (the share of worst scenarios CVaR averages), "
+                f"got {self.alpha}"
+            )
+        if self.risk_aversion < 0:
+            raise ValueError(f"optimize.risk_aversion must be >= 0, got {self.risk_aversion}")
 
 
 @dataclass
@@ -572,11 +583,44 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("uplift_safe", safe_path_part)
 
 
+def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, str]]:
+    """Keys of ``node`` that the dataclass ``schema`` (recursively) does not define, each with a
+    "did you mean" hint. Fields typed as mappings (``tactics.arms``, ``health.expected_split``,
+    ``data.derive``, ...) take any key and are not searched."""
+    import dataclasses
+    import difflib
+    import typing
+
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
+        return []
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in dataclasses.fields(schema)]
+    out: list[tuple[str, str]] = []
+    for key in node:
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            prefix = f"{where}." if where else ""
+            out.append((path, f" (did you mean {prefix}{close[0]}?)" if close else ""))
+            continue
+        sub = hints.get(str(key))
+        if dataclasses.is_dataclass(sub):
+            out += unknown_keys(node._get_node(key), sub, path)  # type: ignore[arg-type]
+    return out
+
+
 def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
     """Validate a composed config and return typed objects; errors name the offending key."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.merge(OmegaConf.structured(AppConfig), cfg)
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    unknown = unknown_keys(cfg, AppConfig)
+    if unknown:
+        key, hint = unknown[0]
+        raise ValueError(
+            f"unknown key {key!r}{hint}: a '+' override or a preset added a key the schema does "
+            "not have, so it would be ignored; check its spelling"
+        )
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, AppConfig):  # composed without the schema: merge it in
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AppConfig), cfg))

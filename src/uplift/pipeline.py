@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import logging
+import os
 import platform
 import time
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from uplift.data import (
     validate_customers,
 )
 from uplift.data.cells import segment_dimensions, segment_sizes
+from uplift.data.checks import check_plausible
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
@@ -709,6 +711,16 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
 
     with clock.stage("data"):
         data, truth = load_data(config, out)
+        s = config.sampler
+        check_plausible(
+            data.frame,
+            config.data.checks,
+            revenue_column=config.data.columns.revenue if data.has_revenue else None,
+            chains=s.chains,
+            draws=s.draws,
+            tune=s.tune,
+            cores=os.cpu_count() or 1,
+        )
         cells = aggregate_cells(data)
         check_families(config, data)
         segment_value = segment_value_model(config, data)
