@@ -41,7 +41,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,13 @@ DEFAULT_ARMS: dict[str, ArmDesign] = {
         latent_slope=0.20,
     ),
 }
+
+
+def one_model_arms(arms: Mapping[str, ArmDesign] = DEFAULT_ARMS) -> dict[str, ArmDesign]:
+    """The same design with every treated arm labelled ``cross_sell``: one model for all arms.
+
+    The truth and the data are unchanged (the generator's draws do not depend on the labels)."""
+    return {k: a if a.is_control else replace(a, tactic="cross_sell") for k, a in arms.items()}
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -552,6 +559,7 @@ def score_seed(
     quick: bool = False,
     single_pass: bool = False,
     overrides: Sequence[str] = (),
+    arms: Mapping[str, ArmDesign] = DEFAULT_ARMS,
 ) -> dict[str, Any]:
     """Generate, run, solve every comparator and score them with the truth, for one seed."""
     t0 = time.perf_counter()
@@ -559,9 +567,9 @@ def score_seed(
     with tempfile.TemporaryDirectory(prefix=f"crossed-{seed}-") as tmp:
         work = Path(tmp)
         csv = work / "customers.csv"
-        ov = user_overrides(csv, budget, quick=quick, extra=overrides)
+        ov = user_overrides(csv, budget, arms=arms, quick=quick, extra=overrides)
         margin = float(uplift.compose_config(ov).value.margin)
-        customers, truth = generate_crossed(seed, n_customers, margin=margin)
+        customers, truth = generate_crossed(seed, n_customers, arms=arms, margin=margin)
         customers.to_csv(csv, index=False)
         run = run_pipeline(ov, work, single_pass=single_pass)
     res, config = run.result, run.config
@@ -714,6 +722,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         help="run once with optimize.allow_unconverged=true and read the gate's verdict from "
         "summary.json instead of catching the refusal and rerunning",
     )
+    ap.add_argument(
+        "--one-model",
+        action="store_true",
+        help="label every treated arm with one tactic, so one model fits all arms jointly "
+        "(shared baselines: the control customers counted once); for the joint-model comparison",
+    )
     ap.add_argument("--json", type=Path, default=None, help="save the per-seed rows here")
     ap.add_argument("overrides", nargs="*", help="extra config overrides")
     args = ap.parse_args(argv)
@@ -729,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             quick=args.quick,
             single_pass=args.single_pass,
             overrides=args.overrides,
+            arms=one_model_arms() if args.one_model else DEFAULT_ARMS,
         )
         rows.append(row)
         print(format_row(row), flush=True)

@@ -11,6 +11,7 @@ so a case that reaches it fails. A few cases also go through the console script
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,8 +88,12 @@ def attempt(tmp_path: Path, overrides: list[str], says: str) -> None:
         assert says in str(e), f"{overrides[-3:]}: {e}"
     else:
         raise AssertionError(f"{overrides[-3:]} was accepted")
-    written = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
-    assert not written, f"{overrides[-3:]} left {written}"
+    # a failed run leaves one file, the summary saying why, and no staging folder beside it
+    written = sorted(p.name for p in out.rglob("*") if p.is_file()) if out.exists() else []
+    assert written == ["summary.json"], f"{overrides[-3:]} left {written}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and says in summary["message"]
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
 
 
 def csv_case(tmp_path: Path, frame: pd.DataFrame, name: str = "c.csv") -> str:
@@ -259,7 +264,8 @@ def test_bad_data_is_named_before_sampling(tmp_path, no_sampling, case):
 CONFIG_CASES: dict[str, tuple[list[str], str]] = {
     "typo_key": (["+optimize.budgett=500"], "optimize.budgett"),
     "unknown_group_key": (["+data.colums.segments=[tier]"], "data.colums"),
-    "cost_is_text": (["tactics.arms.email.cost=cheap"], "cheap"),
+    "cost_is_text": (["tactics.arms.email.cost=cheap"], "tactics.arms.email.cost='cheap'"),
+    "env_interpolation": (["experiment_name=${oc.env:HOME}"], "oc.env"),
     "negative_cost": (["tactics.arms.email.cost=-1"], "cost"),
     "unknown_tactic": (["+tactics.arms.sms={tactic: telepathy, cost: 1}"], "telepathy"),
     "two_controls": (["+tactics.arms.holdout={tactic: control}"], "control"),
@@ -279,6 +285,20 @@ CONFIG_CASES: dict[str, tuple[list[str], str]] = {
     "max_segments_zero": (["data.checks.max_segments=0"], "max_segments"),
     "holdout_fraction_1": (["evaluate.holdout_fraction=1"], "holdout_fraction"),
     "unset_path": (["data.path=null"], "data.path"),
+    "price_test_one_price": (
+        [
+            "+model.families.retention=price_logit",
+            "+pricing.prices={control: 10.0, call: 10.0}",
+        ],
+        "single price",
+    ),
+    "negative_price": (
+        [
+            "+model.families.retention=price_logit",
+            "+pricing.prices={control: 10.0, call: -2.0}",
+        ],
+        "positive and finite",
+    ),
 }
 
 

@@ -141,10 +141,25 @@ def _app(cfg: DictConfig) -> float | None:
     from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
     from uplift.pipeline import ConvergenceGateError, run
+    from uplift.report.run_folder import RunFolderError
 
-    errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
+    errors = (
+        DataValidationError,
+        AllocationError,
+        ConvergenceGateError,
+        HealthCheckError,
+        RunFolderError,
+    )
     config, out, result = _execute("run", cfg, run, errors)
     s = result.summary
+    gate = s.get("gate") or {}
+    if gate.get("overridden"):
+        print(
+            f"uplift: WARNING: the plan uses fit(s) that failed the convergence gate "
+            f"({', '.join(gate.get('failures', {}))}) because optimize.allow_unconverged=true; "
+            "rows resting on them say gate_passed=False",
+            file=sys.stderr,
+        )
     if "profit_hdi" in s:
         lo, hi = s["profit_hdi"]
         print(

@@ -348,11 +348,20 @@ class OptimizeConfig:
             raise ValueError(f"optimize.risk_aversion must be >= 0, got {self.risk_aversion}")
 
 
+class ExistingOutputs(StrEnum):
+    """What a run does when its output folder already holds a run (``report.existing``)."""
+
+    refuse = "refuse"
+    overwrite = "overwrite"
+
+
 @dataclass
 class ReportConfig:
     hdi_prob: float = 0.94
     plots: bool = True
     save_posteriors: bool = True
+    # a folder that already holds a run: refuse (name another, hydra.run.dir=...) or overwrite
+    existing: ExistingOutputs = ExistingOutputs.refuse
 
     def __post_init__(self) -> None:
         if not 0 < self.hdi_prob < 1:
@@ -583,6 +592,24 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("uplift_safe", safe_path_part)
 
 
+def env_interpolations(cfg: DictConfig) -> list[str]:
+    """Keys whose value interpolates an environment variable (``${oc.env:...}``)."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(node, str) and "oc.env" in node:
+            found.append(f"{where}={node!r}")
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
+
+
 def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, str]]:
     """Keys of ``node`` that the dataclass ``schema`` (recursively) does not define, each with a
     "did you mean" hint. Fields typed as mappings (``tactics.arms``, ``health.expected_split``,
@@ -614,6 +641,13 @@ def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.merge(OmegaConf.structured(AppConfig), cfg)
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    env = env_interpolations(cfg)
+    if env:
+        raise ValueError(
+            f"{env[0]} reads an environment variable (oc.env): its value would be written into "
+            "summary.json and the report. Pass the value itself, or keep secrets out of the run "
+            "config."
+        )
     unknown = unknown_keys(cfg, AppConfig)
     if unknown:
         key, hint = unknown[0]

@@ -40,7 +40,7 @@ from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.factory import allocator_from_settings, budget_grid
 from uplift.optimize.targets import customer_targets
-from uplift.report import artifacts
+from uplift.report import artifacts, run_folder
 from uplift.report.markdown import evaluation_section, render_report
 from uplift.report.model_checks import checks_section, run_model_checks
 from uplift.report.tables import arm_table, uplift_table
@@ -171,6 +171,20 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
                 raise DataValidationError(
                     f"tactic {tactic.value!r} is a price test (price_logit): give every arm's price in "
                     f"pricing.prices, missing {missing} (the control arm is today's price)"
+                )
+            prices = {a: config.pricing.prices[a] for a in arms}
+            bad = {a: p for a, p in prices.items() if not np.isfinite(p) or p <= 0}
+            if bad:
+                raise DataValidationError(
+                    f"pricing.prices must be positive and finite; got {bad} for tactic "
+                    f"{tactic.value!r}"
+                )
+            if len(set(prices.values())) < 2:
+                raise DataValidationError(
+                    f"tactic {tactic.value!r} is a price test with a single price "
+                    f"({next(iter(prices.values())):g} for {arms}): demand can only be learnt "
+                    "from at least two tested prices. Give the arms their tested prices in "
+                    "pricing.prices, or model the tactic with another family."
                 )
     unknown = sorted(set(config.model.families) - {t.value for t in data.arm_map.tactics()})
     if unknown:
@@ -609,6 +623,16 @@ def readout_and_next_wave(
     return pd.concat(tables, ignore_index=True), shares
 
 
+def with_gate(table: pd.DataFrame, failures: dict[str, list[str]]) -> pd.DataFrame:
+    """``table`` with ``gate_passed``: whether the fit behind each row (its ``tactic``; all fits
+    when rows mix tactics) passed the convergence gate. False only when
+    ``optimize.allow_unconverged=true`` let a failing fit through, or the run was refused."""
+    if "tactic" in table.columns:
+        ok = ~table["tactic"].astype(str).isin(list(failures))
+        return table.assign(gate_passed=ok.to_numpy())
+    return table.assign(gate_passed=not failures)
+
+
 #: customer column each family's outcome is read from when a plan is scored on held-out rows
 FAMILY_OUTCOME = {
     "binomial": "converted",
@@ -703,9 +727,34 @@ def check_health(config: AppConfig, data: CustomerData) -> dict:
 
 
 def run(config: AppConfig, output_dir: str | Path) -> RunResult:
-    """Run the whole pipeline and write every artifact into ``output_dir``."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the whole pipeline and write every artifact into ``output_dir``.
+
+    Artifacts are staged beside the folder and published when the run ends, ``summary.json``
+    last with its ``status`` (:mod:`uplift.report.run_folder`): ``complete``, or ``refused``
+    when the gate or the rules stopped the plan (the run's tables are published with it and
+    the error is raised). Any other failure leaves only a summary saying why.
+    """
+    final = Path(output_dir)
+    stage = run_folder.prepare(final, config.report.existing.value)
+    try:
+        result = _run_staged(config, stage)
+    except (ConvergenceGateError, AllocationError) as e:
+        if not (stage / run_folder.SUMMARY).exists():  # stopped before the outputs were made
+            run_folder.fail(stage, final, e, config.experiment_name)
+            raise
+        run_folder.publish(stage, final)
+        raise
+    except BaseException as e:
+        run_folder.fail(stage, final, e, config.experiment_name)
+        raise
+    run_folder.publish(stage, final)
+    result.output_dir = final
+    result.files = {k: final / p.relative_to(stage) for k, p in result.files.items()}
+    return result
+
+
+def _run_staged(config: AppConfig, out: Path) -> RunResult:
+    """The run itself, writing into the staging folder ``out``."""
     clock = _Clock()
     hp = config.report.hdi_prob
 
@@ -770,17 +819,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             for t, m in covariate_models.items():
                 files[f"covariate_{t}"] = m.save(out / f"covariate_{t}.nc")
     uplift = uplift_table(fits, cells, values, data.arm_map, hp)
-    files["uplift_by_segment"] = artifacts.atomic_write_csv(uplift, out / "uplift_by_segment.csv")
     by_arm = arm_table(fits, cells, data.arm_map, hp)
-    files["uplift_by_arm"] = artifacts.atomic_write_csv(by_arm, out / "uplift_by_arm.csv")
     pricing_tactics = price_tactics(config, fits)
     budget_fits = {t: f for t, f in fits.items() if t not in pricing_tactics}
-    decisions = None
-    if budget_fits:
-        decisions, shares = readout_and_next_wave(config, budget_fits, values, data.arm_map, cells)
-        files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
-        files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
-
     gate = config.optimize.gate
     with clock.stage("checks"):
         checks = run_model_checks(fits, cells, config.sampler.seed, gate.ppc_alpha)
@@ -798,6 +839,26 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         "failures": failures,
         "overridden": bool(failures) and config.optimize.allow_unconverged,
     }
+    if gate_info["overridden"]:
+        log.warning(
+            "optimize.allow_unconverged=true: the plan uses fit(s) that failed the convergence "
+            "gate (%s); allocation.csv, targets.csv, readout.csv say so (gate_passed)",
+            ", ".join(failures),
+        )
+    # everything computed from the fits carries the gate status of the fit behind it
+    files["uplift_by_segment"] = artifacts.atomic_write_csv(
+        with_gate(uplift, failures), out / "uplift_by_segment.csv"
+    )
+    files["uplift_by_arm"] = artifacts.atomic_write_csv(
+        with_gate(by_arm, failures), out / "uplift_by_arm.csv"
+    )
+    decisions = None
+    if budget_fits:
+        decisions, shares = readout_and_next_wave(config, budget_fits, values, data.arm_map, cells)
+        decisions = with_gate(decisions, failures)
+        shares = with_gate(shares, failures)
+        files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
+        files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
 
     evaluation = None
     if config.evaluate.holdout_fraction > 0:
@@ -913,7 +974,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
             prices, summary["pricing"], demand = optimize_prices(config, fits, cells, data.arm_map)
         files["prices"] = artifacts.atomic_write_csv(prices, out / "prices.csv")
     if allocation is not None:
-        files["allocation"] = artifacts.atomic_write_csv(allocation.table, out / "allocation.csv")
+        files["allocation"] = artifacts.atomic_write_csv(
+            with_gate(allocation.table, failures), out / "allocation.csv"
+        )
         with clock.stage("targets"):
             targets = customer_targets(
                 allocation.table,
@@ -923,7 +986,9 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
                 values=values,
                 max_offers_per_customer=config.optimize.max_offers_per_customer,
             )
-        files["targets"] = artifacts.atomic_write_csv(targets.table, out / "targets.csv")
+        files["targets"] = artifacts.atomic_write_csv(
+            with_gate(targets.table, failures), out / "targets.csv"
+        )
         summary["targets"] = targets.summary()
         lo, hi = allocation.profit_interval(hp)
         summary |= {
@@ -1038,6 +1103,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
         ),
         out / "report.md",
     )
+    summary["status"] = "refused" if failure is not None or "message" in gate_info else "complete"
     files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
 
     result = RunResult(

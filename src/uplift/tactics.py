@@ -74,9 +74,15 @@ class ArmMap:
                     f"tactics.arms.{name}: expected {{tactic: ..., cost: ...}}, got {spec!r}"
                 )
             tactic = Tactic.parse(str(spec.get("tactic", "")), where=f"tactics.arms.{name}.tactic")
-            arms.append(
-                Arm(name=str(name), tactic=tactic, cost=float(spec.get("cost", 0.0) or 0.0))
-            )
+            raw = spec.get("cost", 0.0)
+            try:
+                cost = float(raw or 0.0)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"tactics.arms.{name}.cost={raw!r} is not a number: give the cost per "
+                    f"treated customer, e.g. tactics.arms.{name}.cost=0.5"
+                ) from None
+            arms.append(Arm(name=str(name), tactic=tactic, cost=cost))
         return cls(tuple(arms))
 
     @property

@@ -20,6 +20,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def _atomic_path(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +36,7 @@ def _atomic_path(target: Path):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give artifacts normal permissions
     try:
         yield Path(tmp)
+        _fsync(tmp)  # the bytes are on disk before the name points at them
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

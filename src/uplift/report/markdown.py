@@ -71,6 +71,16 @@ def render_report(
     """Decision first, then evidence; ``extra`` sections go before the diagnostics."""
     hp = summary.get("hdi_prob", 0.94)
     lines = [f"# Uplift run: {summary['experiment']}", ""]
+    gate = summary.get("gate") or {}
+    if gate.get("overridden"):
+        failed = ", ".join(md_text(t) for t in gate.get("failures", {}))
+        lines += [
+            f"> **Warning: unconverged fits used.** {failed} failed the convergence gate and "
+            "`optimize.allow_unconverged=true` let the plan use them anyway: its numbers may be "
+            "wrong. Rows that rest on them say `gate_passed = False` in allocation.csv, "
+            "targets.csv and readout.csv.",
+            "",
+        ]
     if allocation is not None:
         lo, hi = summary["profit_hdi"]
         lines += [
