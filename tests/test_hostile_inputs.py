@@ -1,11 +1,11 @@
 """Fuzz suite (issue #14): malformed and hostile inputs, each refused before sampling with an
-error that names the key, column or file and the fix; nothing is written.
+error that names the key, column or file and the fix, exit 2, no traceback; a failed run leaves
+only its summary saying why.
 
-Run in-process the way the CLI runs them (``uplift.cli._execute``): a configuration error is a
-``ValueError``/``TypeError`` from composing the typed config (exit 2: "configuration error"); a
-run error must be one of the run's named errors (exit 2: "error"). Sampling is replaced by a trap,
-so a case that reaches it fails. A few cases also go through the console script
-(tests/test_reader.py, tests/test_output_safety.py).
+Every hand-written case (data 31, configuration 25, files 9: 65) goes through the console entry point
+``uplift.cli.main`` in one process, with sampling replaced by a trap that says so, and its exit
+code, stderr and run folder are checked. Generated damage to a good file (hypothesis) runs
+in-process: each value either is valid (the run reaches sampling) or is a named run error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,38 +61,6 @@ def base_frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 class Sampled(AssertionError):
     pass
-
-
-@pytest.fixture
-def no_sampling(monkeypatch):
-    import uplift.pipeline as pipeline
-
-    def trap(*_a, **_k):
-        raise Sampled("the case reached sampling")
-
-    monkeypatch.setattr(pipeline, "fit_tactics", trap)
-
-
-def attempt(tmp_path: Path, overrides: list[str], says: str) -> None:
-    """Compose and run; the case must stop with a named error containing ``says``, no files."""
-    out = tmp_path / "out"
-    try:
-        config = uplift.compose_config(overrides)
-    except (ValueError, TypeError) as e:  # the CLI's "configuration error", exit 2
-        assert says in str(e), f"{overrides[-3:]}: {e}"
-        return
-    try:
-        uplift.run(config, out)
-    except RUN_ERRORS as e:  # the CLI's "error", exit 2
-        assert says in str(e), f"{overrides[-3:]}: {e}"
-    else:
-        raise AssertionError(f"{overrides[-3:]} was accepted")
-    # a failed run leaves one file, the summary saying why, and no staging folder beside it
-    written = sorted(p.name for p in out.rglob("*") if p.is_file()) if out.exists() else []
-    assert written == ["summary.json"], f"{overrides[-3:]} left {written}"
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "failed" and says in summary["message"]
-    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
 
 
 def csv_case(tmp_path: Path, frame: pd.DataFrame, name: str = "c.csv") -> str:
@@ -253,13 +220,6 @@ DATA_CASES: dict[str, tuple[Edit, list[str], str]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(DATA_CASES))
-def test_bad_data_is_named_before_sampling(tmp_path, no_sampling, case):
-    edit, extra, says = DATA_CASES[case]
-    path = csv_case(tmp_path, edit(base_frame()))
-    attempt(tmp_path, [*BASE, path, *extra], says)
-
-
 # ---- configuration: each a named key -------------------------------------------------------
 CONFIG_CASES: dict[str, tuple[list[str], str]] = {
     "typo_key": (["+optimize.budgett=500"], "optimize.budgett"),
@@ -302,13 +262,6 @@ CONFIG_CASES: dict[str, tuple[list[str], str]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
-def test_bad_configuration_is_named(tmp_path, no_sampling, case):
-    extra, says = CONFIG_CASES[case]
-    path = csv_case(tmp_path, base_frame())
-    attempt(tmp_path, [*BASE, path, *extra], says)
-
-
 # ---- files: the reader's cases, through the run --------------------------------------------
 def _file_cases(d: Path) -> dict[str, tuple[Path, str, str]]:
     good = base_frame().to_csv(index=False).encode()
@@ -341,26 +294,98 @@ def _file_cases(d: Path) -> dict[str, tuple[Path, str, str]]:
     return out
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "empty",
-        "header_only",
-        "extra_field",
-        "truncated_gz",
-        "random_bytes",
-        "utf16_without_bom",
-        "csv_as_parquet",
-        "directory",
-        "missing",
-    ],
-)
-def test_unreadable_files_are_named(tmp_path, no_sampling, case):
-    src = tmp_path / "in"
+# ---- every case through the console script -------------------------------------------------
+#: runs ``uplift.cli.main`` once per case in one process (the real entry point, argv, Hydra,
+#: exit codes and stderr), with sampling replaced by a trap that says so
+LOOP = r"""
+import contextlib, io, json, sys
+import uplift.pipeline as pipeline
+from uplift import cli
+
+def trap(*a, **k):
+    raise RuntimeError("REACHED SAMPLING")
+
+pipeline.fit_tactics = trap
+for case in json.load(open(sys.argv[1])):
+    sys.argv = ["uplift", *case["args"]]
+    cli._STARTED = False
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    print(json.dumps({"name": case["name"], "code": code, "stderr": err.getvalue()}), flush=True)
+"""
+
+
+def all_cases(d: Path) -> list[dict]:
+    """Every hand-written case: name, CLI arguments, what stderr must say, its run folder."""
+    cases = []
+    good = csv_case(d, base_frame(), "good.csv")
+    for name, (edit, extra, says) in sorted(DATA_CASES.items()):
+        cases.append((name, [*BASE, csv_case(d, edit(base_frame()), f"{name}.csv"), *extra], says))
+    for name, (extra, says) in sorted(CONFIG_CASES.items()):
+        cases.append((name, [*BASE, good, *extra], says))
+    src = d / "files"
     src.mkdir()
-    path, source, says = _file_cases(src)[case]
-    overrides = [o for o in BASE if o != "data=csv"]
-    attempt(tmp_path, [f"data={source}", *overrides, f"data.path={path}"], says)
+    for name, (path, source, says) in sorted(_file_cases(src).items()):
+        args = [f"data={source}", *[o for o in BASE if o != "data=csv"], f"data.path={path}"]
+        cases.append((f"file_{name}", args, says))
+    return [
+        {"name": n, "args": [*a, f"hydra.run.dir={d / 'runs' / n}"], "says": says}
+        for n, a, says in cases
+    ]
+
+
+def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(tmp_path):
+    import subprocess
+    import sys
+
+    cases = all_cases(tmp_path)
+    assert len(cases) >= 60
+    spec = tmp_path / "cases.json"
+    spec.write_text(json.dumps(cases))
+    r = subprocess.run(
+        [sys.executable, "-c", LOOP, str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    results = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            results[row["name"]] = row
+    assert len(results) == len(cases), r.stderr[-3000:]
+    bad = []
+    for case in cases:
+        got = results[case["name"]]
+        err = got["stderr"]
+        folder = tmp_path / "runs" / case["name"]
+        # a failed run leaves its summary saying why (configuration errors stop before the run)
+        left = sorted(
+            p.name
+            for p in folder.rglob("*")
+            if p.is_file() and ".hydra" not in p.parts and p.name != "cli.log"
+        )
+        why = [
+            got["code"] != 2 and f"exit {got['code']}",
+            "Traceback" in err and "traceback",
+            "REACHED SAMPLING" in err and "sampled",
+            case["says"] not in err and f"message lacks {case['says']!r}",
+            left not in ([], ["summary.json"]) and f"left {left}",
+            [p.name for p in tmp_path.joinpath("runs").glob(".*staging*")] and "staging left",
+        ]
+        if left == ["summary.json"]:
+            summary = json.loads((folder / "summary.json").read_text())
+            why.append(summary.get("status") != "failed" and f"status {summary.get('status')}")
+        why = [w for w in why if w]
+        if why:
+            bad.append(f"{case['name']}: {', '.join(why)} | {err.strip()[-300:]}")
+    assert not bad, "\n".join(bad)
 
 
 # ---- generated: random damage to a good file ------------------------------------------------
@@ -401,7 +426,3 @@ def test_random_cell_damage_is_named_or_harmless(tmp_path_factory, column, junk,
         assert column in str(e) or "segment" in str(e) or "arm" in str(e), str(e)
     finally:
         pipeline.fit_tactics = original
-
-
-def test_the_suite_has_at_least_sixty_cases():
-    assert len(DATA_CASES) + len(CONFIG_CASES) + 9 >= 60

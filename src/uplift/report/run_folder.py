@@ -30,6 +30,7 @@ class RunFolderError(RuntimeError):
 
 
 def staging_dir(final: Path) -> Path:
+    final = final.resolve()  # "." has no name and no parent of its own
     return final.parent / f".{final.name}{STAGING_INFIX}{os.getpid()}"
 
 
@@ -46,6 +47,7 @@ def _alive(pid: int) -> bool:
 def remove_stale_staging(final: Path) -> list[Path]:
     """Staging folders of runs into ``final`` whose process is gone (killed runs)."""
     removed = []
+    final = final.resolve()
     for p in final.parent.glob(f".{final.name}{STAGING_INFIX}*"):
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
