@@ -124,8 +124,16 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
         print(f"uplift: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     out = Path(HydraConfig.get().runtime.output_dir)
+    from uplift.report.run_folder import RunFolderError, run_staged
+
+    user_errors = (*user_errors, RunFolderError)
     try:
-        return config, out, job(config, out)
+        if verb == "run":  # pipeline.run stages its own outputs (it publishes refused runs too)
+            return config, out, job(config, out)
+        staged = run_staged(
+            out, config.report.existing.value, config.experiment_name, lambda d: job(config, d)
+        )
+        return config, out, staged
     except user_errors as e:
         log.error("%s: %s", type(e).__name__, e)
         print(
@@ -141,15 +149,8 @@ def _app(cfg: DictConfig) -> float | None:
     from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
     from uplift.pipeline import ConvergenceGateError, run
-    from uplift.report.run_folder import RunFolderError
 
-    errors = (
-        DataValidationError,
-        AllocationError,
-        ConvergenceGateError,
-        HealthCheckError,
-        RunFolderError,
-    )
+    errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
     config, out, result = _execute("run", cfg, run, errors)
     s = result.summary
     gate = s.get("gate") or {}

@@ -124,3 +124,17 @@ def fail(stage: Path, final: Path, error: BaseException, experiment: str) -> Non
         },
         final / SUMMARY,
     )
+
+
+def run_staged(final: Path, existing: str, experiment: str, job):
+    """``job(staging_folder)`` with the same guarantees as a run: refused or cleaned folder,
+    outputs published when it returns, only a failed summary when it raises (the ``design``
+    and ``clv`` verbs)."""
+    stage = prepare(final, existing)
+    try:
+        result = job(stage)
+    except BaseException as e:
+        fail(stage, final, e, experiment)
+        raise
+    publish(stage, final)
+    return result
