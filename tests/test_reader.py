@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -143,5 +144,8 @@ def test_cli_exit_2_without_traceback_or_artifacts(tmp_path, case):
     assert r.returncode == 2, r.stderr[-2000:]
     assert says in r.stderr and "data.path" in r.stderr
     assert "Traceback" not in r.stderr
+    # only the summary saying why the run failed
     written = [p.name for p in out.rglob("*") if p.is_file() and ".hydra" not in p.parts]
-    assert not [w for w in written if w.endswith((".csv", ".json", ".md", ".png"))], written
+    assert sorted(w for w in written if w != "cli.log") == ["summary.json"], written
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and says in summary["message"]
