@@ -2,7 +2,7 @@
 error that names the key, column or file and the fix, exit 2, no traceback; a failed run leaves
 only its summary saying why.
 
-Every hand-written case (data 31, configuration 25, files 9: 65) goes through the console entry point
+Every hand-written case (data 32, configuration 25, files 9: 66) goes through the console entry point
 ``uplift.cli.main`` in one process, with sampling replaced by a trap that says so, and its exit
 code, stderr and run folder are checked. Generated damage to a good file (hypothesis) runs
 in-process: each value either is valid (the run reaches sampling) or is a named run error.
@@ -160,6 +160,11 @@ DATA_CASES: dict[str, tuple[Edit, list[str], str]] = {
     ),
     "segment_names_collide": (_seg_collision, [], "more than one combination"),
     "ten_thousand_segments": (_many_segments, [], "data.checks.max_segments"),
+    "segments_cut_too_fine": (
+        lambda df: df.assign(tier=(df["customer_id"] // 6).astype(str)),
+        [],
+        "min_median_cell_customers",
+    ),
     "segment_missing_values": (_set("tier", np.nan, slice(0, 10)), [], "tier"),
     "negative_orders": (
         _set("orders", -1, slice(0, 2)),

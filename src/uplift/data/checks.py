@@ -3,8 +3,9 @@
 The contract (:mod:`uplift.data.contract`) refuses what cannot be right (a conversion of 2, a
 negative revenue); these refuse what is almost surely a mistake and would otherwise flow into a
 plan silently: one revenue of 1e15 (a value per conversion of 6e12), revenue on customers who did
-not convert (the value per conversion is revenue per converter), or more segments than the
-sampler can hold. Each refusal names the ``data.checks`` key that lets it through.
+not convert (the value per conversion is revenue per converter), more segments than the
+sampler can hold, or segments cut so fine that a typical cell has a handful of customers. Each
+refusal names the ``data.checks`` key that lets it through.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class DataChecks:
     # refuse more segments than this before sampling (10,000 segments of 9 customers: 514 s and
     # 15 GB at only 2 x 100 draws, r-hat 1.85); the message states the estimated cost
     max_segments: int | None = 2000
+    # refuse data cut so fine that the typical (median) segment x arm cell has fewer customers
+    min_median_cell_customers: int | None = 10
 
     def __post_init__(self) -> None:
         if self.revenue_outlier_z is not None and self.revenue_outlier_z <= 0:
@@ -95,6 +98,16 @@ def check_plausible(
             "coarser data.columns.segments (or data.derive bins), or raise "
             "data.checks.max_segments (null: no limit)."
         )
+    if checks.min_median_cell_customers is not None:
+        sizes = frame.groupby(["segment", "arm"], observed=True).size()
+        if float(sizes.median()) < checks.min_median_cell_customers:
+            raise DataValidationError(
+                f"segments are cut too fine: the median segment x arm cell has "
+                f"{float(sizes.median()):g} customers ({n_segments:,} segments from "
+                f"{len(frame):,} customers), below data.checks.min_median_cell_customers="
+                f"{checks.min_median_cell_customers}; an uplift cannot be learnt from so few. Use "
+                "coarser data.columns.segments (or data.derive bins), or lower the key (null: off)."
+            )
     if "revenue" in frame.columns and revenue_column:
         revenue = frame["revenue"]
         if not checks.allow_revenue_without_conversion:
