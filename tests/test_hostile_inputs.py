@@ -161,7 +161,11 @@ DATA_CASES: dict[str, tuple[Edit, list[str], str]] = {
     "segment_names_collide": (_seg_collision, [], "more than one combination"),
     "ten_thousand_segments": (_many_segments, [], "data.checks.max_segments"),
     "segments_cut_too_fine": (
-        lambda df: df.assign(tier=(df["customer_id"] // 6).astype(str)),
+        lambda df: df.assign(
+            tier=(df["customer_id"] // 9).astype(str),
+            region="north",
+            arm=np.array(["control", "email", "call"])[df["customer_id"] % 3],
+        ),
         [],
         "min_median_cell_customers",
     ),
