@@ -64,15 +64,22 @@ class UpliftModel(ABC):
             self.idata = sample_numpyro(model, self.sampler, seed, key, self.relabel_dims)
         else:
             self.idata = sample(model, self.sampler, seed=seed)
+        self._stamp()
+        return self
+
+    def _stamp(self) -> None:
+        """Write what a saved posterior needs to be loaded back safely into its attributes:
+        model class, family, metric, tactic, model config and the package versions."""
         self.idata.attrs.update(
             {
+                "uplift_model_class": type(self).__name__,
                 "uplift_family": self.family,
                 "uplift_metric": self.metric,
                 "uplift_tactic": self.tactic,
                 "uplift_model_config": json.dumps(self.model_config()),
+                "uplift_versions": json.dumps(_versions()),
             }
         )
-        return self
 
     def _require_fit(self) -> None:
         if self.idata is None:
@@ -101,11 +108,51 @@ class UpliftModel(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
+        """The posterior saved at ``path``; a file another model class wrote is a
+        :class:`ModelLoadError` naming it (load any with :func:`uplift.models.load_model`)."""
         idata = az.from_netcdf(path)
+        check_saved(idata, cls, path)
         obj = cls()
         obj.idata = idata
         obj.tactic = idata.attrs.get("uplift_tactic")
         return obj
+
+
+class ModelLoadError(ValueError):
+    """A saved posterior does not belong to the class asked to load it."""
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("uplift", "pymc", "arviz"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def check_saved(idata, cls: type, path: str | Path) -> None:
+    """Refuse to load a posterior that ``cls`` did not write (by the stored model class, or
+    by the family for files written before the class was stored)."""
+    attrs = idata.attrs
+    stored, family = attrs.get("uplift_model_class"), attrs.get("uplift_family")
+    if stored is None and family is None:
+        raise ModelLoadError(
+            f"{str(path)!r} is not a posterior saved by uplift (no uplift_model_class or "
+            "uplift_family attribute): read it with arviz.from_netcdf instead"
+        )
+    if (stored is not None and stored != cls.__name__) or (
+        stored is None and family != getattr(cls, "family", None)
+    ):
+        what = stored or f"a model of family {family!r}"
+        raise ModelLoadError(
+            f"{str(path)!r} holds {what} (family {family!r}, metric "
+            f"{attrs.get('uplift_metric')!r}), not a {cls.__name__}: load it with "
+            f"uplift.models.load_model({str(path)!r})" + (f" or {stored}.load" if stored else "")
+        )
 
 
 @dataclass

@@ -37,7 +37,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from uplift.models.base import UpliftModel
+from uplift.models.base import UpliftModel, check_saved
 from uplift.models.conversion import (
     Parameterization,
     binomial_cells,
@@ -248,6 +248,7 @@ class PriceResponseModel(UpliftModel):
     def load(cls, path: str | Path) -> Self:
         """Rebuild prices, reference price and priors from the saved config, then the posterior."""
         idata = az.from_netcdf(path)
+        check_saved(idata, cls, path)
         cfg = json.loads(idata.attrs.get("uplift_model_config", "{}"))
         obj = cls(
             prices=cfg.get("prices") or {},

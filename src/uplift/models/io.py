@@ -1,0 +1,43 @@
+"""Load any saved posterior back into the model class that wrote it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import arviz as az
+
+from uplift.models.base import ModelLoadError, UpliftModel
+
+
+def model_classes() -> dict[str, type[UpliftModel]]:
+    """Every model class whose posteriors ``uplift`` saves, by name."""
+    from uplift.models.conversion import ConversionUpliftModel
+    from uplift.models.counts import NegBinomialCountModel
+    from uplift.models.price import PriceResponseModel
+    from uplift.models.revenue import HurdleRevenueModel
+
+    classes = (ConversionUpliftModel, HurdleRevenueModel, NegBinomialCountModel, PriceResponseModel)
+    return {c.__name__: c for c in classes}
+
+
+def load_model(path: str | Path) -> UpliftModel:
+    """The model saved at ``path`` (a run's ``posterior_<tactic>.nc``), loaded by the class that
+    wrote it: the stored model class, else (older files) the stored family."""
+    attrs = az.from_netcdf(path).attrs
+    classes = model_classes()
+    name = attrs.get("uplift_model_class")
+    if name is None:
+        by_family = {c.family: c for c in classes.values()}
+        family = attrs.get("uplift_family")
+        if family not in by_family:
+            raise ModelLoadError(
+                f"{str(path)!r} names no model uplift knows (family {family!r}); read it with "
+                "arviz.from_netcdf"
+            )
+        return by_family[family].load(path)
+    if name not in classes:
+        raise ModelLoadError(
+            f"{str(path)!r} was written by {name!r}, which this version of uplift cannot load "
+            f"(it loads {sorted(classes)}); read it with arviz.from_netcdf"
+        )
+    return classes[name].load(path)
