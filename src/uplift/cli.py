@@ -128,7 +128,7 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
 
     user_errors = (*user_errors, RunFolderError)
     try:
-        if verb == "run":  # pipeline.run stages its own outputs (it publishes refused runs too)
+        if verb == "run":  # pipeline.run stages its own outputs (refused runs are published)
             return config, out, job(config, out)
         staged = run_staged(
             out, config.report.existing.value, config.experiment_name, lambda d: job(config, d)

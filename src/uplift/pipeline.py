@@ -735,19 +735,14 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     the error is raised). Any other failure leaves only a summary saying why.
     """
     final = Path(output_dir)
-    stage = run_folder.prepare(final, config.report.existing.value)
-    try:
-        result = _run_staged(config, stage)
-    except (ConvergenceGateError, AllocationError) as e:
-        if not (stage / run_folder.SUMMARY).exists():  # stopped before the outputs were made
-            run_folder.fail(stage, final, e, config.experiment_name)
-            raise
-        run_folder.publish(stage, final)
-        raise
-    except BaseException as e:
-        run_folder.fail(stage, final, e, config.experiment_name)
-        raise
-    run_folder.publish(stage, final)
+    result = run_folder.run_staged(
+        final,
+        config.report.existing.value,
+        config.experiment_name,
+        lambda stage: _run_staged(config, stage),
+        publish_on=(ConvergenceGateError, AllocationError),
+    )
+    stage = run_folder.staging_dir(final)
     result.output_dir = final
     result.files = {k: final / p.relative_to(stage) for k, p in result.files.items()}
     return result

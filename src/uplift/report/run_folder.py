@@ -126,13 +126,27 @@ def fail(stage: Path, final: Path, error: BaseException, experiment: str) -> Non
     )
 
 
-def run_staged(final: Path, existing: str, experiment: str, job):
-    """``job(staging_folder)`` with the same guarantees as a run: refused or cleaned folder,
-    outputs published when it returns, only a failed summary when it raises (the ``design``
-    and ``clv`` verbs)."""
+def run_staged(
+    final: Path,
+    existing: str,
+    experiment: str,
+    job,
+    *,
+    publish_on: tuple[type[BaseException], ...] = (),
+):
+    """``job(staging_folder)`` with a run's guarantees: refused or cleaned folder, outputs
+    published when it returns, only a failed summary when it raises. An error in
+    ``publish_on`` raised after the job wrote its ``summary.json`` (a run the gate or the rules
+    refused) publishes the outputs before it propagates."""
     stage = prepare(final, existing)
     try:
         result = job(stage)
+    except publish_on as e:
+        if (stage / SUMMARY).exists():
+            publish(stage, final)
+        else:  # stopped before the outputs were made
+            fail(stage, final, e, experiment)
+        raise
     except BaseException as e:
         fail(stage, final, e, experiment)
         raise
