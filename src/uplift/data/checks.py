@@ -86,9 +86,9 @@ def check_plausible(
     """Refuse implausible data (see the module docstring); ``frame`` is the validated customers
     frame (``segment, arm, converted`` and ``revenue`` when mapped)."""
     n_segments = int(frame["segment"].nunique())
+    sizes = frame.groupby(["segment", "arm"], observed=True).size()  # customers per cell
     if checks.max_segments is not None and n_segments > checks.max_segments:
-        n_cells = int(frame.groupby(["segment", "arm"], observed=True).ngroups)
-        gb, seconds = estimated_cost(n_segments, n_cells, chains, draws, tune, cores)
+        gb, seconds = estimated_cost(n_segments, len(sizes), chains, draws, tune, cores)
         per = len(frame) / n_segments
         raise DataValidationError(
             f"{n_segments:,} segments (about {per:,.0f} customers each) exceed "
@@ -98,16 +98,15 @@ def check_plausible(
             "coarser data.columns.segments (or data.derive bins), or raise "
             "data.checks.max_segments (null: no limit)."
         )
-    if checks.min_median_cell_customers is not None:
-        sizes = frame.groupby(["segment", "arm"], observed=True).size()
-        if float(sizes.median()) < checks.min_median_cell_customers:
-            raise DataValidationError(
-                f"segments are cut too fine: the median segment x arm cell has "
-                f"{float(sizes.median()):g} customers ({n_segments:,} segments from "
-                f"{len(frame):,} customers), below data.checks.min_median_cell_customers="
-                f"{checks.min_median_cell_customers}; an uplift cannot be learnt from so few. Use "
-                "coarser data.columns.segments (or data.derive bins), or lower the key (null: off)."
-            )
+    median = float(sizes.median())
+    if checks.min_median_cell_customers is not None and median < checks.min_median_cell_customers:
+        raise DataValidationError(
+            f"segments are cut too fine: the median segment x arm cell has {median:g} customers "
+            f"({n_segments:,} segments from {len(frame):,} customers), below "
+            f"data.checks.min_median_cell_customers={checks.min_median_cell_customers}; an uplift "
+            "cannot be learnt from so few. Use coarser data.columns.segments (or data.derive "
+            "bins), or lower the key (null: off)."
+        )
     if "revenue" in frame.columns and revenue_column:
         revenue = frame["revenue"]
         if not checks.allow_revenue_without_conversion:
