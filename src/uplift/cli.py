@@ -16,9 +16,9 @@ from pathlib import Path
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from uplift.config import AppConfig, register_configs, to_app_config
+from uplift.config import AppConfig, register_configs, to_app_config, walk_config
 
 log = logging.getLogger("uplift")
 _PKG = Path(__file__).resolve().parent
@@ -36,28 +36,13 @@ CONF_DIR = _find("_conf", "conf")
 EXPERIMENTS_DIR = _find("_experiments", "experiments")
 
 
-def preset_problem(node: object, where: str = "") -> str | None:
+def preset_problem(node: object) -> str | None:
     """Why a preset may not be registered, or None: presets choose settings, they may not run
     code, so ``hydra.callbacks`` and ``_target_`` keys (Hydra instantiates any callable they
     name) are refused wherever they appear."""
-    if isinstance(node, DictConfig | ListConfig):
-        node = OmegaConf.to_container(node, resolve=False)
-    items = (
-        node.items()
-        if isinstance(node, dict)
-        else enumerate(node)
-        if isinstance(node, list)
-        else ()
-    )
-    for key, child in items:
-        path = (
-            f"{where}[{key}]" if isinstance(node, list) else f"{where}.{key}" if where else str(key)
-        )
+    for path, key, _ in walk_config(node):
         if path == "hydra.callbacks" or key == "_target_":
             return f"it sets {path!r} (presets may not name code to run)"
-        found = preset_problem(child, path)
-        if found:
-            return found
     return None
 
 

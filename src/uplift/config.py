@@ -592,22 +592,31 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("uplift_safe", safe_path_part)
 
 
+def walk_config(node: Any, where: str = ""):
+    """Every (dotted path, key, value) of a config tree, depth first, without resolving
+    interpolations (``a.b``, ``a.list[0]``); DictConfig/ListConfig or plain containers."""
+    from omegaconf import ListConfig
+
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, dict):
+        items = ((k, v, f"{where}.{k}" if where else str(k)) for k, v in node.items())
+    elif isinstance(node, list):
+        items = ((i, v, f"{where}[{i}]") for i, v in enumerate(node))
+    else:
+        return
+    for key, value, path in items:
+        yield path, key, value
+        yield from walk_config(value, path)
+
+
 def env_interpolations(cfg: DictConfig) -> list[str]:
     """Keys whose value interpolates an environment variable (``${oc.env:...}``)."""
-    found: list[str] = []
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{where}.{k}" if where else str(k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{where}[{i}]")
-        elif isinstance(node, str) and "oc.env" in node:
-            found.append(f"{where}={node!r}")
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return found
+    return [
+        f"{path}={value!r}"
+        for path, _, value in walk_config(cfg)
+        if isinstance(value, str) and "oc.env" in value
+    ]
 
 
 def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, str]]:
