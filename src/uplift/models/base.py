@@ -112,6 +112,11 @@ class UpliftModel(ABC):
         :class:`ModelLoadError` naming it (load any with :func:`uplift.models.load_model`)."""
         idata = az.from_netcdf(path)
         check_saved(idata, cls, path)
+        return cls._from_saved(idata)
+
+    @classmethod
+    def _from_saved(cls, idata) -> Self:
+        """The model around a checked saved posterior (subclasses rebuild their config here)."""
         obj = cls()
         obj.idata = idata
         obj.tactic = idata.attrs.get("uplift_tactic")

@@ -23,7 +23,6 @@ approximate (e.g. many zeros from non-buyers).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -257,9 +256,9 @@ class NegBinomialCountModel(UpliftModel):
         return arm_segment_draws(self.idata, "uplift")
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Load the posterior and restore the counted metric's name (e.g. ``referrals``)."""
-        obj = super().load(path)
+    def _from_saved(cls, idata) -> Self:
+        """The posterior with the counted metric's name restored (e.g. ``referrals``)."""
+        obj = super()._from_saved(idata)
         metric = obj.idata.attrs.get("uplift_metric")
         if metric:
             obj.metric = str(metric)

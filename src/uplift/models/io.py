@@ -23,7 +23,8 @@ def model_classes() -> dict[str, type[UpliftModel]]:
 def load_model(path: str | Path) -> UpliftModel:
     """The model saved at ``path`` (a run's ``posterior_<tactic>.nc``), loaded by the class that
     wrote it: the stored model class, else (older files) the stored family."""
-    attrs = az.from_netcdf(path).attrs
+    idata = az.from_netcdf(path)  # read once: checked and wrapped by the class that wrote it
+    attrs = idata.attrs
     classes = model_classes()
     name = attrs.get("uplift_model_class")
     if name is None:
@@ -34,10 +35,12 @@ def load_model(path: str | Path) -> UpliftModel:
                 f"{str(path)!r} names no model uplift knows (family {family!r}); read it with "
                 "arviz.from_netcdf"
             )
-        return by_family[family].load(path)
-    if name not in classes:
+        cls = by_family[family]
+    elif name in classes:
+        cls = classes[name]
+    else:
         raise ModelLoadError(
             f"{str(path)!r} was written by {name!r}, which this version of uplift cannot load "
             f"(it loads {sorted(classes)}); read it with arviz.from_netcdf"
         )
-    return classes[name].load(path)
+    return cls._from_saved(idata)

@@ -27,17 +27,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Self
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from uplift.models.base import UpliftModel, check_saved
+from uplift.models.base import UpliftModel
 from uplift.models.conversion import (
     Parameterization,
     binomial_cells,
@@ -245,10 +243,8 @@ class PriceResponseModel(UpliftModel):
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
+    def _from_saved(cls, idata) -> Self:
         """Rebuild prices, reference price and priors from the saved config, then the posterior."""
-        idata = az.from_netcdf(path)
-        check_saved(idata, cls, path)
         cfg = json.loads(idata.attrs.get("uplift_model_config", "{}"))
         obj = cls(
             prices=cfg.get("prices") or {},
