@@ -7,7 +7,6 @@ usable from the CLI, a notebook or a test alike. Every input check happens befor
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import logging
 import os
 import platform
@@ -34,6 +33,7 @@ from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
+from uplift.models.base import package_versions
 from uplift.models.counts import NegBinomialCountModel, count_histograms
 from uplift.models.revenue import HurdleRevenueModel
 from uplift.models.sampling import SamplerSettings
@@ -83,25 +83,23 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
+#: packages whose versions summary.json records
+VERSIONED_PACKAGES = (
+    "uplift",
+    "pymc",
+    "pytensor",
+    "arviz",
+    "nutpie",
+    "numpy",
+    "pandas",
+    "cvxpy",
+    "highspy",
+    "hydra-core",
+)
+
+
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "uplift",
-        "pymc",
-        "pytensor",
-        "arviz",
-        "nutpie",
-        "numpy",
-        "pandas",
-        "cvxpy",
-        "highspy",
-        "hydra-core",
-    ):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return {"python": platform.python_version(), **package_versions(VERSIONED_PACKAGES)}
 
 
 def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.DataFrame | None]:

@@ -77,7 +77,7 @@ class UpliftModel(ABC):
                 "uplift_metric": self.metric,
                 "uplift_tactic": self.tactic,
                 "uplift_model_config": json.dumps(self.model_config()),
-                "uplift_versions": json.dumps(_versions()),
+                "uplift_versions": json.dumps(package_versions(("uplift", "pymc", "arviz"))),
             }
         )
 
@@ -127,15 +127,16 @@ class ModelLoadError(ValueError):
     """A saved posterior does not belong to the class asked to load it."""
 
 
-def _versions() -> dict[str, str]:
+def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each package ("not installed" when absent)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("uplift", "pymc", "arviz"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
-            out[pkg] = "unknown"
+            out[pkg] = "not installed"
     return out
 
 
