@@ -16,11 +16,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from uplift.data.checks import DataChecks
-from uplift.models.conversion import ConversionPriors, Parameterization
-from uplift.models.counts import CountPriors
-from uplift.models.covariate import CovariatePriors
-from uplift.models.revenue import SpendPriors
-from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import (
+    ConversionPriors,
+    CountPriors,
+    CovariatePriors,
+    Parameterization,
+    SamplerSettings,
+    SpendPriors,
+)
 from uplift.tactics import ArmMap, Tactic
 
 #: likelihood family -> the column of the data it needs (None: always available)

@@ -16,7 +16,7 @@ constant, at a cost independent of the number of customers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -25,28 +25,8 @@ import xarray as xr
 
 from uplift.models.base import UpliftModel
 from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import ConversionPriors, Parameterization
 from uplift.models.structure import SegmentStructure, structured
-
-
-@dataclass
-class ConversionPriors:
-    """Weakly informative priors on the logit scale (``model.priors`` in config).
-
-    Defaults put 95% of a segment's baseline conversion between ~0.4% and ~80% (prior predictive,
-    spread between segments included) and treatment effects within about +/-1 on the logit scale
-    (uplift within +/-20 pp): wide for marketing, yet proper enough to keep sampling stable.
-    """
-
-    baseline_mu: float = -2.0
-    baseline_mu_sd: float = 1.5
-    baseline_sigma: float = 1.0
-    effect_mu_sd: float = 0.5
-    effect_sigma: float = 0.5
-
-    def __post_init__(self) -> None:
-        for k in ("baseline_mu_sd", "baseline_sigma", "effect_mu_sd", "effect_sigma"):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.priors.{k} must be > 0, got {getattr(self, k)}")
 
 
 def split_cells(cells: pd.DataFrame, tactic: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -58,76 +38,6 @@ def split_cells(cells: pd.DataFrame, tactic: str) -> tuple[pd.DataFrame, pd.Data
     if treated.empty:
         raise ValueError(f"no cells for tactic {tactic!r}")
     return control, treated
-
-
-@dataclass
-class Parameterization:
-    """Centred, non-centred or data-chosen (``auto``) random effects (``model.parameterization``).
-
-    Measured (nutpie, 4 chains x 1000 draws, min bulk ESS centred vs non-centred baselines):
-    demo, ~130 conversions per control cell: 597 vs 456 (and r-hat 1.004 vs 1.020);
-    Hillstrom visits, ~12 per cell: 527 vs 307; Hillstrom purchases, ~1 per cell: 248 vs 591;
-    Hillstrom spend, ~2 buyers per cell: r-hat 1.13 and 18 divergences centred, clean
-    non-centred; one segment (Cookie Cats): the pooled scale is prior-only, a funnel, centred
-    diverges. Data that pin each segment down favour centring; sparse data the non-centred form.
-    ``auto`` therefore centres baselines when the median control cell holds at least
-    ``auto_min_events`` events (the rarer outcome: conversions or non-conversions, buyers,
-    orders) and there are at least ``auto_min_segments`` segments.
-
-    Effects are differences, identified far less sharply than baselines: on the 48-segment
-    benchmark (bench/fit_scaling.py, 4 x 1000 draws) centred effects gave 116 divergences and
-    r-hat 1.12 at ~26 events per treated cell, but min ESS 3056 vs 457 non-centred at ~260
-    events, 3780 vs 258 at ~770 and 3211 vs 125 at ~2600. ``auto`` centres effects from
-    ``auto_min_effect_events`` events in the median treated cell. That rule is not the default:
-    on social_pressure_mailing (~325 events per treated cell, effects that barely vary across
-    18 segments) centred effects gave 127 divergences vs 0 non-centred, because the spread of
-    effects, not only the data per cell, decides. The pipeline resolves ``auto`` from the data
-    (:meth:`resolve`) before a model is built; models take the resolved values.
-    """
-
-    baseline: str = "centered"
-    effect: str = "non_centered"
-    auto_min_events: float = 4.0
-    auto_min_segments: int = 3
-    auto_min_effect_events: float = 250.0
-
-    def __post_init__(self) -> None:
-        for k in ("baseline", "effect"):
-            if getattr(self, k) not in ("centered", "non_centered", "auto"):
-                raise ValueError(
-                    f"model.parameterization.{k} must be 'centered', 'non_centered' or 'auto', "
-                    f"got {getattr(self, k)!r}"
-                )
-        if self.auto_min_events < 0:
-            raise ValueError(
-                f"model.parameterization.auto_min_events must be >= 0, got {self.auto_min_events}"
-            )
-
-    def resolve(
-        self, events_per_cell: float, segments: int, treated_events: float | None = None
-    ) -> Parameterization:
-        """Replace ``auto`` by the form the data favour (see the class docstring).
-
-        ``events_per_cell``: median events of the control cells; ``treated_events``: of the
-        treated cells (default: the control figure).
-        """
-        treated = events_per_cell if treated_events is None else treated_events
-        pooled_ok = segments >= self.auto_min_segments
-        dense = {
-            "baseline": pooled_ok and events_per_cell >= self.auto_min_events,
-            "effect": pooled_ok and treated >= self.auto_min_effect_events,
-        }
-        picks = {
-            k: ("centered" if dense[k] else "non_centered") if v == "auto" else v
-            for k, v in (("baseline", self.baseline), ("effect", self.effect))
-        }
-        return Parameterization(
-            picks["baseline"],
-            picks["effect"],
-            auto_min_events=self.auto_min_events,
-            auto_min_segments=self.auto_min_segments,
-            auto_min_effect_events=self.auto_min_effect_events,
-        )
 
 
 def binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm) -> None:

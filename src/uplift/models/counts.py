@@ -22,7 +22,7 @@ approximate (e.g. many zeros from non-buyers).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Self
 
 import numpy as np
@@ -36,6 +36,7 @@ from uplift.models.base import UpliftModel
 from uplift.models.conversion import Parameterization, cell_index, split_cells
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import CountPriors
 from uplift.models.structure import SegmentStructure, pooled, structured
 
 HISTOGRAM_COLUMNS = [SEGMENT, "arm", "count", "customers"]
@@ -73,37 +74,6 @@ def negbinomial_histogram_logp(
     """``customers x NegBinomial(mu, alpha).logpmf(count)`` per histogram row (sum it for a cell)."""
     dist = pm.NegativeBinomial.dist(mu=mu, alpha=alpha)
     return np.asarray(customers, dtype=np.float64) * pm.logp(dist, np.asarray(counts, np.int64))
-
-
-@dataclass
-class CountPriors:
-    """Weakly informative priors on log counts per customer (``model.count_priors``).
-
-    Defaults put the baseline mean count per customer between ~0.01 and ~4 (95%), treatment rate
-    ratios within about x0.4 to x2.7, and the NB dispersion alpha between ~0.05 and ~20, wide
-    enough for rare counts dominated by zeros and for near-Poisson ones.
-    """
-
-    baseline_mu: float = -1.5
-    baseline_mu_sd: float = 1.5
-    baseline_sigma: float = 1.0
-    effect_mu_sd: float = 0.5
-    effect_sigma: float = 0.5
-    log_alpha_mu: float = 0.0
-    log_alpha_mu_sd: float = 1.5
-    log_alpha_sigma: float = 0.5
-
-    def __post_init__(self) -> None:
-        for k in (
-            "baseline_mu_sd",
-            "baseline_sigma",
-            "effect_mu_sd",
-            "effect_sigma",
-            "log_alpha_mu_sd",
-            "log_alpha_sigma",
-        ):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.count_priors.{k} must be > 0, got {getattr(self, k)}")
 
 
 class NegBinomialCountModel(UpliftModel):

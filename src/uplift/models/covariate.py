@@ -65,6 +65,7 @@ from scipy.special import expit
 from uplift.data.contract import CustomerData, DataValidationError
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import CovariatePriors
 
 FAMILY = "covariate_logit"
 METHODS = ("auto", "exact", "approximate")
@@ -72,34 +73,6 @@ UNSEEN = ("error", "reference")
 POSTERIOR_VARS = ["intercept", "beta", "tau", "gamma", "sigma_gamma"]
 # draws x arms x patterns computed at once when scoring (~32 MB of float64)
 _CHUNK_ELEMENTS = 4_000_000
-
-
-@dataclass
-class CovariatePriors:
-    """Weakly informative priors on the logit scale (``model.covariate_priors`` in config).
-
-    ``intercept_*``: baseline logit of the average customer, 95% between ~0.3% and ~70% as in
-    :class:`~uplift.models.conversion.ConversionPriors`. ``beta_sd``: a covariate's effect on the
-    baseline per sd (numeric) or per level contrast (categorical). ``tau_sd``: an arm's logit
-    effect on the average customer, within about +/-2. ``gamma_sigma``: scale of the HalfNormal on
-    the shared interaction sd; 0.25 puts 95% of sigma_gamma below 0.5, i.e. an arm's logit effect
-    typically moves by less than 0.5 per sd of a covariate.
-    """
-
-    intercept_mu: float = -2.0
-    intercept_sd: float = 1.5
-    beta_sd: float = 1.0
-    tau_sd: float = 1.0
-    gamma_sigma: float = 0.25
-
-    def __post_init__(self) -> None:
-        for k in ("intercept_mu", "intercept_sd", "beta_sd", "tau_sd", "gamma_sigma"):
-            v = getattr(self, k)
-            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
-                raise ValueError(f"model.covariate_priors.{k} must be a finite number, got {v!r}")
-        for k in ("intercept_sd", "beta_sd", "tau_sd", "gamma_sigma"):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.covariate_priors.{k} must be > 0, got {getattr(self, k)}")
 
 
 def _fail(msg: str) -> None:

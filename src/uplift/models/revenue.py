@@ -25,7 +25,7 @@ likelihood up to the constant ``log C(n, k)``), and the k positive spends enter 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -42,45 +42,12 @@ from uplift.models.conversion import (
     split_cells,
 )
 from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import SpendPriors
 from uplift.models.structure import SegmentStructure, pooled, structured
 
 HURDLE_COLUMNS = ("n", "n_buyers", "log_revenue_sum", "log_revenue_sq_sum")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 TensorLike = pt.TensorVariable | np.ndarray | float
-
-
-@dataclass
-class SpendPriors:
-    """Weakly informative priors for spend per buyer on the log scale (``model.spend_priors``).
-
-    Defaults centre typical spend at e^4 ~ 55 currency units with 95% between ~1 and ~3,000 (the
-    cell sums swamp this with a few dozen buyers), treatment shifts of spend within about +/-60%,
-    and a lognormal spread near 1 (~0.3 to ~3 at 95%). The spread prior was sd 1 on the log
-    scale (spread 0.14 to 7) until the prior predictive check (``uplift.models.predictive``)
-    showed it put ~11% of prior mass on a mean spend per buyer above 100,000 (mean =
-    e^(m + s^2/2) explodes with s); sd 0.5 keeps every implied quantity plausible.
-    """
-
-    log_mean_mu: float = 4.0
-    log_mean_mu_sd: float = 2.0
-    log_mean_sigma: float = 1.0
-    effect_mu_sd: float = 0.3
-    effect_sigma: float = 0.2
-    log_sd_mu: float = 0.0
-    log_sd_mu_sd: float = 0.5
-    log_sd_sigma: float = 0.3
-
-    def __post_init__(self) -> None:
-        for k in (
-            "log_mean_mu_sd",
-            "log_mean_sigma",
-            "effect_mu_sd",
-            "effect_sigma",
-            "log_sd_mu_sd",
-            "log_sd_sigma",
-        ):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.spend_priors.{k} must be > 0, got {getattr(self, k)}")
 
 
 def lognormal_cell_stats(

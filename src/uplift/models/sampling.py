@@ -19,92 +19,12 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pymc as pm
 
-
-class SamplerBackend(StrEnum):
-    nutpie = "nutpie"
-    pymc = "pymc"
-    numpyro = "numpyro"
-    advi = "advi"
-
-
-class VIMethod(StrEnum):
-    """Gaussian family of the ADVI approximation on the unconstrained space."""
-
-    meanfield = "meanfield"
-    fullrank = "fullrank"
-
-
-#: backends whose draws are exact in the limit (MCMC), judged by r-hat/ESS
-MCMC_BACKENDS = frozenset({SamplerBackend.nutpie, SamplerBackend.pymc, SamplerBackend.numpyro})
-
-
-def _enum(cls: type[StrEnum], key: str, value: object) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ValueError(f"sampler.{key} must be one of {allowed}; got {value!r}") from None
-
-
-@dataclass
-class SamplerSettings:
-    """Sampler backend, chains, draws and seed (the ``sampler`` config group).
-
-    ``vi_*`` keys only matter for ``backend: advi``; they are measured in ``bench/backends.py``
-    (see ``conf/sampler/advi.yaml``). With ADVI, ``chains x draws`` independent draws are taken
-    from the fitted approximation, shaped like MCMC output; ``tune`` and ``target_accept`` are
-    unused.
-    """
-
-    backend: SamplerBackend = SamplerBackend.nutpie
-    draws: int = 2000
-    tune: int = 1000
-    chains: int = 4
-    target_accept: float = 0.9
-    #: target_accept of models with crossed segment structure (several segment columns): their
-    #: scale parameters of few levels make funnels that 0.9 diverges in (measured on the demo
-    #: and bench/crossed_decisions.py); the larger of the two is used for those models
-    target_accept_structured: float = 0.99
-    seed: int = 20261123
-    vi_method: VIMethod = VIMethod.meanfield
-    vi_iterations: int = 10000
-    vi_learning_rate: float = 0.01
-    #: refit a diverging or unmixed fit with target_accept 0.99 and the other parameterization
-    retry: bool = True
-
-    def __post_init__(self) -> None:
-        self.backend = _enum(SamplerBackend, "backend", self.backend)
-        self.vi_method = _enum(VIMethod, "vi_method", self.vi_method)
-        for key, low in (("draws", 1), ("tune", 0), ("chains", 1), ("vi_iterations", 100)):
-            if getattr(self, key) < low:
-                raise ValueError(f"sampler.{key} must be >= {low}, got {getattr(self, key)}")
-        for key in ("target_accept", "target_accept_structured"):
-            if not 0.5 <= getattr(self, key) < 1:
-                raise ValueError(f"sampler.{key} must be in [0.5, 1), got {getattr(self, key)}")
-        if not 0 < self.vi_learning_rate <= 1:
-            raise ValueError(
-                f"sampler.vi_learning_rate must be in (0, 1], got {self.vi_learning_rate} "
-                "(Adam step size; 0.01 is the measured default)"
-            )
-
-    @property
-    def approximate(self) -> bool:
-        """True for backends whose draws come from an approximation rather than MCMC."""
-        return self.backend not in MCMC_BACKENDS
-
-    def seed_for(self, *keys: int | str) -> int:
-        """A stable per-model seed derived from the run seed and a key (e.g. the tactic name)."""
-        ints = [
-            self.seed,
-            *[k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "little") for k in keys],
-        ]
-        return int(np.random.SeedSequence(ints).generate_state(1)[0])
+from uplift.models.settings import SamplerBackend, SamplerSettings, VIMethod
 
 
 def _quiet() -> None:

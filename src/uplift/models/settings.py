@@ -1,0 +1,278 @@
+"""Model settings: priors, parameterization and sampler settings as plain dataclasses.
+
+They live apart from the model classes so that the configuration schema (and so ``uplift --help``)
+can import them without importing PyMC. Each model module re-exports the ones it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ConversionPriors:
+    """Weakly informative priors on the logit scale (``model.priors`` in config).
+
+    Defaults put 95% of a segment's baseline conversion between ~0.4% and ~80% (prior predictive,
+    spread between segments included) and treatment effects within about +/-1 on the logit scale
+    (uplift within +/-20 pp): wide for marketing, yet proper enough to keep sampling stable.
+    """
+
+    baseline_mu: float = -2.0
+    baseline_mu_sd: float = 1.5
+    baseline_sigma: float = 1.0
+    effect_mu_sd: float = 0.5
+    effect_sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        for k in ("baseline_mu_sd", "baseline_sigma", "effect_mu_sd", "effect_sigma"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"model.priors.{k} must be > 0, got {getattr(self, k)}")
+
+
+@dataclass
+class Parameterization:
+    """Centred, non-centred or data-chosen (``auto``) random effects (``model.parameterization``).
+
+    Measured (nutpie, 4 chains x 1000 draws, min bulk ESS centred vs non-centred baselines):
+    demo, ~130 conversions per control cell: 597 vs 456 (and r-hat 1.004 vs 1.020);
+    Hillstrom visits, ~12 per cell: 527 vs 307; Hillstrom purchases, ~1 per cell: 248 vs 591;
+    Hillstrom spend, ~2 buyers per cell: r-hat 1.13 and 18 divergences centred, clean
+    non-centred; one segment (Cookie Cats): the pooled scale is prior-only, a funnel, centred
+    diverges. Data that pin each segment down favour centring; sparse data the non-centred form.
+    ``auto`` therefore centres baselines when the median control cell holds at least
+    ``auto_min_events`` events (the rarer outcome: conversions or non-conversions, buyers,
+    orders) and there are at least ``auto_min_segments`` segments.
+
+    Effects are differences, identified far less sharply than baselines: on the 48-segment
+    benchmark (bench/fit_scaling.py, 4 x 1000 draws) centred effects gave 116 divergences and
+    r-hat 1.12 at ~26 events per treated cell, but min ESS 3056 vs 457 non-centred at ~260
+    events, 3780 vs 258 at ~770 and 3211 vs 125 at ~2600. ``auto`` centres effects from
+    ``auto_min_effect_events`` events in the median treated cell. That rule is not the default:
+    on social_pressure_mailing (~325 events per treated cell, effects that barely vary across
+    18 segments) centred effects gave 127 divergences vs 0 non-centred, because the spread of
+    effects, not only the data per cell, decides. The pipeline resolves ``auto`` from the data
+    (:meth:`resolve`) before a model is built; models take the resolved values.
+    """
+
+    baseline: str = "centered"
+    effect: str = "non_centered"
+    auto_min_events: float = 4.0
+    auto_min_segments: int = 3
+    auto_min_effect_events: float = 250.0
+
+    def __post_init__(self) -> None:
+        for k in ("baseline", "effect"):
+            if getattr(self, k) not in ("centered", "non_centered", "auto"):
+                raise ValueError(
+                    f"model.parameterization.{k} must be 'centered', 'non_centered' or 'auto', "
+                    f"got {getattr(self, k)!r}"
+                )
+        if self.auto_min_events < 0:
+            raise ValueError(
+                f"model.parameterization.auto_min_events must be >= 0, got {self.auto_min_events}"
+            )
+
+    def resolve(
+        self, events_per_cell: float, segments: int, treated_events: float | None = None
+    ) -> Parameterization:
+        """Replace ``auto`` by the form the data favour (see the class docstring).
+
+        ``events_per_cell``: median events of the control cells; ``treated_events``: of the
+        treated cells (default: the control figure).
+        """
+        treated = events_per_cell if treated_events is None else treated_events
+        pooled_ok = segments >= self.auto_min_segments
+        dense = {
+            "baseline": pooled_ok and events_per_cell >= self.auto_min_events,
+            "effect": pooled_ok and treated >= self.auto_min_effect_events,
+        }
+        picks = {
+            k: ("centered" if dense[k] else "non_centered") if v == "auto" else v
+            for k, v in (("baseline", self.baseline), ("effect", self.effect))
+        }
+        return Parameterization(
+            picks["baseline"],
+            picks["effect"],
+            auto_min_events=self.auto_min_events,
+            auto_min_segments=self.auto_min_segments,
+            auto_min_effect_events=self.auto_min_effect_events,
+        )
+
+
+@dataclass
+class SpendPriors:
+    """Weakly informative priors for spend per buyer on the log scale (``model.spend_priors``).
+
+    Defaults centre typical spend at e^4 ~ 55 currency units with 95% between ~1 and ~3,000 (the
+    cell sums swamp this with a few dozen buyers), treatment shifts of spend within about +/-60%,
+    and a lognormal spread near 1 (~0.3 to ~3 at 95%). The spread prior was sd 1 on the log
+    scale (spread 0.14 to 7) until the prior predictive check (``uplift.models.predictive``)
+    showed it put ~11% of prior mass on a mean spend per buyer above 100,000 (mean =
+    e^(m + s^2/2) explodes with s); sd 0.5 keeps every implied quantity plausible.
+    """
+
+    log_mean_mu: float = 4.0
+    log_mean_mu_sd: float = 2.0
+    log_mean_sigma: float = 1.0
+    effect_mu_sd: float = 0.3
+    effect_sigma: float = 0.2
+    log_sd_mu: float = 0.0
+    log_sd_mu_sd: float = 0.5
+    log_sd_sigma: float = 0.3
+
+    def __post_init__(self) -> None:
+        for k in (
+            "log_mean_mu_sd",
+            "log_mean_sigma",
+            "effect_mu_sd",
+            "effect_sigma",
+            "log_sd_mu_sd",
+            "log_sd_sigma",
+        ):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"model.spend_priors.{k} must be > 0, got {getattr(self, k)}")
+
+
+@dataclass
+class CountPriors:
+    """Weakly informative priors on log counts per customer (``model.count_priors``).
+
+    Defaults put the baseline mean count per customer between ~0.01 and ~4 (95%), treatment rate
+    ratios within about x0.4 to x2.7, and the NB dispersion alpha between ~0.05 and ~20, wide
+    enough for rare counts dominated by zeros and for near-Poisson ones.
+    """
+
+    baseline_mu: float = -1.5
+    baseline_mu_sd: float = 1.5
+    baseline_sigma: float = 1.0
+    effect_mu_sd: float = 0.5
+    effect_sigma: float = 0.5
+    log_alpha_mu: float = 0.0
+    log_alpha_mu_sd: float = 1.5
+    log_alpha_sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        for k in (
+            "baseline_mu_sd",
+            "baseline_sigma",
+            "effect_mu_sd",
+            "effect_sigma",
+            "log_alpha_mu_sd",
+            "log_alpha_sigma",
+        ):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"model.count_priors.{k} must be > 0, got {getattr(self, k)}")
+
+
+@dataclass
+class CovariatePriors:
+    """Weakly informative priors on the logit scale (``model.covariate_priors`` in config).
+
+    ``intercept_*``: baseline logit of the average customer, 95% between ~0.3% and ~70% as in
+    :class:`~uplift.models.conversion.ConversionPriors`. ``beta_sd``: a covariate's effect on the
+    baseline per sd (numeric) or per level contrast (categorical). ``tau_sd``: an arm's logit
+    effect on the average customer, within about +/-2. ``gamma_sigma``: scale of the HalfNormal on
+    the shared interaction sd; 0.25 puts 95% of sigma_gamma below 0.5, i.e. an arm's logit effect
+    typically moves by less than 0.5 per sd of a covariate.
+    """
+
+    intercept_mu: float = -2.0
+    intercept_sd: float = 1.5
+    beta_sd: float = 1.0
+    tau_sd: float = 1.0
+    gamma_sigma: float = 0.25
+
+    def __post_init__(self) -> None:
+        for k in ("intercept_mu", "intercept_sd", "beta_sd", "tau_sd", "gamma_sigma"):
+            v = getattr(self, k)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
+                raise ValueError(f"model.covariate_priors.{k} must be a finite number, got {v!r}")
+        for k in ("intercept_sd", "beta_sd", "tau_sd", "gamma_sigma"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"model.covariate_priors.{k} must be > 0, got {getattr(self, k)}")
+
+
+class SamplerBackend(StrEnum):
+    nutpie = "nutpie"
+    pymc = "pymc"
+    numpyro = "numpyro"
+    advi = "advi"
+
+
+class VIMethod(StrEnum):
+    """Gaussian family of the ADVI approximation on the unconstrained space."""
+
+    meanfield = "meanfield"
+    fullrank = "fullrank"
+
+
+#: backends whose draws are exact in the limit (MCMC), judged by r-hat/ESS
+MCMC_BACKENDS = frozenset({SamplerBackend.nutpie, SamplerBackend.pymc, SamplerBackend.numpyro})
+
+
+def _enum(cls: type[StrEnum], key: str, value: object) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise ValueError(f"sampler.{key} must be one of {allowed}; got {value!r}") from None
+
+
+@dataclass
+class SamplerSettings:
+    """Sampler backend, chains, draws and seed (the ``sampler`` config group).
+
+    ``vi_*`` keys only matter for ``backend: advi``; they are measured in ``bench/backends.py``
+    (see ``conf/sampler/advi.yaml``). With ADVI, ``chains x draws`` independent draws are taken
+    from the fitted approximation, shaped like MCMC output; ``tune`` and ``target_accept`` are
+    unused.
+    """
+
+    backend: SamplerBackend = SamplerBackend.nutpie
+    draws: int = 2000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    #: target_accept of models with crossed segment structure (several segment columns): their
+    #: scale parameters of few levels make funnels that 0.9 diverges in (measured on the demo
+    #: and bench/crossed_decisions.py); the larger of the two is used for those models
+    target_accept_structured: float = 0.99
+    seed: int = 20261123
+    vi_method: VIMethod = VIMethod.meanfield
+    vi_iterations: int = 10000
+    vi_learning_rate: float = 0.01
+    #: refit a diverging or unmixed fit with target_accept 0.99 and the other parameterization
+    retry: bool = True
+
+    def __post_init__(self) -> None:
+        self.backend = _enum(SamplerBackend, "backend", self.backend)
+        self.vi_method = _enum(VIMethod, "vi_method", self.vi_method)
+        for key, low in (("draws", 1), ("tune", 0), ("chains", 1), ("vi_iterations", 100)):
+            if getattr(self, key) < low:
+                raise ValueError(f"sampler.{key} must be >= {low}, got {getattr(self, key)}")
+        for key in ("target_accept", "target_accept_structured"):
+            if not 0.5 <= getattr(self, key) < 1:
+                raise ValueError(f"sampler.{key} must be in [0.5, 1), got {getattr(self, key)}")
+        if not 0 < self.vi_learning_rate <= 1:
+            raise ValueError(
+                f"sampler.vi_learning_rate must be in (0, 1], got {self.vi_learning_rate} "
+                "(Adam step size; 0.01 is the measured default)"
+            )
+
+    @property
+    def approximate(self) -> bool:
+        """True for backends whose draws come from an approximation rather than MCMC."""
+        return self.backend not in MCMC_BACKENDS
+
+    def seed_for(self, *keys: int | str) -> int:
+        """A stable per-model seed derived from the run seed and a key (e.g. the tactic name)."""
+        ints = [
+            self.seed,
+            *[k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "little") for k in keys],
+        ]
+        return int(np.random.SeedSequence(ints).generate_state(1)[0])
