@@ -91,3 +91,38 @@ def test_group_choice_changes_only_its_keys():
     csv = compose_config(["data=csv", "data.path=x.csv"]).data
     assert csv.columns.segments == ["segment"] and csv.columns.orders is None
     assert csv.columns.arm == "arm" and csv.columns.revenue == "revenue"
+
+
+CLOSED_SETS = [
+    ("design.metric", "visits", "conversion, revenue"),
+    ("design.correction", "holm", "none, bonferroni"),
+    ("clv.method", "mcmc", "nuts, laplace"),
+    ("clv.time_unit", "months", "weeks, days"),
+    ("value.statistic", "mode", "mean, median"),
+    ("model.covariate_model.method", "fast", "auto, exact, approximate"),
+    ("model.covariate_model.unseen", "drop", "error, reference"),
+    ("model.parameterization.baseline", "centred", "centered, non_centered, auto"),
+    ("sampler.backend", "stan", "nutpie, pymc, numpyro, advi"),
+]
+
+
+@pytest.mark.parametrize(("key", "bad", "allowed"), CLOSED_SETS)
+def test_closed_sets_refuse_unknown_values_naming_key_and_choices(key, bad, allowed):
+    with pytest.raises(ValueError) as cli:
+        compose_config([f"{key}={bad}"])
+    assert key in str(cli.value) and bad in str(cli.value)
+    for choice in allowed.split(", "):
+        assert choice in str(cli.value)
+    # the Python API refuses the same value with the same key named
+    group, *rest = key.split(".")
+    cls = {f.name: f for f in dataclasses.fields(AppConfig)}[group].default_factory
+    with pytest.raises(ValueError, match=f"{key} must be one of {allowed}; got '{bad}'"):
+        _build(cls, rest, bad)
+
+
+def _build(cls: type, path: list[str], value: object) -> object:
+    """``cls`` with the nested field ``path`` set to ``value`` (inner dataclasses built too)."""
+    if len(path) == 1:
+        return cls(**{path[0]: value})
+    inner = type(getattr(cls(), path[0]))
+    return cls(**{path[0]: _build(inner, path[1:], value)})

@@ -23,6 +23,7 @@ from uplift.models.settings import (
     Parameterization,
     SamplerSettings,
     SpendPriors,
+    choice,
 )
 from uplift.tactics import ArmMap, Tactic
 
@@ -53,6 +54,49 @@ class ValueKind(StrEnum):
     constant = "constant"
     observed = "observed"
     clv = "clv"
+
+
+class CovariateMethod(StrEnum):
+    """How the row-level model is fit: exact (NUTS on patterns), approximate (nested Laplace),
+    or auto (exact up to ``max_patterns`` cells)."""
+
+    auto = "auto"
+    exact = "exact"
+    approximate = "approximate"
+
+
+class UnseenLevel(StrEnum):
+    """A covariate level absent at fit time: an error, or scored as the reference level."""
+
+    error = "error"
+    reference = "reference"
+
+
+class Statistic(StrEnum):
+    mean = "mean"
+    median = "median"
+
+
+class DesignMetric(StrEnum):
+    conversion = "conversion"  # binary
+    revenue = "revenue"  # continuous, per customer
+
+
+class Correction(StrEnum):
+    """Multiple-comparison correction across the treated arms of a design."""
+
+    none = "none"
+    bonferroni = "bonferroni"
+
+
+class ClvMethod(StrEnum):
+    nuts = "nuts"
+    laplace = "laplace"  # fast approximation
+
+
+class TimeUnit(StrEnum):
+    weeks = "weeks"
+    days = "days"
 
 
 class Objective(StrEnum):
@@ -192,22 +236,15 @@ class CovariateModelConfig:
     enabled: bool = False
     columns: list[str] = field(default_factory=list)
     categorical: list[str] | None = None
-    method: str = "auto"
+    method: CovariateMethod = CovariateMethod.auto
     max_patterns: int = 5000
     max_levels: int = 20
-    unseen: str = "reference"  # a level absent at fit time scores as the reference level
+    unseen: UnseenLevel = UnseenLevel.reference  # a level absent at fit time: reference level
     priors: CovariatePriors = field(default_factory=CovariatePriors)
 
     def __post_init__(self) -> None:
-        if self.method not in ("auto", "exact", "approximate"):
-            raise ValueError(
-                "model.covariate_model.method must be 'auto', 'exact' or 'approximate', "
-                f"got {self.method!r}"
-            )
-        if self.unseen not in ("error", "reference"):
-            raise ValueError(
-                f"model.covariate_model.unseen must be 'error' or 'reference', got {self.unseen!r}"
-            )
+        self.method = choice(CovariateMethod, "model.covariate_model.method", self.method)
+        self.unseen = choice(UnseenLevel, "model.covariate_model.unseen", self.unseen)
 
 
 @dataclass
@@ -272,7 +309,7 @@ class ValueConfig:
     join_tier: bool = True
     tier_column: str = "clv_tier"
     missing_tier: str = "unknown"
-    statistic: str = "mean"
+    statistic: Statistic = Statistic.mean
     scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -283,8 +320,7 @@ class ValueConfig:
             raise ValueError(
                 "value.kind=clv needs value.customer_value_path=<dir>/customer_value.csv written by `uplift clv`"
             )
-        if self.statistic not in ("mean", "median"):
-            raise ValueError(f"value.statistic must be mean or median, got {self.statistic!r}")
+        self.statistic = choice(Statistic, "value.statistic", self.statistic)
         _positive("value.scale", self.scale)
 
 
@@ -385,21 +421,19 @@ class DesignConfig:
     """
 
     mde: float = 0.01
-    metric: str = "conversion"  # conversion (binary) | revenue (continuous, per customer)
+    metric: DesignMetric = DesignMetric.conversion
     alpha: float = 0.05
     power: float = 0.8
     allocation: str = "optimal"  # or a treated:control ratio such as 1.0
-    correction: str = "none"  # or bonferroni across treated arms
+    correction: Correction = Correction.none  # or bonferroni across treated arms
     rho: float = 0.0  # correlation with a pre-period covariate (CUPED variance reduction)
     assurance_prior_mean: float | None = None
     assurance_prior_sd: float | None = None
 
     def __post_init__(self) -> None:
         _positive("design.mde", self.mde)
-        if self.metric not in ("conversion", "revenue"):
-            raise ValueError(
-                f"design.metric must be 'conversion' or 'revenue', got {self.metric!r}"
-            )
+        self.metric = choice(DesignMetric, "design.metric", self.metric)
+        self.correction = choice(Correction, "design.correction", self.correction)
         if not 0 < self.alpha < 1 or not 0 < self.power < 1:
             raise ValueError("design.alpha and design.power must be in (0, 1)")
 
@@ -470,8 +504,8 @@ class ClvConfig:
     date_format: str | None = None
     calibration_end: str | None = None
     holdout_end: str | None = None
-    time_unit: str = "weeks"
-    method: str = "nuts"  # nuts | laplace
+    time_unit: TimeUnit = TimeUnit.weeks
+    method: ClvMethod = ClvMethod.nuts
     horizon: float = 52.0  # in time_unit
     discount_rate: float = 0.10  # annual
     margin: float = 0.30
@@ -484,6 +518,10 @@ class ClvConfig:
     # uplift run's uplift_by_segment.csv; segments_path maps customer_id -> that run's segment
     uplift_path: str | None = None
     segments_path: str | None = None
+
+    def __post_init__(self) -> None:
+        self.method = choice(ClvMethod, "clv.method", self.method)
+        self.time_unit = choice(TimeUnit, "clv.time_unit", self.time_unit)
 
 
 @dataclass

@@ -8,9 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
+
+
+def choice[E: StrEnum](cls: type[E], key: str, value: object) -> E:
+    """``value`` as a member of the closed set ``cls``, or an error naming the key and the set."""
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise ValueError(f"{key} must be one of {allowed}; got {value!r}") from None
+
+
+class Form(StrEnum):
+    """Centred or non-centred random effects, or ``auto``: chosen from the data."""
+
+    centered = "centered"
+    non_centered = "non_centered"
+    auto = "auto"
 
 
 @dataclass
@@ -59,19 +75,15 @@ class Parameterization:
     (:meth:`resolve`) before a model is built; models take the resolved values.
     """
 
-    baseline: str = "centered"
-    effect: str = "non_centered"
+    baseline: Form = Form.centered
+    effect: Form = Form.non_centered
     auto_min_events: float = 4.0
     auto_min_segments: int = 3
     auto_min_effect_events: float = 250.0
 
     def __post_init__(self) -> None:
-        for k in ("baseline", "effect"):
-            if getattr(self, k) not in ("centered", "non_centered", "auto"):
-                raise ValueError(
-                    f"model.parameterization.{k} must be 'centered', 'non_centered' or 'auto', "
-                    f"got {getattr(self, k)!r}"
-                )
+        self.baseline = choice(Form, "model.parameterization.baseline", self.baseline)
+        self.effect = choice(Form, "model.parameterization.effect", self.effect)
         if self.auto_min_events < 0:
             raise ValueError(
                 f"model.parameterization.auto_min_events must be >= 0, got {self.auto_min_events}"
@@ -215,14 +227,6 @@ class VIMethod(StrEnum):
 MCMC_BACKENDS = frozenset({SamplerBackend.nutpie, SamplerBackend.pymc, SamplerBackend.numpyro})
 
 
-def _enum(cls: type[StrEnum], key: str, value: object) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ValueError(f"sampler.{key} must be one of {allowed}; got {value!r}") from None
-
-
 @dataclass
 class SamplerSettings:
     """Sampler backend, chains, draws and seed (the ``sampler`` config group).
@@ -250,8 +254,8 @@ class SamplerSettings:
     retry: bool = True
 
     def __post_init__(self) -> None:
-        self.backend = _enum(SamplerBackend, "backend", self.backend)
-        self.vi_method = _enum(VIMethod, "vi_method", self.vi_method)
+        self.backend = choice(SamplerBackend, "sampler.backend", self.backend)
+        self.vi_method = choice(VIMethod, "sampler.vi_method", self.vi_method)
         for key, low in (("draws", 1), ("tune", 0), ("chains", 1), ("vi_iterations", 100)):
             if getattr(self, key) < low:
                 raise ValueError(f"sampler.{key} must be >= {low}, got {getattr(self, key)}")
