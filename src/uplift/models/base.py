@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import arviz as az
 import pandas as pd
@@ -115,9 +116,25 @@ class UpliftModel(ABC):
         return cls._from_saved(idata)
 
     @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """The unfitted model that :meth:`model_config` describes (subclasses with settings
+        override this; sampler settings are not part of it)."""
+        return cls()
+
+    @classmethod
     def _from_saved(cls, idata) -> Self:
-        """The model around a checked saved posterior (subclasses rebuild their config here)."""
-        obj = cls()
+        """The model around a checked saved posterior, rebuilt from its stored config."""
+        raw = idata.attrs.get("uplift_model_config")
+        try:
+            config = json.loads(raw) if raw else {}
+            obj = cls.from_config(config)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelLoadError(
+                f"the saved config of this {cls.__name__} posterior does not rebuild the model "
+                f"({type(e).__name__}: {e}); it may come from another uplift version "
+                f"({idata.attrs.get('uplift_versions', 'versions not recorded')}). Read the "
+                "draws with arviz.from_netcdf"
+            ) from None
         obj.idata = idata
         obj.tactic = idata.attrs.get("uplift_tactic")
         return obj
@@ -125,6 +142,15 @@ class UpliftModel(ABC):
 
 class ModelLoadError(ValueError):
     """A saved posterior does not belong to the class asked to load it."""
+
+
+def settings_from[T](cls: type[T], config: Mapping[str, Any]) -> T:
+    """Dataclass ``cls`` from the keys of ``config`` that are its fields (the rest ignored).
+
+    Reads both a nested section and the flat ``priors | parameterization`` dicts that
+    conversion and count models store."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in config.items() if k in names})
 
 
 def package_versions(packages: tuple[str, ...]) -> dict[str, str]:

@@ -16,14 +16,16 @@ constant, at a cost independent of the number of customers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from uplift.models.base import UpliftModel
+from uplift.models.base import UpliftModel, settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import ConversionPriors, Parameterization
 from uplift.models.structure import SegmentStructure, structured
@@ -120,6 +122,16 @@ class ConversionUpliftModel(UpliftModel):
                 "interactions": self.interactions,
                 "structure_baselines": self.structure_baselines,
             }
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        return cls(
+            priors=settings_from(ConversionPriors, config),
+            parameterization=settings_from(Parameterization, config),
+            segment_dims=config.get("segment_dims", ()),
+            interactions=config.get("interactions", True),
+            structure_baselines=config.get("structure_baselines", False),
         )
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:

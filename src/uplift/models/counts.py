@@ -22,8 +22,9 @@ approximate (e.g. many zeros from non-buyers).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from uplift.data.contract import SEGMENT, CustomerData
-from uplift.models.base import UpliftModel
+from uplift.models.base import UpliftModel, settings_from
 from uplift.models.conversion import Parameterization, cell_index, split_cells
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
@@ -224,6 +225,17 @@ class NegBinomialCountModel(UpliftModel):
         """Incremental count (e.g. orders) per treated customer."""
         self._require_fit()
         return arm_segment_draws(self.idata, "uplift")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        return cls(
+            priors=settings_from(CountPriors, config),
+            parameterization=settings_from(Parameterization, config),
+            metric=config.get("metric"),
+            segment_dims=config.get("segment_dims", ()),
+            interactions=config.get("interactions", True),
+            structure_baselines=config.get("structure_baselines", False),
+        )
 
     @classmethod
     def _from_saved(cls, idata) -> Self:

@@ -24,10 +24,9 @@ Arm prices enter as ``pm.Data`` so a compiled nutpie graph is reused across fits
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -243,19 +242,16 @@ class PriceResponseModel(UpliftModel):
         )
 
     @classmethod
-    def _from_saved(cls, idata) -> Self:
-        """Rebuild prices, reference price and priors from the saved config, then the posterior."""
-        cfg = json.loads(idata.attrs.get("uplift_model_config", "{}"))
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        """Prices, reference price, priors and parameterization as saved."""
         obj = cls(
-            prices=cfg.get("prices") or {},
-            reference_price=cfg.get("reference_price"),
-            priors=PricePriors(**cfg["priors"]) if "priors" in cfg else None,
-            parameterization=Parameterization(**cfg["parameterization"])
-            if "parameterization" in cfg
+            prices=config.get("prices") or {},
+            reference_price=config.get("reference_price"),
+            priors=PricePriors(**config["priors"]) if "priors" in config else None,
+            parameterization=Parameterization(**config["parameterization"])
+            if "parameterization" in config
             else None,
         )
-        obj.control_arm = cfg.get("control_arm")
-        obj.reference = cfg.get("reference")
-        obj.idata = idata
-        obj.tactic = idata.attrs.get("uplift_tactic")
+        obj.control_arm = config.get("control_arm")
+        obj.reference = config.get("reference")
         return obj

@@ -25,8 +25,9 @@ likelihood up to the constant ``log C(n, k)``), and the k positive spends enter 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from uplift.models.base import UpliftModel
+from uplift.models.base import UpliftModel, settings_from
 from uplift.models.conversion import (
     ConversionPriors,
     Parameterization,
@@ -150,6 +151,17 @@ class HurdleRevenueModel(UpliftModel):
             "interactions": self.interactions,
             "structure_baselines": self.structure_baselines,
         }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        return cls(
+            purchase_priors=settings_from(ConversionPriors, config.get("purchase_priors", {})),
+            spend_priors=settings_from(SpendPriors, config.get("spend_priors", {})),
+            parameterization=settings_from(Parameterization, config.get("parameterization", {})),
+            segment_dims=config.get("segment_dims", ()),
+            interactions=config.get("interactions", True),
+            structure_baselines=config.get("structure_baselines", False),
+        )
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         _check_hurdle_cells(cells)
