@@ -344,10 +344,21 @@ def test_save_load_round_trip_scores_identically(which, request, train, tmp_path
     assert again.diagnostics() == model.diagnostics()
 
 
+def test_load_model_rebuilds_a_covariate_posterior_and_other_classes_refuse_it(approx, tmp_path):
+    from uplift.models import ModelLoadError, load_model
+    from uplift.models.conversion import ConversionUpliftModel
+
+    path = approx.save(tmp_path / "covariate.nc")
+    again = load_model(path)
+    assert type(again) is CovariateUpliftModel and again.encoding == approx.encoding
+    with pytest.raises(ModelLoadError, match="holds CovariateUpliftModel.*not a ConversionUplift"):
+        ConversionUpliftModel.load(path)
+
+
 def test_load_rejects_other_netcdf(tmp_path):
     tree = az.from_dict({"posterior": {"a": np.zeros((1, 5))}})
     tree.to_netcdf(tmp_path / "other.nc")
-    with pytest.raises(ValueError, match="not a saved CovariateUpliftModel"):
+    with pytest.raises(ValueError, match="not a posterior saved by uplift"):
         CovariateUpliftModel.load(tmp_path / "other.nc")
 
 

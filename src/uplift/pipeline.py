@@ -33,8 +33,8 @@ from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
-from uplift.models.base import package_versions
 from uplift.models.counts import NegBinomialCountModel, count_histograms
+from uplift.models.persist import package_versions
 from uplift.models.revenue import HurdleRevenueModel
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator

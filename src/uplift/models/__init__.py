@@ -10,11 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from uplift.models.base import FittedTactic, ModelLoadError, UpliftModel
+    from uplift.models.base import FittedTactic, UpliftModel
     from uplift.models.conversion import ConversionUpliftModel
     from uplift.models.covariate import CovariateUpliftModel
     from uplift.models.diagnostics import Diagnostics, compute_diagnostics
     from uplift.models.io import load_model
+    from uplift.models.persist import ModelLoadError
     from uplift.models.settings import CovariatePriors, SamplerSettings
 
 _WHERE = {
@@ -23,7 +24,7 @@ _WHERE = {
     "CovariateUpliftModel": "covariate",
     "Diagnostics": "diagnostics",
     "FittedTactic": "base",
-    "ModelLoadError": "base",
+    "ModelLoadError": "persist",
     "SamplerSettings": "settings",
     "UpliftModel": "base",
     "compute_diagnostics": "diagnostics",

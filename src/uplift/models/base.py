@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-import arviz as az
 import pandas as pd
 import xarray as xr
 
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.persist import ModelLoadError, SavedModel
+
+__all__ = ["FittedTactic", "ModelLoadError", "SavedModel", "UpliftModel"]
 from uplift.models.sampling import SamplerSettings
 
 
-class UpliftModel(ABC):
+class UpliftModel(SavedModel, ABC):
     family: ClassVar[str]
     metric: ClassVar[str]
     #: with nutpie/numpyro, reuse one compiled graph across fits whose data (``pm.Data``) differ
@@ -42,9 +42,6 @@ class UpliftModel(ABC):
     @abstractmethod
     def uplift_draws(self) -> xr.DataArray:
         """Incremental ``metric`` per treated customer, dims ``(sample, arm, segment)``."""
-
-    def model_config(self) -> dict:
-        return {}
 
     def fit(self, cells: pd.DataFrame, tactic: str) -> Self:
         """Fit on ``cells`` for ``tactic`` with the configured backend.
@@ -68,25 +65,11 @@ class UpliftModel(ABC):
         self._stamp()
         return self
 
-    def _stamp(self) -> None:
-        """Write what a saved posterior needs to be loaded back safely into its attributes:
-        model class, family, metric, tactic, model config and the package versions."""
-        self.idata.attrs.update(
-            {
-                "uplift_model_class": type(self).__name__,
-                "uplift_family": self.family,
-                "uplift_metric": self.metric,
-                "uplift_tactic": self.tactic,
-                "uplift_model_config": json.dumps(self.model_config()),
-                "uplift_versions": json.dumps(package_versions(("uplift", "pymc", "arviz"))),
-            }
-        )
+    def _saved_attrs(self) -> dict[str, Any]:
+        return {"uplift_metric": self.metric, "uplift_tactic": self.tactic}
 
-    def _require_fit(self) -> None:
-        if self.idata is None:
-            raise RuntimeError(
-                f"{type(self).__name__} is not fitted: call fit(cells, tactic) first"
-            )
+    def _restore(self, idata: Any) -> None:
+        self.tactic = idata.attrs.get("uplift_tactic")
 
     def diagnostics(self) -> Diagnostics:
         self._require_fit()
@@ -100,91 +83,6 @@ class UpliftModel(ABC):
         if every > 1:
             self.idata = self.idata.isel(draw=slice(None, None, every), missing_dims="ignore")
         return self
-
-    def save(self, path: str | Path) -> Path:
-        from uplift.report.artifacts import atomic_write_netcdf
-
-        self._require_fit()
-        return atomic_write_netcdf(self.idata, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """The posterior saved at ``path``; a file another model class wrote is a
-        :class:`ModelLoadError` naming it (load any with :func:`uplift.models.load_model`)."""
-        idata = az.from_netcdf(path)
-        check_saved(idata, cls, path)
-        return cls._from_saved(idata)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Self:
-        """The unfitted model that :meth:`model_config` describes (subclasses with settings
-        override this; sampler settings are not part of it)."""
-        return cls()
-
-    @classmethod
-    def _from_saved(cls, idata) -> Self:
-        """The model around a checked saved posterior, rebuilt from its stored config."""
-        raw = idata.attrs.get("uplift_model_config")
-        try:
-            config = json.loads(raw) if raw else {}
-            obj = cls.from_config(config)
-        except (TypeError, ValueError, KeyError) as e:
-            raise ModelLoadError(
-                f"the saved config of this {cls.__name__} posterior does not rebuild the model "
-                f"({type(e).__name__}: {e}); it may come from another uplift version "
-                f"({idata.attrs.get('uplift_versions', 'versions not recorded')}). Read the "
-                "draws with arviz.from_netcdf"
-            ) from None
-        obj.idata = idata
-        obj.tactic = idata.attrs.get("uplift_tactic")
-        return obj
-
-
-class ModelLoadError(ValueError):
-    """A saved posterior does not belong to the class asked to load it."""
-
-
-def settings_from[T](cls: type[T], config: Mapping[str, Any]) -> T:
-    """Dataclass ``cls`` from the keys of ``config`` that are its fields (the rest ignored).
-
-    Reads both a nested section and the flat ``priors | parameterization`` dicts that
-    conversion and count models store."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in config.items() if k in names})
-
-
-def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
-    """Installed version of each package ("not installed" when absent)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in packages:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def check_saved(idata, cls: type, path: str | Path) -> None:
-    """Refuse to load a posterior that ``cls`` did not write (by the stored model class, or
-    by the family for files written before the class was stored)."""
-    attrs = idata.attrs
-    stored, family = attrs.get("uplift_model_class"), attrs.get("uplift_family")
-    if stored is None and family is None:
-        raise ModelLoadError(
-            f"{str(path)!r} is not a posterior saved by uplift (no uplift_model_class or "
-            "uplift_family attribute): read it with arviz.from_netcdf instead"
-        )
-    if (stored is not None and stored != cls.__name__) or (
-        stored is None and family != getattr(cls, "family", None)
-    ):
-        what = stored or f"a model of family {family!r}"
-        raise ModelLoadError(
-            f"{str(path)!r} holds {what} (family {family!r}, metric "
-            f"{attrs.get('uplift_metric')!r}), not a {cls.__name__}: load it with "
-            f"uplift.models.load_model({str(path)!r})" + (f" or {stored}.load" if stored else "")
-        )
 
 
 @dataclass

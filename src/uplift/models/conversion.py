@@ -25,7 +25,8 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from uplift.models.base import UpliftModel, settings_from
+from uplift.models.base import UpliftModel
+from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import ConversionPriors, Parameterization
 from uplift.models.structure import SegmentStructure, structured

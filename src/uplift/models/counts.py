@@ -33,8 +33,9 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from uplift.data.contract import SEGMENT, CustomerData
-from uplift.models.base import UpliftModel, settings_from
+from uplift.models.base import UpliftModel
 from uplift.models.conversion import Parameterization, cell_index, split_cells
+from uplift.models.persist import settings_from
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import CountPriors

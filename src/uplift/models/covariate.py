@@ -48,9 +48,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal, Self
 
 import arviz as az
@@ -64,6 +63,7 @@ from scipy.special import expit
 
 from uplift.data.contract import CustomerData, DataValidationError
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.persist import SavedModel
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import CovariatePriors
 
@@ -549,7 +549,7 @@ def _hdi(sorted_draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]
     return sorted_draws[j, cols], sorted_draws[j + inc, cols]
 
 
-class CovariateUpliftModel:
+class CovariateUpliftModel(SavedModel):
     """Bayesian CATE model for a binary outcome on customer covariates (module docstring).
 
     ``covariates``: raw columns used as x. ``categorical``: which of them to one-hot (default: the
@@ -614,7 +614,7 @@ class CovariateUpliftModel:
         self.fit_info: dict[str, Any] = {}
 
     # ---- fitting -----------------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
+    def model_config(self) -> dict[str, Any]:
         return {
             "covariates": self.covariates,
             "categorical": self.categorical,
@@ -767,17 +767,16 @@ class CovariateUpliftModel:
             "patterns": len(cells),
             "seconds": round(time.perf_counter() - t0, 3),
         }
-        idata.attrs.update(
-            {
-                "uplift_family": FAMILY,
-                "uplift_metric": outcome,
-                "uplift_tactic": tactic or "",
-                "uplift_encoding": encoding.to_json(),
-            }
-        )
         self.idata = idata
-        idata.attrs["uplift_model_config"] = json.dumps(self._config())
+        self._stamp()
         return self
+
+    def _saved_attrs(self) -> dict[str, Any]:
+        return {
+            "uplift_metric": self.outcome,
+            "uplift_tactic": self.tactic or "",
+            "uplift_encoding": self.encoding.to_json() if self.encoding else "",
+        }
 
     def _sample(self, model: pm.Model, seed: int) -> Any:
         from uplift.models.sampling import sample, sample_nutpie
@@ -968,38 +967,30 @@ class CovariateUpliftModel:
         return compute_diagnostics(self.idata, var_names=POSTERIOR_VARS)
 
     # ---- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """netCDF with the posterior and, in attrs, the encoding and config (no pickle)."""
-        from uplift.report.artifacts import atomic_write_netcdf
-
-        self._require_fit()
-        return atomic_write_netcdf(self.idata, path)
-
+    # save and load: SavedModel (netCDF; the encoding and fitted arms in attrs, no pickle);
+    # a loaded model scores exactly as before
     @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Rebuild a fitted model from :meth:`save` output; it scores exactly as before."""
-        idata = az.from_netcdf(path)
-        if idata.attrs.get("uplift_family") != FAMILY:
-            raise ValueError(
-                f"{path} is not a saved CovariateUpliftModel (uplift_family="
-                f"{idata.attrs.get('uplift_family')!r})"
-            )
-        cfg = json.loads(idata.attrs["uplift_model_config"])
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         obj = cls(
-            covariates=cfg["covariates"],
-            categorical=cfg["categorical"],
-            priors=CovariatePriors(**cfg["priors"]),
-            max_patterns=cfg["max_patterns"],
-            method=cfg["method"],
-            max_levels=cfg["max_levels"],
-            unseen=cfg["unseen"],
+            covariates=config["covariates"],
+            categorical=config["categorical"],
+            priors=CovariatePriors(**config["priors"]),
+            max_patterns=config["max_patterns"],
+            method=config["method"],
+            max_levels=config["max_levels"],
+            unseen=config["unseen"],
         )
-        obj.encoding = CovariateEncoding.from_json(idata.attrs["uplift_encoding"])
-        obj.arms, obj.control_arms = list(cfg["arms"]), list(cfg["control_arms"])
-        obj.outcome, obj.arm_col, obj.tactic = cfg["outcome"], cfg["arm_col"], cfg["tactic"]
-        obj.fit_info = dict(cfg["fit_info"])
-        obj.idata = idata
+        obj.arms, obj.control_arms = list(config["arms"]), list(config["control_arms"])
+        obj.outcome, obj.arm_col, obj.tactic = (
+            config["outcome"],
+            config["arm_col"],
+            config["tactic"],
+        )
+        obj.fit_info = dict(config["fit_info"])
         return obj
+
+    def _restore(self, idata: Any) -> None:
+        self.encoding = CovariateEncoding.from_json(idata.attrs["uplift_encoding"])
 
 
 # ---------------------------------------------------------------- ground truth for tests/benches

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import arviz as az
 
-from uplift.models.base import ModelLoadError, UpliftModel
+from uplift.models.base import UpliftModel
+from uplift.models.persist import ModelLoadError, SavedModel, saved_family
 
 
 def model_classes() -> dict[str, type[UpliftModel]]:
-    """Every model class whose posteriors ``uplift`` saves, by name."""
+    """Every segment-level uplift model class whose posteriors ``uplift`` saves, by name."""
     from uplift.models.conversion import ConversionUpliftModel
     from uplift.models.counts import NegBinomialCountModel
     from uplift.models.price import PriceResponseModel
@@ -20,16 +21,24 @@ def model_classes() -> dict[str, type[UpliftModel]]:
     return {c.__name__: c for c in classes}
 
 
-def load_model(path: str | Path) -> UpliftModel:
+def loadable_classes() -> dict[str, type[SavedModel]]:
+    """What :func:`load_model` can rebuild: the uplift models and the row-level covariate model
+    (the CLV models live in the value layer and load through their own class)."""
+    from uplift.models.covariate import CovariateUpliftModel
+
+    return {**model_classes(), CovariateUpliftModel.__name__: CovariateUpliftModel}
+
+
+def load_model(path: str | Path) -> SavedModel:
     """The model saved at ``path`` (a run's ``posterior_<tactic>.nc``), loaded by the class that
     wrote it: the stored model class, else (older files) the stored family."""
     idata = az.from_netcdf(path)  # read once: checked and wrapped by the class that wrote it
     attrs = idata.attrs
-    classes = model_classes()
+    classes = loadable_classes()
     name = attrs.get("uplift_model_class")
     if name is None:
         by_family = {c.family: c for c in classes.values()}
-        family = attrs.get("uplift_family")
+        family = saved_family(attrs)
         if family not in by_family:
             raise ModelLoadError(
                 f"{str(path)!r} names no model uplift knows (family {family!r}); read it with "

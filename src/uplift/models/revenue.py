@@ -35,13 +35,14 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from uplift.models.base import UpliftModel, settings_from
+from uplift.models.base import UpliftModel
 from uplift.models.conversion import (
     ConversionPriors,
     Parameterization,
     cell_index,
     split_cells,
 )
+from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import SpendPriors
 from uplift.models.structure import SegmentStructure, pooled, structured

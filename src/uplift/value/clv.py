@@ -32,7 +32,6 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -44,6 +43,7 @@ import xarray as xr
 from scipy import optimize, special
 
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.persist import SavedModel
 from uplift.models.sampling import SamplerSettings, sample
 from uplift.value.transactions import (
     DAYS_PER_UNIT,
@@ -167,8 +167,8 @@ class GammaGammaPriors:
     log_gamma_rel: tuple[float, float] = (0.0, 2.0)
 
 
-class _BtydModel:
-    """Fit / draws / save / load shared by the purchase and spend models."""
+class _BtydModel(SavedModel):
+    """Fit / draws shared by the purchase and spend models; save / load: SavedModel."""
 
     family: ClassVar[str]
     params_: ClassVar[tuple[str, ...]]
@@ -212,7 +212,21 @@ class _BtydModel:
             }
         )
         self.idata = idata
+        self._stamp()
         return self
+
+    def model_config(self) -> dict[str, Any]:
+        return {"method": str(self.method), "laplace_draws": self.laplace_draws}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        return cls(
+            method=config.get("method", "nuts"), laplace_draws=config.get("laplace_draws", 2000)
+        )
+
+    def _restore(self, idata: Any) -> None:
+        # files saved before the common stamp keep the method in clv_method only
+        self.method = str(idata.attrs.get("clv_method", self.method))
 
     def _laplace(self, model: pm.Model, attrs: Mapping[str, Any], seed: int):
         """Gaussian approximation at the posterior mode on the (unbounded) log scale."""
@@ -318,29 +332,6 @@ class _BtydModel:
     def fit_seconds(self) -> float:
         self._require_fit()
         return float(self.idata.attrs.get("clv_fit_seconds", float("nan")))
-
-    # -- persistence -----------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the posterior and fit settings as netCDF (atomically)."""
-        from uplift.report.artifacts import atomic_write_netcdf
-
-        self._require_fit()
-        return atomic_write_netcdf(self.idata, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Read a model written by :meth:`save` (no refit)."""
-        import arviz as az
-
-        idata = az.from_netcdf(path)
-        family = idata.attrs.get("clv_family")
-        if family != cls.family:
-            raise ValueError(
-                f"{path} holds a {family!r} model, not {cls.family!r}; load it with the matching class"
-            )
-        obj = cls(method=str(idata.attrs.get("clv_method", "nuts")))
-        obj.idata = idata
-        return obj
 
 
 def _normal(name: str, prior: tuple[float, float], shift: float = 0.0):
