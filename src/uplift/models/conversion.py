@@ -24,6 +24,7 @@ import pymc as pm
 import xarray as xr
 
 from uplift.models.base import UpliftModel
+from uplift.models.families import binomial
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import ConversionPriors, Parameterization
 from uplift.models.structure import SegmentStructure, structured
@@ -92,8 +93,8 @@ def cell_index(
 
 
 class ConversionUpliftModel(UpliftModel):
-    family = "binomial"
-    metric = "conversion"
+    family = binomial.NAME
+    metric = binomial.FAMILY.metric
 
     def __init__(
         self,

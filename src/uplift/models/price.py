@@ -42,6 +42,7 @@ from uplift.models.conversion import (
     cell_index,
     split_cells,
 )
+from uplift.models.families import price_logit
 from uplift.models.sampling import SamplerSettings
 from uplift.models.structure import pooled
 
@@ -86,8 +87,8 @@ class PriceResponseModel(UpliftModel):
     nearly uncorrelated in the posterior).
     """
 
-    family = "price_logit"
-    metric = "conversion"
+    family = price_logit.NAME
+    metric = price_logit.FAMILY.metric
 
     def __init__(
         self,
