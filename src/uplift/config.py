@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from uplift.data.checks import DataChecks
+from uplift.models.families import DEFAULT_FAMILY
+from uplift.models.families import FAMILIES as FAMILY_REGISTRY
 from uplift.models.settings import (
     ConversionPriors,
     CountPriors,
@@ -27,20 +29,10 @@ from uplift.models.settings import (
 )
 from uplift.tactics import ArmMap, Tactic
 
-#: likelihood family -> the column of the data it needs (None: always available)
-FAMILIES = {
-    "binomial": None,
-    "hurdle_lognormal": "revenue",
-    "negative_binomial": "orders",
-    "price_logit": None,
-}
+#: likelihood family -> the column of the data it needs (None: always available); from the registry
+FAMILIES = {name: f.requires for name, f in FAMILY_REGISTRY.items()}
 #: likelihood family -> the metric its uplift is measured in
-FAMILY_METRIC = {
-    "binomial": "conversion",
-    "hurdle_lognormal": "revenue",
-    "negative_binomial": "orders",
-    "price_logit": "conversion",
-}
+FAMILY_METRIC = {name: f.metric for name, f in FAMILY_REGISTRY.items()}
 
 
 class DataSource(StrEnum):
@@ -253,7 +245,7 @@ class ModelConfig:
     ``{margin: hurdle_lognormal, frequency: negative_binomial}``. ``priors`` serve the binomial
     model and the purchase part of the hurdle model."""
 
-    family: str = "binomial"
+    family: str = DEFAULT_FAMILY
     families: dict[str, str] = field(default_factory=dict)
     # effects pooled along each segment column (main effects, pooled pairwise interactions and a
     # segment residual; uplift.models.structure) when segments are crossed from several columns,
@@ -280,8 +272,10 @@ class ModelConfig:
             ("model.family", self.family),
             *[(f"model.families.{t}", f) for t, f in self.families.items()],
         ]:
-            if fam not in FAMILIES:
-                raise ValueError(f"{where}={fam!r} is unknown; use one of {sorted(FAMILIES)}")
+            if fam not in FAMILY_REGISTRY:
+                raise ValueError(
+                    f"{where}={fam!r} is unknown; use one of {sorted(FAMILY_REGISTRY)}"
+                )
         for t in self.families:
             Tactic.parse(t, where=f"model.families.{t}")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uplift.config import FAMILIES, FAMILY_METRIC, AppConfig, DataSource, ValueKind
+from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import (
     ColumnMap,
     CustomerData,
@@ -32,10 +32,9 @@ from uplift.data.checks import check_plausible
 from uplift.data.contract import derive_columns
 from uplift.data.synthetic import generate
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
-from uplift.models import ConversionUpliftModel, FittedTactic, UpliftModel
-from uplift.models.counts import NegBinomialCountModel, count_histograms
+from uplift.models import FittedTactic, UpliftModel
+from uplift.models.families import FAMILIES, Family, ModelInputs, get_family
 from uplift.models.persist import package_versions
-from uplift.models.revenue import HurdleRevenueModel
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.factory import allocator_from_settings, budget_grid
@@ -155,19 +154,20 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
     """Each tactic's likelihood needs its outcome column: fail before sampling if it is missing."""
     have = {"revenue": data.has_revenue, "orders": data.has_orders}
     for tactic in data.arm_map.tactics():
-        fam = config.model.family_of(tactic.value)
-        need = FAMILIES[fam]
+        fam = family_of(config, tactic.value)
+        need = fam.requires
         if need and not have[need]:
             raise DataValidationError(
-                f"tactic {tactic.value!r} uses model family {fam!r}, which needs the {need} column; "
-                f"map it with data.columns.{need}=<column> or choose another family in model.families"
+                f"tactic {tactic.value!r} uses model family {fam.name!r}, which needs the {need} "
+                f"column; map it with data.columns.{need}=<column> or choose another family in "
+                "model.families"
             )
-        if fam == "price_logit":
+        if fam.prices:
             arms = [data.arm_map.control.name, *[a.name for a in data.arm_map.arms_for(tactic)]]
             missing = [a for a in arms if a not in config.pricing.prices]
             if missing:
                 raise DataValidationError(
-                    f"tactic {tactic.value!r} is a price test (price_logit): give every arm's price in "
+                    f"tactic {tactic.value!r} is a price test ({fam.name}): give every arm's price in "
                     f"pricing.prices, missing {missing} (the control arm is today's price)"
                 )
             prices = {a: config.pricing.prices[a] for a in arms}
@@ -189,8 +189,13 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
         raise DataValidationError(f"model.families names tactic(s) {unknown} that no arm delivers")
 
 
+def family_of(config: AppConfig, tactic: str) -> Family:
+    """The likelihood family ``tactic`` is modelled with (``model.family`` / ``model.families``)."""
+    return get_family(config.model.family_of(tactic))
+
+
 def price_tactics(config: AppConfig, fits: dict) -> list[str]:
-    return [t for t in fits if config.model.family_of(t) == "price_logit"]
+    return [t for t in fits if family_of(config, t).prices]
 
 
 def optimize_prices(
@@ -233,18 +238,12 @@ def optimize_prices(
 def cell_events(cells: pd.DataFrame, family: str, arms: list[str]) -> float:
     """Median events per cell of ``arms`` on the scale the family's parameters are learnt from.
 
-    Binary outcomes count the rarer of conversions and non-conversions, the hurdle model its
-    buyers, count models the orders: roughly 1 / (standard error of a cell's parameter)^2.
-    Read from the cells' sufficient statistics, so the cost does not grow with customers.
+    Each family counts its own (``Family.events``): binary outcomes the rarer of conversions and
+    non-conversions, the hurdle model its buyers, count models the orders: roughly
+    1 / (standard error of a cell's parameter)^2. Read from the cells' sufficient statistics, so
+    the cost does not grow with customers.
     """
-    rows = cells[cells["arm"].isin(arms)]
-    if family == "hurdle_lognormal":
-        events = rows["n_buyers"]
-    elif family == "negative_binomial":
-        events = rows["orders_sum"]
-    else:
-        events = np.minimum(rows["conversions"], rows["n"] - rows["conversions"])
-    return float(events.median())
+    return float(get_family(family).events(cells[cells["arm"].isin(arms)]).median())
 
 
 def resolved_parameterization(
@@ -270,12 +269,8 @@ def build_model(
 ) -> UpliftModel:
     """The model object for ``tactic``'s configured likelihood family (``cells``: what it will
     be fit on, which decides any ``auto`` parameterization)."""
-    mc, fam = config.model, config.model.family_of(tactic)
+    mc = config.model
     par = resolved_parameterization(config, tactic, data, cells)
-    if fam == "price_logit":
-        from uplift.models.price import PriceResponseModel
-
-        return PriceResponseModel(dict(config.pricing.prices), sampler=config.sampler)
     dims = tuple(segment_dimensions(data)) if mc.pool_by_dimensions else ()
     structure = {
         "segment_dims": dims,
@@ -283,12 +278,7 @@ def build_model(
         "structure_baselines": mc.structure_baselines,
     }
     sampler = sampler_for(config, structured=bool(dims))
-    if fam == "hurdle_lognormal":
-        return HurdleRevenueModel(mc.priors, mc.spend_priors, sampler, par, **structure)
-    if fam == "negative_binomial":
-        hist = count_histograms(data, "orders")
-        return NegBinomialCountModel(hist, mc.count_priors, sampler, par, **structure)
-    return ConversionUpliftModel(mc.priors, sampler, par, **structure)
+    return family_of(config, tactic).build(ModelInputs(config, data, par, structure, sampler))
 
 
 def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
@@ -479,9 +469,10 @@ def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
             f"model.covariate_model.columns {missing} are not columns of the validated data; "
             "add them to data.columns.covariates"
         )
-    if not any(config.model.family_of(t.value) == "binomial" for t in data.arm_map.tactics()):
+    if not any(family_of(config, t.value).covariate_model for t in data.arm_map.tactics()):
+        able = " or ".join(f.name for f in FAMILIES.values() if f.covariate_model)
         raise DataValidationError(
-            "model.covariate_model models a binary outcome, but no tactic uses the binomial "
+            f"model.covariate_model models a binary outcome, but no tactic uses the {able} "
             "family (model.families); set model.covariate_model.enabled=false"
         )
 
@@ -493,7 +484,7 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
     cm, control = config.model.covariate_model, data.arm_map.control.name
     models = {}
     for tactic in data.arm_map.tactics():
-        if config.model.family_of(tactic.value) != "binomial":
+        if not family_of(config, tactic.value).covariate_model:
             continue
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
         rows = data.frame[data.frame["arm"].isin([control, *arms])]
@@ -560,7 +551,7 @@ def preflight_allocation(config: AppConfig, cells: pd.DataFrame, arm_map: ArmMap
             coords={"arm": [a.name for a in arm_map.arms_for(t)], "segment": segments},
         )
         for t in arm_map.tactics()
-        if config.model.family_of(t.value) != "price_logit"  # prices are not budget lines
+        if not family_of(config, t.value).prices  # prices are not budget lines
     }
     if not zeros:
         return
@@ -632,11 +623,7 @@ def with_gate(table: pd.DataFrame, failures: dict[str, list[str]]) -> pd.DataFra
 
 
 #: customer column each family's outcome is read from when a plan is scored on held-out rows
-FAMILY_OUTCOME = {
-    "binomial": "converted",
-    "hurdle_lognormal": "revenue",
-    "negative_binomial": "orders",
-}
+FAMILY_OUTCOME = {name: f.outcome for name, f in FAMILIES.items() if f.outcome is not None}
 
 
 def crossfit_plan(
@@ -769,7 +756,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         try:
             values = {
                 t.value: value_per_unit(
-                    FAMILY_METRIC[config.model.family_of(t.value)],
+                    family_of(config, t.value).metric,
                     cells,
                     config.value,
                     segment_value,

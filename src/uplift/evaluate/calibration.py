@@ -34,17 +34,15 @@ from uplift.data.synthetic_price import (
     price_mapping,
 )
 from uplift.models.base import UpliftModel
+from uplift.models.families import FAMILIES as _REGISTRY
+from uplift.models.families import binomial, hurdle_lognormal, negative_binomial, price_logit
 from uplift.models.sampling import SamplerSettings
 from uplift.tactics import ArmMap
 
-FAMILIES = ("binomial", "hurdle_lognormal", "negative_binomial", "price_logit")
+#: the families studied (all registered ones), in the order that seeds their studies
+FAMILIES = tuple(_REGISTRY)
 #: tactic each family's synthetic experiment tests (any treated tactic would do)
-TACTICS = {
-    "binomial": "cross_sell",
-    "hurdle_lognormal": "up_sell",
-    "negative_binomial": "frequency",
-    "price_logit": "margin",
-}
+TACTICS = {name: f.calibration_tactic for name, f in _REGISTRY.items()}
 #: the diagnostics gate of ``conf/optimize/budget.yaml`` (a fit failing it is not used); as in
 #: :meth:`~uplift.models.diagnostics.Diagnostics.failures`, tail ESS must reach ``ess_bulk_min`` too
 GATE = {"r_hat_max": 1.01, "ess_bulk_min": 400.0, "divergences_max": 0}
@@ -54,12 +52,7 @@ PRICES = (8.0, 9.0, 10.0, 11.0, 12.0)
 CURRENT_PRICE = 10.0
 #: default number of segments and treated arms per family (fixed within a study, so nutpie reuses
 #: one compiled graph where the model allows it)
-DEFAULT_DESIGN = {
-    "binomial": {"n_segments": 24, "n_arms": 2},
-    "hurdle_lognormal": {"n_segments": 16, "n_arms": 2},
-    "negative_binomial": {"n_segments": 20, "n_arms": 2},
-    "price_logit": {"n_segments": 24},
-}
+DEFAULT_DESIGN = {name: dict(f.design) for name, f in _REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,7 @@ def simulate_conversion(
     """Binary conversion: baseline 2-15% per segment, uplift 0-3 pp (truth = p1 - p0)."""
     _check_design(n_segments, n_arms, size_range)
     rng = np.random.default_rng(seed)
-    tactic = TACTICS["binomial"]
+    tactic = binomial.FAMILY.calibration_tactic
     arm_map = _arm_map(tactic, n_arms)
     p0 = rng.uniform(0.02, 0.15, n_segments)
     up = _uplift_pp(rng, p0, n_arms, lift)
@@ -213,7 +206,7 @@ def simulate_conversion(
     truth = _truth_frame(
         arm_map, segments, up, p_control=p0, p_treated=p0[None, :] + up, n=n[:, 1:].T
     )
-    return CalibrationExperiment("binomial", tactic, data, aggregate_cells(data), truth)
+    return CalibrationExperiment(binomial.NAME, tactic, data, aggregate_cells(data), truth)
 
 
 def simulate_revenue(
@@ -227,7 +220,7 @@ def simulate_revenue(
     30-150 per segment, treatment shifts log spend by -6% to +11%. Truth = p1 E1 - p0 E0."""
     _check_design(n_segments, n_arms, size_range)
     rng = np.random.default_rng(seed)
-    tactic = TACTICS["hurdle_lognormal"]
+    tactic = hurdle_lognormal.FAMILY.calibration_tactic
     arm_map = _arm_map(tactic, n_arms)
     p0 = rng.uniform(0.02, 0.15, n_segments)
     up = _uplift_pp(rng, p0, n_arms, lift)
@@ -263,7 +256,7 @@ def simulate_revenue(
         spend_sd=s,
         n=n[:, 1:].T,
     )
-    return CalibrationExperiment("hurdle_lognormal", tactic, data, aggregate_cells(data), truth)
+    return CalibrationExperiment(hurdle_lognormal.NAME, tactic, data, aggregate_cells(data), truth)
 
 
 def simulate_counts(
@@ -276,7 +269,7 @@ def simulate_counts(
     per segment, treatment lifts mu by 0-30% (skewed). Truth = mu1 - mu0 orders per customer."""
     _check_design(n_segments, n_arms, size_range)
     rng = np.random.default_rng(seed)
-    tactic = TACTICS["negative_binomial"]
+    tactic = negative_binomial.FAMILY.calibration_tactic
     arm_map = _arm_map(tactic, n_arms)
     mu0 = np.exp(rng.uniform(np.log(0.05), np.log(0.5), n_segments))
     alpha = np.exp(rng.uniform(np.log(0.3), np.log(3.0), n_segments))
@@ -305,7 +298,7 @@ def simulate_counts(
         alpha=alpha,
         n=n[:, 1:].T,
     )
-    return CalibrationExperiment("negative_binomial", tactic, data, aggregate_cells(data), truth)
+    return CalibrationExperiment(negative_binomial.NAME, tactic, data, aggregate_cells(data), truth)
 
 
 def simulate_price(
@@ -355,16 +348,17 @@ def simulate_price(
     n = cells.set_index(["arm", "segment"])["n"]
     truth["n"] = n.reindex(pd.MultiIndex.from_frame(truth[["arm", "segment"]])).to_numpy()
     return CalibrationExperiment(
-        "price_logit", TACTICS["price_logit"], data, cells, truth, price_mapping(list(prices))
+        price_logit.NAME,
+        price_logit.FAMILY.calibration_tactic,
+        data,
+        cells,
+        truth,
+        price_mapping(list(prices)),
     )
 
 
-SIMULATORS = {
-    "binomial": simulate_conversion,
-    "hurdle_lognormal": simulate_revenue,
-    "negative_binomial": simulate_counts,
-    "price_logit": simulate_price,
-}
+#: family -> the function simulating its experiments (``Family.simulator`` names it)
+SIMULATORS = {name: globals()[f.simulator] for name, f in _REGISTRY.items()}
 
 
 def _check_family(family: str) -> None:
@@ -375,7 +369,7 @@ def _check_family(family: str) -> None:
 def simulate(family: str, seed: int | list[int], **kwargs) -> CalibrationExperiment:
     """A synthetic experiment with exact truth for ``family`` (see the ``simulate_*`` functions)."""
     _check_family(family)
-    if family == "price_logit":
+    if _REGISTRY[family].prices:
         kwargs.pop("n_arms", None)  # arms of a price test are its prices
     return SIMULATORS[family](seed, **kwargs)
 
@@ -387,21 +381,7 @@ def make_model(exp: CalibrationExperiment, sampler: SamplerSettings | None = Non
     baselines when the median control cell holds >= 4 events (here dozens), effects stay
     non-centred, and the price model is centred in both.
     """
-    if exp.family == "binomial":
-        from uplift.models.conversion import ConversionUpliftModel
-
-        return ConversionUpliftModel(sampler=sampler)
-    if exp.family == "hurdle_lognormal":
-        from uplift.models.revenue import HurdleRevenueModel
-
-        return HurdleRevenueModel(sampler=sampler)
-    if exp.family == "negative_binomial":
-        from uplift.models.counts import NegBinomialCountModel, count_histograms
-
-        return NegBinomialCountModel(count_histograms(exp.data, "orders"), sampler=sampler)
-    from uplift.models.price import PriceResponseModel
-
-    return PriceResponseModel(prices=exp.prices, sampler=sampler)
+    return _REGISTRY[exp.family].default_model(exp.data, exp.prices, sampler)
 
 
 def naive_effects(exp: CalibrationExperiment) -> pd.DataFrame:
@@ -410,12 +390,7 @@ def naive_effects(exp: CalibrationExperiment) -> pd.DataFrame:
     The no-pooling baseline a hierarchical model should beat on error; also lets tests check that
     sample differences converge to the truth as cells grow.
     """
-    metric = {
-        "binomial": ("conversions", "conversions"),
-        "price_logit": ("conversions", "conversions"),
-        "hurdle_lognormal": ("revenue_sum", "revenue_sq_sum"),
-        "negative_binomial": ("orders_sum", "orders_sq_sum"),
-    }[exp.family]
+    metric = _REGISTRY[exp.family].naive_columns
     c = exp.cells.copy()
     s1, s2 = c[metric[0]].astype(float), c[metric[1]].astype(float)
     c["mean"] = s1 / c["n"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from uplift.config import FAMILY_METRIC, AppConfig
+from uplift.config import AppConfig
 from uplift.data.cells import aggregate_cells, segment_sizes
 from uplift.data.contract import SEGMENT, CustomerData
 from uplift.evaluate.holdout import (
@@ -23,11 +23,9 @@ from uplift.evaluate.holdout import (
     segment_scores,
     split_holdout,
 )
+from uplift.models.families import get_family
 
 log = logging.getLogger(__name__)
-
-#: the metric a family's uplift is measured in -> the outcome column it ranks customers on
-OUTCOME_OF_METRIC = {"conversion": "converted", "revenue": "revenue", "orders": "orders"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +68,10 @@ def run_holdout(
     tables, curves, diags = [], {}, {}
     covariate = fit_covariate(config, train) if fit_covariate is not None else {}
     for tactic in data.arm_map.tactics():
-        family = config.model.family_of(tactic.value)
-        if family == "price_logit":
+        family = get_family(config.model.family_of(tactic.value))
+        if family.outcome is None:  # price tests
             continue
-        outcome = OUTCOME_OF_METRIC[FAMILY_METRIC[family]]
+        outcome = family.outcome
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
         sub_map = data.arm_map.restrict(arms)
         keep_train = train.frame["arm"].isin([control, *arms]).to_numpy()

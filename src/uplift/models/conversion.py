@@ -26,6 +26,7 @@ import pymc as pm
 import xarray as xr
 
 from uplift.models.base import UpliftModel
+from uplift.models.families import binomial
 from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import ConversionPriors, Parameterization
@@ -95,8 +96,8 @@ def cell_index(
 
 
 class ConversionUpliftModel(UpliftModel):
-    family = "binomial"
-    metric = "conversion"
+    family = binomial.NAME
+    metric = binomial.FAMILY.metric
 
     def __init__(
         self,

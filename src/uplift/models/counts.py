@@ -35,6 +35,7 @@ import xarray as xr
 from uplift.data.contract import SEGMENT, CustomerData
 from uplift.models.base import UpliftModel
 from uplift.models.conversion import Parameterization, cell_index, split_cells
+from uplift.models.families import negative_binomial
 from uplift.models.persist import settings_from
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
@@ -87,8 +88,8 @@ class NegBinomialCountModel(UpliftModel):
     counted (e.g. ``"referrals"``) for reports; it is saved with the posterior.
     """
 
-    family = "negative_binomial"
-    metric = "orders"
+    family = negative_binomial.NAME
+    metric = negative_binomial.FAMILY.metric
 
     def __init__(
         self,

@@ -11,13 +11,11 @@ from uplift.models.persist import ModelLoadError, SavedModel, saved_family
 
 
 def model_classes() -> dict[str, type[UpliftModel]]:
-    """Every segment-level uplift model class whose posteriors ``uplift`` saves, by name."""
-    from uplift.models.conversion import ConversionUpliftModel
-    from uplift.models.counts import NegBinomialCountModel
-    from uplift.models.price import PriceResponseModel
-    from uplift.models.revenue import HurdleRevenueModel
+    """Every segment-level uplift model class whose posteriors ``uplift`` saves, by name: one per
+    registered family."""
+    from uplift.models.families import FAMILIES
 
-    classes = (ConversionUpliftModel, HurdleRevenueModel, NegBinomialCountModel, PriceResponseModel)
+    classes = [f.load_class() for f in FAMILIES.values()]
     return {c.__name__: c for c in classes}
 
 

@@ -39,9 +39,12 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from uplift.models.families import FAMILIES as _REGISTRY
+from uplift.models.families import Family
 from uplift.models.revenue import lognormal_cell_stats
 
-FAMILIES = ("binomial", "hurdle_lognormal", "negative_binomial", "price_logit")
+#: the families with predictive checks (all registered ones)
+FAMILIES = tuple(_REGISTRY)
 KINDS = ("posterior", "prior")
 TABLE_COLUMNS = [
     "segment",
@@ -54,19 +57,8 @@ TABLE_COLUMNS = [
     "pred_high",
     "p_value",
 ]
-#: statistics per family, in table order
-STATISTICS = {
-    "binomial": ("conversions",),
-    "price_logit": ("conversions",),
-    "hurdle_lognormal": ("buyers", "mean_log_spend", "sd_log_spend"),
-    "negative_binomial": ("mean_count", "zero_share", "variance"),
-}
-_REQUIRED = {
-    "binomial": ("n", "conversions"),
-    "price_logit": ("n", "conversions"),
-    "hurdle_lognormal": ("n", "n_buyers", "log_revenue_sum", "log_revenue_sq_sum"),
-    "negative_binomial": ("n",),
-}
+#: statistics per family, in table order (``Family.statistics``)
+STATISTICS = {name: f.statistics for name, f in _REGISTRY.items()}
 
 # NB replication: support covered by the multinomial histogram (the rest is drawn by inversion),
 # the tail mass that sets it, elements per chunk, and means beyond which nothing is simulated.
@@ -321,37 +313,6 @@ class PriorImplied:
         }
 
 
-_QUANTITIES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    # (quantity, unit, description)
-    "binomial": (
-        ("baseline_rate", "probability", "control conversion rate of a segment"),
-        ("uplift_pp", "percentage points", "treated minus control conversion rate"),
-    ),
-    "hurdle_lognormal": (
-        ("baseline_rate", "probability", "control purchase probability of a segment"),
-        ("uplift_pp", "percentage points", "treated minus control purchase probability"),
-        ("spend_mean", "currency", "mean spend per buyer, exp(m + s^2/2)"),
-        ("spend_median", "currency", "median spend per buyer, exp(m)"),
-        ("spend_mean_to_median", "ratio", "mean / median spend per buyer, exp(s^2/2)"),
-        ("spend_sd_log", "log currency", "spread s of log spend"),
-        ("spend_change_pct", "percent", "treated vs control mean spend per buyer"),
-        ("revenue_uplift", "currency", "incremental revenue per treated customer"),
-    ),
-    "negative_binomial": (
-        ("count_mean", "per customer", "control mean count of a segment"),
-        ("count_uplift", "per customer", "treated minus control mean count"),
-        ("rate_ratio", "ratio", "treated / control mean count"),
-        ("alpha", "shape", "NB dispersion (small = overdispersed)"),
-        ("zero_share", "share", "control share of customers with a zero count"),
-    ),
-    "price_logit": (
-        ("baseline_rate", "probability", "purchase probability at today's price"),
-        ("elasticity", "log-odds per log price", "price elasticity b of purchase odds"),
-        ("uplift_pp", "percentage points", "purchase rate at a test price minus today's"),
-    ),
-}
-
-
 def prior_implied_quantities(
     model: Any,
     cells: pd.DataFrame,
@@ -372,40 +333,10 @@ def prior_implied_quantities(
     prior, _ = _prior_draws(model, cells, tactic, family, n_draws, seed, None)
     d = {name: _flat(prior, name) for name in prior.data_vars}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if family == "binomial":
-            q = {"baseline_rate": d["p_control"], "uplift_pp": 100 * d["uplift"]}
-        elif family == "hurdle_lognormal":
-            m, s = _arr(prior, "spend_log_mean"), _arr(prior, "spend_sd")
-            ratio = _arr(prior, "spend_mean_treated") / _arr(prior, "spend_mean_control")[:, None]
-            q = {
-                "baseline_rate": d["p_control"],
-                "uplift_pp": 100 * d["purchase_uplift"],
-                "spend_mean": d["spend_mean_control"],
-                "spend_median": np.exp(m).ravel(),
-                "spend_mean_to_median": np.exp(s**2 / 2).ravel(),
-                "spend_sd_log": s.ravel(),
-                "spend_change_pct": 100 * (ratio.ravel() - 1),
-                "revenue_uplift": d["uplift"],
-            }
-        elif family == "negative_binomial":
-            mu0, alpha = _arr(prior, "mu_control"), _arr(prior, "alpha")
-            ratio = _arr(prior, "mu_treated") / mu0[:, None]
-            q = {
-                "count_mean": mu0.ravel(),
-                "count_uplift": d["uplift"],
-                "rate_ratio": ratio.ravel(),
-                "alpha": alpha.ravel(),
-                "zero_share": ((alpha / (alpha + mu0)) ** alpha).ravel(),
-            }
-        else:
-            q = {
-                "baseline_rate": _expit(d["baseline_logit"]),
-                "elasticity": d["elasticity"],
-                "uplift_pp": 100 * d["uplift"],
-            }
+        q = family.implied(d, lambda name: _arr(prior, name))
     judge = dict(DEFAULT_RANGES if ranges is None else ranges)
     rows = []
-    for name, unit, desc in _QUANTITIES[family]:
+    for name, unit, desc in family.quantities:
         x = np.asarray(q[name], dtype=float)
         qs = np.nanquantile(x, [0.025, 0.25, 0.5, 0.75, 0.975])
         r = judge.get(name)
@@ -428,7 +359,7 @@ def prior_implied_quantities(
         )
     return PriorImplied(
         tactic=tactic,
-        family=family,
+        family=family.name,
         draws={k: np.asarray(v, dtype=float) for k, v in q.items()},
         table=pd.DataFrame(rows),
         ranges=judge,
@@ -559,14 +490,14 @@ def _check_args(n_draws: int, interval: float) -> None:
     _check_unit("interval", interval)
 
 
-def _family(model: Any) -> str:
+def _family(model: Any) -> Family:
     fam = getattr(model, "family", None)
     if fam not in FAMILIES:
         raise ValueError(
             f"model.family={fam!r} ({type(model).__name__}) has no predictive check; "
             f"supported families: {list(FAMILIES)}"
         )
-    return str(fam)
+    return _REGISTRY[fam]
 
 
 def _tactic(model: Any, cells: pd.DataFrame, tactic: str | None) -> str:
@@ -584,15 +515,15 @@ def _tactic(model: Any, cells: pd.DataFrame, tactic: str | None) -> str:
     return str(tactic)
 
 
-def _tactic_cells(cells: pd.DataFrame, tactic: str, family: str) -> pd.DataFrame:
+def _tactic_cells(cells: pd.DataFrame, tactic: str, family: Family) -> pd.DataFrame:
     """Control then treated cells, in the order the model's graph sees them."""
     if not isinstance(cells, pd.DataFrame):
         raise ValueError(f"cells must be a pandas DataFrame, got {type(cells).__name__}")
-    need = ("tactic", "segment", "arm", *_REQUIRED[family])
+    need = ("tactic", "segment", "arm", *family.cell_columns)
     missing = [c for c in need if c not in cells.columns]
     if missing:
         raise ValueError(
-            f"cells lack columns {missing} needed by the {family} check: "
+            f"cells lack columns {missing} needed by the {family.name} check: "
             "build them with uplift.data.aggregate_cells"
         )
     control = cells[cells["tactic"] == "control"]
@@ -677,7 +608,7 @@ def _prior_draws(model, cells, tactic, family, n_draws, seed, histograms):
     variables (e.g. ``control_conversions``), dims ``(chain=1, draw, ...)``.
     """
     builder = copy.copy(model)  # building sets attributes (e.g. price reference): not on ours
-    if family == "negative_binomial" and histograms is not None:
+    if family.histograms and histograms is not None:
         builder.histograms = histograms
     graph = builder.build_model(cells, tactic)
     try:
@@ -776,16 +707,16 @@ class _Stat:
     p_value: np.ndarray | None = None  # (cells,), closed form; None -> Monte Carlo mid-p
 
 
-def _statistics(family, model, ds, pp, rows, idx, rng, histograms) -> list[_Stat]:
-    if family in ("binomial", "price_logit"):
-        return [_binomial(ds, pp, rows, idx, rng, "conversions", "conversions", "conversions")]
-    if family == "hurdle_lognormal":
-        return _hurdle(ds, pp, rows, idx, rng)
-    h = histograms if histograms is not None else getattr(model, "histograms", None)
-    return _negative_binomial(ds, rows, idx, rng, h)
+def _statistics(family: Family, model, ds, pp, rows, idx, rng, histograms) -> list[_Stat]:
+    """The family's replicated statistics (``Family.replicate``: one of the functions below)."""
+    if family.histograms and histograms is None:
+        histograms = getattr(model, "histograms", None)
+    return family.replicate(ds, pp, rows, idx, rng, histograms)
 
 
-def _binomial(ds, pp, rows, idx, rng, name, column, pp_var) -> _Stat:
+def binomial_statistic(ds, pp, rows, idx, rng, name, column, pp_var) -> _Stat:
+    """A Binomial(n, p) count per cell: observed ``column``, replicated by the graph's
+    ``control_/treated_<pp_var>`` when given, else drawn from ``p_control`` / ``p_treated``."""
     n = rows["n"].to_numpy(dtype=np.int64)
     k = rows[column].to_numpy(dtype=float)
     bad = (k < 0) | (k > n) | (k != np.floor(k))
@@ -802,8 +733,9 @@ def _binomial(ds, pp, rows, idx, rng, name, column, pp_var) -> _Stat:
     return _Stat(name, k, reps.astype(float), pval)
 
 
-def _hurdle(ds, pp, rows, idx, rng) -> list[_Stat]:
-    buyers = _binomial(ds, pp, rows, idx, rng, "buyers", "n_buyers", "buyers")
+def hurdle_statistics(ds, pp, rows, idx, rng) -> list[_Stat]:
+    """Buyers, and the mean and spread of log spend given the observed buyers."""
+    buyers = binomial_statistic(ds, pp, rows, idx, rng, "buyers", "n_buyers", "buyers")
     k = rows["n_buyers"].to_numpy(dtype=float)
     mean, ss = lognormal_cell_stats(
         k, rows["log_revenue_sum"].to_numpy(), rows["log_revenue_sq_sum"].to_numpy()
@@ -879,7 +811,8 @@ def _observed_counts(rows: pd.DataFrame, histograms: pd.DataFrame | None) -> np.
     return np.c_[n, agg["s1"].to_numpy(), css, agg["z"].to_numpy()].astype(float)
 
 
-def _negative_binomial(ds, rows, idx, rng, histograms) -> list[_Stat]:
+def count_statistics(ds, rows, idx, rng, histograms) -> list[_Stat]:
+    """Mean count, share of zeros and variance of each cell's replicated customers."""
     n_f, s1, css, zeros = _observed_counts(rows, histograms).T
     n = n_f.astype(np.int64)
     mu = _cell_param(ds, "mu_control", "mu_treated", rows, idx)
@@ -1012,15 +945,11 @@ def _check(tactic, family, kind, rows, stats_, n_draws, interval, model) -> Pred
         )
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    if family == "price_logit":
+    if family.prices:
         prices = getattr(model, "prices", {}) or {}
         table.insert(2, "price", table["arm"].map(prices).astype(float))
     reps = {st.name: st.replicates for st in stats_}
-    return PredictiveCheck(tactic, family, kind, table, int(n_draws), float(interval), reps)
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return PredictiveCheck(tactic, family.name, kind, table, int(n_draws), float(interval), reps)
 
 
 __all__ = [

@@ -41,6 +41,7 @@ from uplift.models.conversion import (
     cell_index,
     split_cells,
 )
+from uplift.models.families import price_logit
 from uplift.models.sampling import SamplerSettings
 from uplift.models.structure import pooled
 
@@ -85,8 +86,8 @@ class PriceResponseModel(UpliftModel):
     nearly uncorrelated in the posterior).
     """
 
-    family = "price_logit"
-    metric = "conversion"
+    family = price_logit.NAME
+    metric = price_logit.FAMILY.metric
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ from uplift.models.conversion import (
     cell_index,
     split_cells,
 )
+from uplift.models.families import hurdle_lognormal
 from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import SpendPriors
@@ -122,8 +123,8 @@ def _check_hurdle_cells(cells: pd.DataFrame) -> None:
 class HurdleRevenueModel(UpliftModel):
     """Revenue uplift per treated customer = change in P(buy) x spend-per-buyer mean."""
 
-    family = "hurdle_lognormal"
-    metric = "revenue"
+    family = hurdle_lognormal.NAME
+    metric = hurdle_lognormal.FAMILY.metric
 
     def __init__(
         self,
