@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from uplift.atomic_io import atomic_write_csv
 from uplift.config import AppConfig
 from uplift.data.cells import aggregate_cells, segment_sizes
 from uplift.experiment.design import design_table
-from uplift.report import artifacts
 
 
 def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
@@ -59,5 +59,5 @@ def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
         assurance_prior=prior,
         seed=config.sampler.seed,
     )
-    artifacts.atomic_write_csv(table, out / "design.csv")
+    atomic_write_csv(table, out / "design.csv")
     return table

@@ -17,6 +17,7 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
+from uplift.atomic_io import atomic_write_netcdf
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.sampling import SamplerSettings
 
@@ -101,8 +102,6 @@ class UpliftModel(ABC):
         return self
 
     def save(self, path: str | Path) -> Path:
-        from uplift.report.artifacts import atomic_write_netcdf
-
         self._require_fit()
         return atomic_write_netcdf(self.idata, path)
 

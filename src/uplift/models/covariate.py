@@ -62,6 +62,7 @@ import xarray as xr
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.special import expit
 
+from uplift.atomic_io import atomic_write_netcdf
 from uplift.data.contract import CustomerData, DataValidationError
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.sampling import SamplerSettings
@@ -970,8 +971,6 @@ class CovariateUpliftModel:
     # ---- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """netCDF with the posterior and, in attrs, the encoding and config (no pickle)."""
-        from uplift.report.artifacts import atomic_write_netcdf
-
         self._require_fit()
         return atomic_write_netcdf(self.idata, path)
 

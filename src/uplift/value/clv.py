@@ -43,6 +43,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import optimize, special
 
+from uplift.atomic_io import atomic_write_netcdf
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.sampling import SamplerSettings, sample
 from uplift.value.transactions import (
@@ -322,8 +323,6 @@ class _BtydModel:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the posterior and fit settings as netCDF (atomically)."""
-        from uplift.report.artifacts import atomic_write_netcdf
-
         self._require_fit()
         return atomic_write_netcdf(self.idata, path)
 
