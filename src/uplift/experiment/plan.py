@@ -15,12 +15,11 @@ from uplift.atomic_io import atomic_write_csv
 from uplift.config import AppConfig
 from uplift.data.cells import aggregate_cells, segment_sizes
 from uplift.experiment.design import design_table
+from uplift.inputs import load_data
 
 
 def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
     """Write ``design.csv`` (required customers per segment x arm) and return it."""
-    from uplift.pipeline import load_data
-
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data, _ = load_data(config, out)

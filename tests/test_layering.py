@@ -1,0 +1,63 @@
+"""Architecture checks: layers only import downwards, and the CLI starts without the heavy stack.
+
+The layer order and the conductors are declared in pyproject.toml (``[tool.importlinter]``);
+import-linter checks them over the whole import graph, including imports inside functions and
+under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from importlinter.cli import lint_imports
+
+import uplift
+
+SRC = Path(uplift.__file__).resolve().parents[1]
+ROOT = SRC.parent
+
+#: modules the CLI must not import just to compose a config or print help
+HEAVY = ("pymc", "arviz", "pytensor", "cvxpy", "matplotlib", "nutpie", "numpyro", "jax", "sklearn")
+
+
+def test_import_contracts_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    report = capsys.readouterr().out
+    assert code == 0, report
+
+
+def _modules_after(statement: str) -> set[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{statement}; import json, sys; print(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    return {m.split(".")[0] for m in json.loads(out.splitlines()[-1])}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import uplift.cli",
+        "import uplift.config",
+        "from uplift.cli import compose_config; compose_config([])",
+    ],
+)
+def test_cli_and_config_do_not_import_the_modelling_stack(statement: str) -> None:
+    loaded = _modules_after(statement)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
