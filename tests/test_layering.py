@@ -20,6 +20,7 @@ import uplift
 
 SRC = Path(uplift.__file__).resolve().parents[1]
 ROOT = SRC.parent
+UPLIFT = str(Path(sys.executable).with_name("uplift"))
 
 #: modules the CLI must not import just to compose a config or print help
 HEAVY = ("pymc", "arviz", "pytensor", "cvxpy", "matplotlib", "nutpie", "numpyro", "jax", "sklearn")
@@ -31,11 +32,12 @@ def test_import_contracts_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, report
 
 
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def _modules_after(statement: str) -> set[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-    }
     out = subprocess.run(
         [
             sys.executable,
@@ -44,7 +46,7 @@ def _modules_after(statement: str) -> set[str]:
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         check=True,
     ).stdout
     return {m.split(".")[0] for m in json.loads(out.splitlines()[-1])}
@@ -61,3 +63,29 @@ def _modules_after(statement: str) -> set[str]:
 def test_cli_and_config_do_not_import_the_modelling_stack(statement: str) -> None:
     loaded = _modules_after(statement)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_help_lists_every_group_and_preset() -> None:
+    """``--help`` goes through the shared config store (cli._share_config_store)."""
+    done = subprocess.run([UPLIFT, "--help"], capture_output=True, text=True, env=_env())
+    assert done.returncode == 0, done.stderr
+    groups = dict(
+        line.split(": ", 1)
+        for line in done.stdout.split("== Config ==")[0].splitlines()
+        if ": " in line
+    )
+    presets = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+    assert groups["experiment"].split(", ") == presets
+    assert set(groups) >= {"data", "model", "optimize", "sampler", "tactics", "value"}
+    assert "experiment_name: synthetic_demo" in done.stdout
+
+
+def test_cfg_job_prints_the_composed_config() -> None:
+    done = subprocess.run(
+        [UPLIFT, "experiment=synthetic_pricing", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "experiment_name: synthetic_pricing" in done.stdout
