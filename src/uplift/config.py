@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from uplift.data.checks import DataChecks
+from uplift.data.settings import DataChecks
 from uplift.models.families import DEFAULT_FAMILY
 from uplift.models.families import FAMILIES as FAMILY_REGISTRY
 from uplift.models.settings import (

@@ -19,19 +19,11 @@ import numpy as np
 import pandas as pd
 
 from uplift.config import AppConfig, DataSource, ValueKind
-from uplift.data import (
-    ColumnMap,
-    CustomerData,
-    DataValidationError,
-    aggregate_cells,
-    load_customers,
-    validate_customers,
-)
+from uplift.data import CustomerData, DataValidationError, aggregate_cells
 from uplift.data.cells import segment_dimensions, segment_sizes
 from uplift.data.checks import check_plausible
-from uplift.data.contract import derive_columns
-from uplift.data.synthetic import generate
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
+from uplift.inputs import load_data
 from uplift.models import FittedTactic, UpliftModel
 from uplift.models.families import FAMILIES, Family, ModelInputs, get_family
 from uplift.models.persist import package_versions
@@ -99,55 +91,6 @@ VERSIONED_PACKAGES = (
 
 def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **package_versions(VERSIONED_PACKAGES)}
-
-
-def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.DataFrame | None]:
-    """Read (or generate) and validate customer rows; synthetic truth is written beside the data."""
-    arm_map = config.tactics.arm_map()
-    dc = config.data
-    truth = None
-    if dc.source is DataSource.synthetic:
-        s = dc.synthetic
-        exp = generate(
-            arm_map,
-            n_customers=s.n_customers,
-            seed=s.seed,
-            control_share=s.control_share,
-            value_tiers=list(s.value_tiers),
-            tier_shares=list(s.tier_shares),
-            needs=list(s.needs),
-            effect_noise=s.effect_noise,
-        )
-        exp.write(output_dir / "synthetic")
-        raw, truth = exp.customers, exp.truth
-    elif dc.source is DataSource.synthetic_price:
-        from uplift.data.synthetic_price import generate_price_test
-
-        sp = dc.synthetic_price
-        raw, price_truth = generate_price_test(
-            list(sp.segments),
-            list(sp.prices),
-            sp.current_price,
-            sp.n_customers,
-            list(sp.true_a),
-            list(sp.true_b),
-            sp.seed,
-        )
-        (output_dir / "synthetic").mkdir(parents=True, exist_ok=True)
-        artifacts.atomic_write_parquet(raw, output_dir / "synthetic" / "customers.parquet")
-        artifacts.atomic_write_csv(price_truth, output_dir / "synthetic" / "price_truth.csv")
-    else:
-        raw = load_customers(
-            dc.path,
-            dc.source.value,
-            encoding=dc.encoding,
-            delimiter=dc.delimiter,
-            na_values=dc.na_values,
-        )
-    raw = derive_columns(raw, dict(dc.derive))
-    if config.value.kind is ValueKind.clv and config.value.join_tier:
-        raw = _join_clv_tier(config, raw)
-    return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
 
 
 def check_families(config: AppConfig, data: CustomerData) -> None:
@@ -278,7 +221,10 @@ def build_model(
         "structure_baselines": mc.structure_baselines,
     }
     sampler = sampler_for(config, structured=bool(dims))
-    return family_of(config, tactic).build(ModelInputs(config, data, par, structure, sampler))
+    inputs = ModelInputs(
+        mc, data, par, structure, sampler, config.sampler, dict(config.pricing.prices)
+    )
+    return family_of(config, tactic).build(inputs)
 
 
 def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
@@ -288,32 +234,6 @@ def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
     if not structured or s.target_accept_structured <= s.target_accept:
         return s
     return replace(s, target_accept=s.target_accept_structured)
-
-
-def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
-    """Add each customer's CLV tier (from ``value.customer_value_path``) as a segment column."""
-    from uplift.value.clv_join import attach_value_tier, load_customer_value
-
-    vc, cols = config.value, config.data.columns
-    if not cols.customer_id:
-        raise DataValidationError(
-            "value.kind=clv joins CLV by customer id, but data.columns.customer_id is null; map it"
-        )
-    if vc.tier_column not in cols.segments:
-        raise DataValidationError(
-            f"value.join_tier adds column {vc.tier_column!r}: list it in data.columns.segments, "
-            f"e.g. data.columns.segments=[{vc.tier_column},{','.join(cols.segments)}]"
-        )
-    try:
-        return attach_value_tier(
-            raw,
-            load_customer_value(vc.customer_value_path),
-            id_col=cols.customer_id,
-            new_col=vc.tier_column,
-            missing=vc.missing_tier,
-        )
-    except ValueError as e:
-        raise DataValidationError(str(e)) from e
 
 
 def segment_value_model(config: AppConfig, data: CustomerData):

@@ -10,12 +10,11 @@ refusal names the ``data.checks`` key that lets it through.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from uplift.data.contract import DataValidationError
+from uplift.data.settings import DataChecks
 
 #: seconds per (cell x chain x iteration) of NUTS on the binomial model, measured on the crossed
 #: benchmark (72 cells, 4 chains x 3,000 iterations, ~13 s on 2 cores): a floor, since trees
@@ -23,31 +22,6 @@ from uplift.data.contract import DataValidationError
 SECONDS_PER_CELL_ITERATION = 3e-5
 #: float64 values kept per draw: ~4 per (arm, segment) cell and ~3 per segment
 VALUES_PER_CELL, VALUES_PER_SEGMENT = 4, 3
-
-
-@dataclass
-class DataChecks:
-    """``data.checks``: the plausibility guards and the keys that relax them (null: off)."""
-
-    # refuse a positive revenue this many robust standard deviations above the median on the log
-    # scale (1.4826 x MAD of log revenue); lognormal spend sits within ~5
-    revenue_outlier_z: float | None = 10.0
-    allow_revenue_without_conversion: bool = False
-    # refuse more segments than this before sampling (10,000 segments of 9 customers: 514 s and
-    # 15 GB at only 2 x 100 draws, r-hat 1.85); the message states the estimated cost
-    max_segments: int | None = 2000
-    # refuse data cut so fine that the typical (median) segment x arm cell has fewer customers
-    min_median_cell_customers: int | None = 10
-
-    def __post_init__(self) -> None:
-        if self.revenue_outlier_z is not None and self.revenue_outlier_z <= 0:
-            raise ValueError(
-                f"data.checks.revenue_outlier_z must be > 0 (or null), got {self.revenue_outlier_z}"
-            )
-        if self.max_segments is not None and self.max_segments < 1:
-            raise ValueError(
-                f"data.checks.max_segments must be >= 1 (or null), got {self.max_segments}"
-            )
 
 
 def revenue_outliers(revenue: pd.Series, z_max: float) -> pd.Series:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uplift.atomic_io import atomic_write_csv, atomic_write_parquet
 from uplift.tactics import ArmMap, Tactic
 
 # Effect on the logit of conversion: base + need affinity + slope per value-tier step.
@@ -48,8 +49,6 @@ class SyntheticExperiment:
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
         """Write ``customers.parquet`` and ``truth.csv`` side by side (atomically)."""
-        from uplift.report.artifacts import atomic_write_csv, atomic_write_parquet
-
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         return (

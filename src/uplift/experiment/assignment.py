@@ -39,30 +39,19 @@ of the arm hash. Held-out customers get arm ``"holdout"``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from uplift.hashing import hash_values
+
 BUCKETS = 10_000
 HOLDOUT = "holdout"
 DEFAULT_HOLDOUT_KEY = "uplift-global-holdout"
 ALL_STRATA = "all"
 ASSIGNMENT_COLUMNS = ["customer_id", "stratum", "arm", "assignment_probability", "bucket"]
-
-
-def hash_values(customer_ids: Sequence[object] | np.ndarray | pd.Series, salt: str) -> np.ndarray:
-    """First 8 bytes of ``sha256(f"{salt}:{id}")`` as unsigned 64-bit integers.
-
-    Ids are formatted with ``str``, so ``7`` and ``"7"`` hash alike (``7.0`` does not).
-    """
-    out = np.empty(len(customer_ids), dtype=np.uint64)
-    for i, cid in enumerate(customer_ids):
-        digest = hashlib.sha256(f"{salt}:{cid}".encode()).digest()
-        out[i] = int.from_bytes(digest[:8], "big")
-    return out
 
 
 def hash_buckets(customer_ids: Sequence[object] | np.ndarray | pd.Series, salt: str) -> np.ndarray:

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from uplift.atomic_io import atomic_write_csv
 from uplift.config import AppConfig
 from uplift.data.cells import aggregate_cells, segment_sizes
 from uplift.experiment.design import design_table
-from uplift.report import artifacts
+from uplift.inputs import load_data
 
 
 def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
     """Write ``design.csv`` (required customers per segment x arm) and return it."""
-    from uplift.pipeline import load_data
-
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data, _ = load_data(config, out)
@@ -59,5 +58,5 @@ def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
         assurance_prior=prior,
         seed=config.sampler.seed,
     )
-    artifacts.atomic_write_csv(table, out / "design.csv")
+    atomic_write_csv(table, out / "design.csv")
     return table

@@ -1,4 +1,5 @@
-"""Health checks on a finished pipeline run (``uplift.pipeline.RunResult``).
+"""Health checks on a finished pipeline run (any object with the validated rows as ``.data``,
+e.g. ``uplift.pipeline.RunResult``).
 
 Why: presets on real data come with whatever split the experimenters used, and the first thing to
 ask of any readout is whether the arms hold the share of customers the design promised (sample-ratio
@@ -9,13 +10,21 @@ a run, overall and per segment, so a preset (or a test) can check its data in on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from uplift.data.contract import CustomerData
 from uplift.experiment.health import SRMResult, srm_check
 
-if TYPE_CHECKING:
-    from uplift.data.contract import CustomerData
-    from uplift.pipeline import RunResult
+
+class HasData(Protocol):
+    """What :func:`srm_for_run` reads of a run: its validated customer rows.
+
+    ``uplift.pipeline.RunResult`` satisfies it; typing against this protocol keeps the experiment
+    layer from importing the pipeline that calls it.
+    """
+
+    @property
+    def data(self) -> CustomerData: ...
 
 
 def srm_for_data(
@@ -42,7 +51,7 @@ def srm_for_data(
 
 
 def srm_for_run(
-    result: RunResult,
+    result: HasData,
     expected: Mapping[str, float] | None = None,
     alpha: float = 0.001,
 ) -> SRMResult:

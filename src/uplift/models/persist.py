@@ -16,6 +16,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from uplift.atomic_io import atomic_write_netcdf
+
 
 class ModelLoadError(ValueError):
     """A saved posterior does not belong to the class asked to load it, or does not rebuild."""
@@ -111,8 +113,6 @@ class SavedModel:
 
     def save(self, path: str | Path) -> Path:
         """The posterior and its stamp as netCDF, written atomically."""
-        from uplift.report.artifacts import atomic_write_netcdf
-
         self._require_fit()
         return atomic_write_netcdf(self.idata, path)
 

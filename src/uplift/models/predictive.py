@@ -379,7 +379,7 @@ def plot_predictive_check(
     ``max_cells`` cells a list is unreadable, so each panel plots observed against predictive
     mean with the interval as an error bar (on the diagonal when the model reproduces the cell).
     Returns the figure (close it with ``plt.close(fig)``); with ``path`` it is also saved as
-    PNG. The pipeline should pass no path and save with ``report.artifacts.atomic_savefig``.
+    PNG. The pipeline should pass no path and save with ``uplift.atomic_io.atomic_savefig``.
     """
     import matplotlib
 

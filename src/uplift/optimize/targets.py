@@ -59,7 +59,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 from scipy.special import ndtr
 
-from uplift.experiment.assignment import hash_values
+from uplift.hashing import hash_values
 
 __all__ = [
     "COVARIATE",

@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from uplift.report.artifacts import atomic_write_json
+from uplift.atomic_io import atomic_write_json
 
 #: what Hydra puts in a run folder before the run starts; never a previous run's output
 HYDRA_ENTRIES = (".hydra", "cli.log")

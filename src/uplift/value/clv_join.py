@@ -37,7 +37,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from uplift.report.artifacts import unescape_frame
+from uplift.atomic_io import unescape_frame
 
 REQUIRED_COLUMNS = ("customer_id", "clv_mean")
 INTERVAL_COLUMNS = ("clv_hdi_low", "clv_hdi_high")

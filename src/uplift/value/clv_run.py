@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uplift.report.artifacts import (
+from uplift.atomic_io import (
     atomic_savefig,
     atomic_write_csv,
     atomic_write_json,

@@ -9,33 +9,49 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from uplift.config import AppConfig
     from uplift.data.contract import CustomerData
     from uplift.models.base import UpliftModel
     from uplift.models.sampling import SamplerSettings
-    from uplift.models.settings import Parameterization
+    from uplift.models.settings import (
+        ConversionPriors,
+        CountPriors,
+        Parameterization,
+        SpendPriors,
+    )
+
+
+class PriorSettings(Protocol):
+    """The configured priors of every family (``model.*priors``; the run's ``ModelConfig``)."""
+
+    priors: ConversionPriors
+    spend_priors: SpendPriors
+    count_priors: CountPriors
 
 
 @dataclass(frozen=True)
 class ModelInputs:
     """What a family's builder gets from the pipeline for one tactic's model.
 
-    ``structure``: the keyword arguments of crossed-segment pooling (``segment_dims``,
-    ``interactions``, ``structure_baselines``); ``sampler``: the run's sampler settings, with
-    ``target_accept`` raised for crossed structures (:func:`uplift.pipeline.sampler_for`).
+    ``priors``: the configured priors; ``structure``: the keyword arguments of crossed-segment
+    pooling (``segment_dims``, ``interactions``, ``structure_baselines``); ``sampler``: the
+    run's sampler settings, with ``target_accept`` raised for crossed structures
+    (:func:`uplift.pipeline.sampler_for`); ``run_sampler``: as configured; ``prices``: price
+    per arm of a price test (``pricing.prices``).
     """
 
-    config: AppConfig
+    priors: PriorSettings
     data: CustomerData
     parameterization: Parameterization
     structure: Mapping[str, Any]
     sampler: SamplerSettings
+    run_sampler: SamplerSettings
+    prices: Mapping[str, float]
 
 
 @dataclass(frozen=True, eq=False)

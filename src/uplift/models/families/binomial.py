@@ -27,7 +27,7 @@ def binary_events(rows: pd.DataFrame) -> pd.Series:
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.conversion import ConversionUpliftModel
 
-    mc = inputs.config.model
+    mc = inputs.priors
     return ConversionUpliftModel(
         mc.priors, inputs.sampler, inputs.parameterization, **inputs.structure
     )

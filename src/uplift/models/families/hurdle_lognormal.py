@@ -27,7 +27,7 @@ def events(rows: pd.DataFrame) -> pd.Series:
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.revenue import HurdleRevenueModel
 
-    mc = inputs.config.model
+    mc = inputs.priors
     return HurdleRevenueModel(
         mc.priors, mc.spend_priors, inputs.sampler, inputs.parameterization, **inputs.structure
     )

@@ -27,7 +27,7 @@ def events(rows: pd.DataFrame) -> pd.Series:
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.counts import NegBinomialCountModel, count_histograms
 
-    mc = inputs.config.model
+    mc = inputs.priors
     hist = count_histograms(inputs.data, "orders")
     return NegBinomialCountModel(
         hist, mc.count_priors, inputs.sampler, inputs.parameterization, **inputs.structure

@@ -22,8 +22,7 @@ def build(inputs: ModelInputs) -> UpliftModel:
     """The arms' prices from ``pricing.prices``; the model's own priors and parameterization."""
     from uplift.models.price import PriceResponseModel
 
-    config = inputs.config
-    return PriceResponseModel(dict(config.pricing.prices), sampler=config.sampler)
+    return PriceResponseModel(dict(inputs.prices), sampler=inputs.run_sampler)
 
 
 def default_model(

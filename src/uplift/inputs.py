@@ -1,0 +1,98 @@
+"""The customer rows a run starts from: read (or generate) them as configured, then validate.
+
+Shared by the conductors (:mod:`uplift.pipeline`, :mod:`uplift.experiment.plan`), so that neither
+imports the other. ``uplift.pipeline.load_data`` is this function, re-exported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from uplift.atomic_io import atomic_write_csv, atomic_write_parquet
+from uplift.config import AppConfig, DataSource, ValueKind
+from uplift.data import (
+    ColumnMap,
+    CustomerData,
+    DataValidationError,
+    load_customers,
+    validate_customers,
+)
+from uplift.data.contract import derive_columns
+from uplift.data.synthetic import generate
+
+
+def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.DataFrame | None]:
+    """Read (or generate) and validate customer rows; synthetic truth is written beside the data."""
+    arm_map = config.tactics.arm_map()
+    dc = config.data
+    truth = None
+    if dc.source is DataSource.synthetic:
+        s = dc.synthetic
+        exp = generate(
+            arm_map,
+            n_customers=s.n_customers,
+            seed=s.seed,
+            control_share=s.control_share,
+            value_tiers=list(s.value_tiers),
+            tier_shares=list(s.tier_shares),
+            needs=list(s.needs),
+            effect_noise=s.effect_noise,
+        )
+        exp.write(output_dir / "synthetic")
+        raw, truth = exp.customers, exp.truth
+    elif dc.source is DataSource.synthetic_price:
+        from uplift.data.synthetic_price import generate_price_test
+
+        sp = dc.synthetic_price
+        raw, price_truth = generate_price_test(
+            list(sp.segments),
+            list(sp.prices),
+            sp.current_price,
+            sp.n_customers,
+            list(sp.true_a),
+            list(sp.true_b),
+            sp.seed,
+        )
+        (output_dir / "synthetic").mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(raw, output_dir / "synthetic" / "customers.parquet")
+        atomic_write_csv(price_truth, output_dir / "synthetic" / "price_truth.csv")
+    else:
+        raw = load_customers(
+            dc.path,
+            dc.source.value,
+            encoding=dc.encoding,
+            delimiter=dc.delimiter,
+            na_values=dc.na_values,
+        )
+    raw = derive_columns(raw, dict(dc.derive))
+    if config.value.kind is ValueKind.clv and config.value.join_tier:
+        raw = _join_clv_tier(config, raw)
+    return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
+
+
+def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
+    """Add each customer's CLV tier (from ``value.customer_value_path``) as a segment column."""
+    from uplift.value.clv_join import attach_value_tier, load_customer_value
+
+    vc, cols = config.value, config.data.columns
+    if not cols.customer_id:
+        raise DataValidationError(
+            "value.kind=clv joins CLV by customer id, but data.columns.customer_id is null; map it"
+        )
+    if vc.tier_column not in cols.segments:
+        raise DataValidationError(
+            f"value.join_tier adds column {vc.tier_column!r}: list it in data.columns.segments, "
+            f"e.g. data.columns.segments=[{vc.tier_column},{','.join(cols.segments)}]"
+        )
+    try:
+        return attach_value_tier(
+            raw,
+            load_customer_value(vc.customer_value_path),
+            id_col=cols.customer_id,
+            new_col=vc.tier_column,
+            missing=vc.missing_tier,
+        )
+    except ValueError as e:
+        raise DataValidationError(str(e)) from e
