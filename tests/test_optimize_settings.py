@@ -160,6 +160,11 @@ def test_closed_choices_name_the_allowed_values():
         PricingConfig(objective="greedy")
     with pytest.raises(ValueError, match="pricing.method must be one of: auto, milp, enumerate"):
         PricingConfig(method="fast")
+    # a time limit is checked with the section's name, before any sampling
+    with pytest.raises(ValueError, match="optimize.time_limit must be > 0"):
+        OptimizeConfig(time_limit=0)
+    with pytest.raises(ValueError, match="pricing.time_limit must be > 0"):
+        PricingConfig(time_limit=-1.0)
     # through Hydra, as a user's override: the key and the allowed values are named
     with pytest.raises(ValueError, match="expected one of \\[expected, cvar, mean_cvar\\]") as e:
         compose_config(["pricing.objective=greedy"])

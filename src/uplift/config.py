@@ -342,6 +342,8 @@ class OptimizeConfig:
     def __post_init__(self) -> None:
         self.objective = choice(self.objective, Objective, "optimize.objective")
         self.integer_method = choice(self.integer_method, IntegerMethod, "optimize.integer_method")
+        if self.time_limit is not None:
+            _positive("optimize.time_limit", self.time_limit)
         _positive("optimize.budget", self.budget, allow_zero=True)
         _positive("optimize.population_scale", self.population_scale)
         if self.max_offers_per_customer < 1:
@@ -454,6 +456,8 @@ class PricingConfig:
     def __post_init__(self) -> None:
         self.objective = choice(self.objective, Objective, "pricing.objective")
         self.method = choice(self.method, PricingMethod, "pricing.method")
+        if self.time_limit is not None:
+            _positive("pricing.time_limit", self.time_limit)
 
 
 @dataclass

@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from uplift.optimize.constraints import Constraint, LinearConstraint, Rows
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
+from uplift.optimize.diagnose import (
+    INFEASIBLE,
+    USABLE,
+    Conflict,
+    InfeasibleMixin,
+    find_conflict,
+)
 from uplift.optimize.model import AllocationModel
 from uplift.optimize.objectives import ExpectedProfit, Objective
 from uplift.optimize.problem import CUSTOMERS, AllocationProblem, SaturatingResponse
@@ -256,11 +262,7 @@ class BudgetAllocator(SolvesWith):
     def _solution(self, built: _Built, seconds: float) -> np.ndarray:
         """The solved decision vector, or :meth:`_fail` (which names the conflicting rules)."""
         xv = built.model.value()
-        if xv is None or built.prob.status not in (
-            cp.OPTIMAL,
-            cp.OPTIMAL_INACCURATE,
-            cp.USER_LIMIT,
-        ):
+        if xv is None or built.prob.status not in USABLE:
             self._fail(built, seconds)
         assert xv is not None
         return xv
@@ -283,10 +285,9 @@ class BudgetAllocator(SolvesWith):
                 "cell; add total_budget, contact_cap or cell_cap. Constraints in play: "
                 + ", ".join(c.name for c in self.constraints)
             )
+        hint = "raise time_limit or try integer_method='round'"
         raise AllocationError(
-            f"solver {self.solver} returned status {status} after {seconds:.2f}s with no usable "
-            "plan; raise time_limit or try integer_method='round'. Constraints in play: "
-            + (", ".join(c.name for c in self.constraints) or "none")
+            self.settings.no_answer(status, seconds, "plan", hint, self.constraints)
         )
 
     # ---- solving ----------------------------------------------------------------------------

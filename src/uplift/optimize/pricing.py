@@ -32,7 +32,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from uplift.optimize.constraints import segment_matches
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
+from uplift.optimize.diagnose import (
+    INFEASIBLE,
+    USABLE,
+    Conflict,
+    InfeasibleMixin,
+    find_conflict,
+)
 from uplift.optimize.objectives import ExpectedProfit, MeanCVaR, Objective
 from uplift.optimize.settings import (
     DEFAULT_MIP_GAP,
@@ -711,13 +717,13 @@ class PriceOptimizer(SolvesWith):
         self.settings.solve(prob, PricingError)
         status = str(prob.status)
         idx = m.value()
-        if idx is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
+        if idx is None or status not in USABLE:
             seconds = time.perf_counter() - t0
             if status in INFEASIBLE:
                 self._raise_infeasible(problem, status, seconds, self.solver, (m, groups))
+            hint = "raise time_limit or simplify the constraints"
             raise PricingError(
-                f"pricing MILP ended with status {status} after {seconds:.2f}s and no usable "
-                f"prices (solver {self.solver}); raise time_limit or simplify the constraints"
+                self.settings.no_answer(status, seconds, "prices", hint, self.constraints)
             )
         return idx, status, mip_gap_of(prob)
 

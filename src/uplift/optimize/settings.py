@@ -164,6 +164,16 @@ class SolverSettings:
             ) from e
         return time.perf_counter() - t0
 
+    def no_answer(
+        self, status: str, seconds: float, what: str, hint: str, rules: Iterable[Any]
+    ) -> str:
+        """Why a solve gave no usable ``what`` (plan, prices), the fix to try, the rules in play."""
+        names = ", ".join(c.name for c in rules) or "none"
+        return (
+            f"solver {self.name} returned status {status} after {seconds:.2f}s with no usable "
+            f"{what}; {hint}. Constraints in play: {names}"
+        )
+
     def limit_note(self, mip_gap: float | None) -> str:
         """What a result says when the solver stopped at its limit rather than at optimality."""
         return (
