@@ -27,6 +27,7 @@ from uplift.models.settings import (
     SpendPriors,
     choice,
 )
+from uplift.optimize.settings import IntegerMethod, PricingMethod, choice
 from uplift.tactics import ArmMap, Tactic
 
 #: likelihood family -> the column of the data it needs (None: always available); from the registry
@@ -356,7 +357,8 @@ class FrontierConfig:
 class OptimizeConfig:
     """Budget allocation. ``constraints`` lists extra rules, each ``{type: ..., name: ...}``:
     tactic_spend, tactic_capacity, min_tier_share, exclude_segments, roi_floor,
-    loss_probability (see :mod:`uplift.optimize.factory`)."""
+    loss_probability (see :mod:`uplift.optimize.factory`). ``solver`` and ``time_limit`` make
+    its :class:`~uplift.optimize.settings.SolverSettings`."""
 
     budget: float = 20_000.0
     objective: Objective = Objective.expected
@@ -365,7 +367,7 @@ class OptimizeConfig:
     max_offers_per_customer: int = 1
     population_scale: float = 1.0
     integer: bool = True
-    integer_method: str = "milp"  # milp (exact) | round (LP then round; for big CVaR problems)
+    integer_method: IntegerMethod = IntegerMethod.milp  # milp (exact) | round (LP then round)
     solver: str = "HIGHS"
     time_limit: float | None = None
     constraints: list[Any] = field(default_factory=list)
@@ -374,6 +376,10 @@ class OptimizeConfig:
     allow_unconverged: bool = False
 
     def __post_init__(self) -> None:
+        self.objective = choice(self.objective, Objective, "optimize.objective")
+        self.integer_method = choice(self.integer_method, IntegerMethod, "optimize.integer_method")
+        if self.time_limit is not None:
+            _positive("optimize.time_limit", self.time_limit)
         _positive("optimize.budget", self.budget, allow_zero=True)
         _positive("optimize.population_scale", self.population_scale)
         if self.max_offers_per_customer < 1:
@@ -473,13 +479,19 @@ class PricingConfig:
     grid_start: float | None = None
     grid_stop: float | None = None
     grid_num: int = 25
-    objective: str = "expected"
+    objective: Objective = Objective.expected
     alpha: float = 0.1
     risk_aversion: float = 1.0
-    method: str = "auto"
+    method: PricingMethod = PricingMethod.auto
     cost_plus_markup: float = 0.3
     constraints: list[Any] = field(default_factory=list)
     time_limit: float | None = 300.0
+
+    def __post_init__(self) -> None:
+        self.objective = choice(self.objective, Objective, "pricing.objective")
+        self.method = choice(self.method, PricingMethod, "pricing.method")
+        if self.time_limit is not None:
+            _positive("pricing.time_limit", self.time_limit)
 
 
 @dataclass

@@ -14,8 +14,6 @@ the rules that conflict; nothing is returned half-solved.
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +22,26 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from uplift.optimize.constraints import Constraint, LinearConstraint, Rows, check_unique_names
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
+from uplift.optimize.constraints import Constraint, LinearConstraint, Rows
+from uplift.optimize.diagnose import (
+    INFEASIBLE,
+    USABLE,
+    Conflict,
+    InfeasibleMixin,
+    find_conflict,
+)
 from uplift.optimize.model import AllocationModel
 from uplift.optimize.objectives import ExpectedProfit, Objective
 from uplift.optimize.problem import CUSTOMERS, AllocationProblem, SaturatingResponse
+from uplift.optimize.settings import (
+    DEFAULT_MIP_GAP,
+    IntegerMethod,
+    SolverSettings,
+    SolvesWith,
+    check_unique_names,
+    choice,
+    mip_gap_of,
+)
 from uplift.stats import hdi
 
 __all__ = [
@@ -77,7 +90,7 @@ FRONTIER_COLUMNS = [
     "note",
 ]
 
-INTEGER_METHODS = ("milp", "round")
+INTEGER_METHODS = tuple(IntegerMethod)
 CONIC_SOLVERS = ("CLARABEL", "SCS", "ECOS", "MOSEK")
 
 
@@ -167,12 +180,14 @@ class _Built:
     groups: dict[str, list[cp.Constraint]]
 
 
-class BudgetAllocator:
+class BudgetAllocator(SolvesWith):
     """Maximise an objective over customers (or spend) per cell subject to named constraints.
 
     ``integer_method``: ``"milp"`` (exact integer optimum) or ``"round"`` (LP, then customers
     rounded down; falls back to the MILP if rounding breaks a rule). ``response_method`` for
     spend cells: ``"pwl"`` (LP on breakpoints, HiGHS) or ``"exact"`` (conic; e.g. CLARABEL).
+    ``solver``: a cvxpy solver name, with ``time_limit``, ``mip_rel_gap`` and ``solver_options``
+    as keywords, or a :class:`SolverSettings` holding them all (as for the price optimizer).
     """
 
     def __init__(
@@ -180,14 +195,14 @@ class BudgetAllocator:
         constraints: Sequence[Constraint],
         objective: Objective | None = None,
         integer: bool = True,
-        solver: str = "HIGHS",
+        solver: str | SolverSettings = "HIGHS",
         hdi_prob: float = 0.94,
         *,
         integer_method: str = "milp",
         response_method: str = "pwl",
         n_breakpoints: int = 24,
         time_limit: float | None = None,
-        mip_rel_gap: float | None = 1e-7,
+        mip_rel_gap: float | None = DEFAULT_MIP_GAP,
         solver_options: dict[str, Any] | None = None,
         diagnose: bool = True,
     ) -> None:
@@ -195,18 +210,13 @@ class BudgetAllocator:
         self.constraints = list(constraints)
         check_unique_names(self.constraints)
         self.integer = integer
-        self.solver = str(solver).upper()
+        self.settings = SolverSettings.of(
+            solver, time_limit=time_limit, mip_rel_gap=mip_rel_gap, solver_options=solver_options
+        )
         self.hdi_prob = hdi_prob
-        if integer_method not in INTEGER_METHODS:
-            raise ValueError(
-                f"integer_method must be one of {INTEGER_METHODS}, got {integer_method!r}"
-            )
-        self.integer_method = integer_method
+        self.integer_method = choice(integer_method, IntegerMethod, "integer_method")
         self.response_method = response_method
         self.n_breakpoints = n_breakpoints
-        self.time_limit = time_limit
-        self.mip_rel_gap = mip_rel_gap
-        self.solver_options = dict(solver_options or {})
         self.diagnose = diagnose
 
     # ---- building ---------------------------------------------------------------------------
@@ -239,42 +249,20 @@ class BudgetAllocator:
         cons = model.base_constraints + obj_cons + [c for g in groups.values() for c in g]
         return _Built(model, cp.Problem(cp.Maximize(obj_expr), cons), groups)
 
-    def _solve_kwargs(self) -> dict[str, Any]:
-        opts: dict[str, Any] = {"solver": self.solver, "verbose": False}
-        if self.time_limit is not None and self.solver in ("HIGHS", "CLARABEL"):
-            opts["time_limit"] = float(self.time_limit)
-        if self.mip_rel_gap is not None and self.solver == "HIGHS":
-            opts["mip_rel_gap"] = float(self.mip_rel_gap)  # HiGHS stops at 1e-4 by default
-        return opts | self.solver_options
-
     def _run(self, prob: cp.Problem, warm_start: bool = False, reuse: bool = False) -> float:
-        """Solve; ``reuse=True`` keeps cvxpy's parameterised (DPP) compile for re-solves, at
-        about twice the first compile time, so one-off solves skip it."""
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
-                warnings.simplefilter("ignore", RuntimeWarning)
-                prob.solve(warm_start=warm_start, ignore_dpp=not reuse, **self._solve_kwargs())
-        except cp.error.SolverError as e:
-            raise AllocationError(
-                f"solver {self.solver} failed after {time.perf_counter() - t0:.2f}s: {e}"
-            ) from e
-        return time.perf_counter() - t0
+        return self.settings.solve(prob, AllocationError, warm_start=warm_start, reuse=reuse)
 
     def _conflict(self, built: _Built) -> Conflict:
         if not self.diagnose:
             return Conflict([], note="diagnosis switched off")
-        opts = {k: v for k, v in self._solve_kwargs().items() if k != "warm_start"}
-        return find_conflict(built.groups, built.model.base_constraints, opts)
+        return find_conflict(
+            built.groups, built.model.base_constraints, self.settings.diagnose_kwargs()
+        )
 
     def _solution(self, built: _Built, seconds: float) -> np.ndarray:
         """The solved decision vector, or :meth:`_fail` (which names the conflicting rules)."""
         xv = built.model.value()
-        if xv is None or built.prob.status not in (
-            cp.OPTIMAL,
-            cp.OPTIMAL_INACCURATE,
-            cp.USER_LIMIT,
-        ):
+        if xv is None or built.prob.status not in USABLE:
             self._fail(built, seconds)
         assert xv is not None
         return xv
@@ -297,10 +285,9 @@ class BudgetAllocator:
                 "cell; add total_budget, contact_cap or cell_cap. Constraints in play: "
                 + ", ".join(c.name for c in self.constraints)
             )
+        hint = "raise time_limit or try integer_method='round'"
         raise AllocationError(
-            f"solver {self.solver} returned status {status} after {seconds:.2f}s with no usable "
-            "plan; raise time_limit or try integer_method='round'. Constraints in play: "
-            + (", ".join(c.name for c in self.constraints) or "none")
+            self.settings.no_answer(status, seconds, "plan", hint, self.constraints)
         )
 
     # ---- solving ----------------------------------------------------------------------------
@@ -316,13 +303,10 @@ class BudgetAllocator:
         bound = float(built.prob.value)
         stats = built.prob.solver_stats
         solver_seconds = getattr(stats, "solve_time", None)
-        mip_gap = _mip_gap(stats) if use_milp else None
+        mip_gap = mip_gap_of(built.prob) if use_milp else None
         duals_from = built if not use_milp else None
         if built.prob.status == cp.USER_LIMIT:
-            notes.append(
-                f"solver stopped at its limit (time_limit={self.time_limit}); plan is the best "
-                f"found, MIP gap {mip_gap}"
-            )
+            notes.append(self.settings.limit_note(mip_gap))
         cust = problem.customer_mask
         if self.integer and not use_milp and cust.any():
             method = "lp_round"
@@ -338,7 +322,7 @@ class BudgetAllocator:
                 seconds += self._run(built.prob)
                 xv = self._solution(built, seconds)
                 method, duals_from = "milp", None
-                mip_gap = _mip_gap(built.prob.solver_stats)
+                mip_gap = mip_gap_of(built.prob)
                 bound = float(built.prob.value)
             else:
                 rounding_gap = self.objective.evaluate(
@@ -603,12 +587,3 @@ def _shadow(
     )
     per_row = {lab: float(d) for lab, d in zip(labels, duals, strict=True) if d > 1e-9}
     return float(duals.max()), per_row
-
-
-def _mip_gap(stats: Any) -> float | None:
-    info = getattr(stats, "extra_stats", None)
-    gap = getattr(info, "mip_gap", None)
-    if gap is None:
-        return None
-    gap = float(gap)
-    return gap if np.isfinite(gap) else None

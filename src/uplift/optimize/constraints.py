@@ -14,7 +14,7 @@ quantile statement they stand for on the posterior draws.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cvxpy as cp
@@ -22,6 +22,8 @@ import numpy as np
 
 from uplift.optimize.problem import AllocationProblem
 from uplift.optimize.risk import check_alpha, tail_mean, tail_mean_expr
+from uplift.optimize.settings import as_labels, parse_spec, parse_specs
+from uplift.optimize.settings import check_unique_names as check_unique_names  # re-export
 
 if TYPE_CHECKING:
     from uplift.optimize.model import AllocationModel
@@ -235,7 +237,7 @@ class MinTierShare(LinearConstraint):
     name: str = "min_tier_share"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "segments", tuple(_as_list(self.segments)))
+        object.__setattr__(self, "segments", as_labels(self.segments))
         if not 0 <= self.share <= 1:
             raise ValueError(f"{self.name}: share must be in [0, 1], got {self.share}")
 
@@ -263,7 +265,7 @@ class ExcludeSegments(LinearConstraint):
     name: str = "excluded_segments"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "segments", tuple(_as_list(self.segments)))
+        object.__setattr__(self, "segments", as_labels(self.segments))
 
     def cell_mask(self, problem: AllocationProblem) -> np.ndarray:
         chosen = select_segments(problem.segments, self.segments, self.name, self.strict)
@@ -368,10 +370,6 @@ def _risk_reach(problem: AllocationProblem, step: np.ndarray | None, min_roi: fl
     return float((np.abs(per_unit) * step[cols][None, :]).max())
 
 
-def _as_list(value: str | Iterable[str]) -> list[str]:
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
 CONSTRAINT_TYPES: dict[str, type] = {
     "total_budget": TotalBudget,
     "contact_cap": ContactCap,
@@ -387,40 +385,12 @@ CONSTRAINT_TYPES: dict[str, type] = {
 
 def constraint_from_config(spec: Mapping[str, Any]) -> Constraint:
     """One ``{type: ..., name: ..., <fields>}`` mapping -> constraint object."""
-    spec = dict(spec)
-    kind = str(spec.pop("type", "")).strip().lower()
-    if kind not in CONSTRAINT_TYPES:
-        raise ValueError(
-            f"unknown constraint type {kind!r}; use one of: {', '.join(CONSTRAINT_TYPES)}"
-        )
-    cls = CONSTRAINT_TYPES[kind]
-    allowed = {f.name for f in fields(cls)}
-    extra = sorted(set(spec) - allowed)
-    if extra:
-        raise ValueError(f"constraint {kind!r} does not take {extra}; it takes {sorted(allowed)}")
-    if "segments" in spec:
-        spec["segments"] = tuple(_as_list(spec["segments"]))
-    try:
-        return cls(**spec)
-    except TypeError as e:
-        raise ValueError(f"constraint {kind!r}: {e}; it takes {sorted(allowed)}") from None
+    return parse_spec(spec, CONSTRAINT_TYPES)
 
 
 def constraints_from_config(specs: Iterable[Mapping[str, Any]]) -> list[Constraint]:
     """A list of constraint mappings (as written in config) -> constraint objects; names unique."""
-    out = [constraint_from_config(s) for s in specs]
-    check_unique_names(out)
-    return out
-
-
-def check_unique_names(constraints: Sequence[Any]) -> None:
-    names = [c.name for c in constraints]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(
-            f"constraint names must be unique (they label reports and conflicts): {dup} repeat; "
-            "set name: on one of them"
-        )
+    return parse_specs(specs, CONSTRAINT_TYPES)
 
 
 @dataclass

@@ -20,6 +20,8 @@ import cvxpy as cp
 import numpy as np
 
 INFEASIBLE = (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE, cp.settings.INFEASIBLE_OR_UNBOUNDED)
+#: statuses whose solution is a usable answer (a time limit returns the best found so far)
+USABLE = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The pipeline passes config values here instead of assembling rule objects itself, so a new rule
 type needs no pipeline change: it is listed under ``optimize.constraints`` (or
-``pricing.constraints``) as ``{type: ..., name: ..., <fields>}``.
+``pricing.constraints``) as ``{type: ..., name: ..., <fields>}``. Both optimizers read their
+rules with the same parser and run their solver from the same :class:`SolverSettings`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from uplift.optimize.constraints import (
 )
 from uplift.optimize.objectives import objective_from_config
 from uplift.optimize.pricing import PriceOptimizer, pricing_constraints_from_config
+from uplift.optimize.settings import SolverSettings
 
 
 def allocator_from_settings(
@@ -34,7 +36,7 @@ def allocator_from_settings(
     constraints: Iterable[Mapping[str, Any]] = (),
     integer: bool = True,
     integer_method: str = "milp",
-    solver: str = "HIGHS",
+    solver: str | SolverSettings = "HIGHS",
     time_limit: float | None = None,
     hdi_prob: float = 0.94,
 ) -> BudgetAllocator:
@@ -48,10 +50,9 @@ def allocator_from_settings(
         rules,
         objective=objective_from_config(objective, alpha=alpha, risk_aversion=risk_aversion),
         integer=integer,
-        solver=solver,
+        solver=SolverSettings.of(solver, time_limit=time_limit),
         hdi_prob=hdi_prob,
         integer_method=integer_method,
-        time_limit=time_limit,
     )
 
 
@@ -84,17 +85,16 @@ def price_optimizer_from_settings(
     risk_aversion: float | None = 1.0,
     constraints: Iterable[Mapping[str, Any]] = (),
     method: str = "auto",
-    solver: str = "HIGHS",
+    solver: str | SolverSettings = "HIGHS",
     cost_plus_markup: float = 0.3,
     time_limit: float | None = None,
     hdi_prob: float = 0.94,
 ) -> PriceOptimizer:
     return PriceOptimizer(
-        pricing_constraints_from_config(list(constraints)),
+        pricing_constraints_from_config(constraints),
         objective=objective_from_config(objective, alpha=alpha, risk_aversion=risk_aversion),
         method=method,
-        solver=solver,
+        solver=SolverSettings.of(solver, time_limit=time_limit),
         hdi_prob=hdi_prob,
         cost_plus_markup=cost_plus_markup,
-        time_limit=time_limit,
     )

@@ -21,8 +21,7 @@ Constraints are small named objects; an infeasible setup raises
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,9 +31,26 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from uplift.optimize.constraints import check_unique_names, segment_matches
-from uplift.optimize.diagnose import INFEASIBLE, Conflict, InfeasibleMixin, find_conflict
+from uplift.optimize.constraints import segment_matches
+from uplift.optimize.diagnose import (
+    INFEASIBLE,
+    USABLE,
+    Conflict,
+    InfeasibleMixin,
+    find_conflict,
+)
 from uplift.optimize.objectives import ExpectedProfit, MeanCVaR, Objective
+from uplift.optimize.settings import (
+    DEFAULT_MIP_GAP,
+    PricingMethod,
+    SolverSettings,
+    SolvesWith,
+    as_labels,
+    check_unique_names,
+    choice,
+    mip_gap_of,
+    parse_specs,
+)
 from uplift.stats import hdi
 
 if TYPE_CHECKING:
@@ -60,7 +76,7 @@ PRICE_COLUMNS = [
     "binding_constraints",
 ]
 
-PRICING_METHODS = ("auto", "milp", "enumerate")
+PRICING_METHODS = tuple(PricingMethod)
 
 
 class PricingError(RuntimeError):
@@ -456,7 +472,7 @@ class MonotoneTiers:
     name: str = "tier_monotone"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tiers", tuple(str(t) for t in self.tiers))
+        object.__setattr__(self, "tiers", as_labels(self.tiers))
         if self.direction not in ("increasing", "decreasing"):
             raise ValueError(
                 f"{self.name}: direction must be 'increasing' or 'decreasing', got {self.direction!r}"
@@ -518,29 +534,9 @@ PRICING_CONSTRAINT_TYPES: dict[str, type] = {
 }
 
 
-def pricing_constraints_from_config(specs: Sequence[Mapping[str, Any]]) -> list[PricingConstraint]:
+def pricing_constraints_from_config(specs: Iterable[Mapping[str, Any]]) -> list[PricingConstraint]:
     """``[{type: fairness_band, max_ratio: 1.5}, ...]`` -> constraint objects (unique names)."""
-    out = []
-    for spec in specs:
-        spec = dict(spec)
-        kind = str(spec.pop("type", "")).strip().lower()
-        if kind not in PRICING_CONSTRAINT_TYPES:
-            raise ValueError(
-                f"unknown pricing constraint {kind!r}; use one of: "
-                + ", ".join(PRICING_CONSTRAINT_TYPES)
-            )
-        cls = PRICING_CONSTRAINT_TYPES[kind]
-        allowed = set(cls.__dataclass_fields__)
-        extra = sorted(set(spec) - allowed)
-        if extra:
-            raise ValueError(
-                f"pricing constraint {kind!r} does not take {extra}; it takes {sorted(allowed)}"
-            )
-        if "tiers" in spec:
-            spec["tiers"] = tuple(spec["tiers"])
-        out.append(cls(**spec))
-    check_unique_names(out)
-    return out
+    return parse_specs(specs, PRICING_CONSTRAINT_TYPES, "pricing constraint")
 
 
 # ---- result --------------------------------------------------------------------------------
@@ -601,11 +597,13 @@ class PricingResult:
 
 
 # ---- optimizer -----------------------------------------------------------------------------
-class PriceOptimizer:
+class PriceOptimizer(SolvesWith):
     """One price per segment from the grid, maximising the objective under named rules.
 
     ``method``: ``"auto"`` (enumeration when exact for the setup, else MILP), ``"milp"`` or
     ``"enumerate"`` (raises if the setup is not separable up to a fairness band).
+    ``solver``: a cvxpy solver name, with ``time_limit``, ``mip_rel_gap`` and ``solver_options``
+    as keywords, or a :class:`SolverSettings` holding them all (as for the budget allocator).
     ``cost_plus_markup``: the naive rule reported alongside, ``price = cost x (1 + markup)``
     snapped to the nearest grid point.
     """
@@ -615,29 +613,26 @@ class PriceOptimizer:
         constraints: Sequence[PricingConstraint] = (),
         objective: Objective | None = None,
         method: str = "auto",
-        solver: str = "HIGHS",
+        solver: str | SolverSettings = "HIGHS",
         hdi_prob: float = 0.94,
         cost_plus_markup: float = 0.3,
         *,
         time_limit: float | None = None,
-        mip_rel_gap: float | None = 1e-7,
+        mip_rel_gap: float | None = DEFAULT_MIP_GAP,
         solver_options: dict[str, Any] | None = None,
         diagnose: bool = True,
     ) -> None:
-        if method not in PRICING_METHODS:
-            raise ValueError(f"method must be one of {PRICING_METHODS}, got {method!r}")
+        self.method = choice(method, PricingMethod, "method")
         self.constraints = list(constraints)
         check_unique_names(self.constraints)
         self.objective = objective or ExpectedProfit()
-        self.method = method
-        self.solver = str(solver).upper()
+        self.settings = SolverSettings.of(
+            solver, time_limit=time_limit, mip_rel_gap=mip_rel_gap, solver_options=solver_options
+        )
         self.hdi_prob = hdi_prob
         if cost_plus_markup < 0:
             raise ValueError(f"cost_plus_markup must be >= 0, got {cost_plus_markup}")
         self.cost_plus_markup = cost_plus_markup
-        self.time_limit = time_limit
-        self.mip_rel_gap = mip_rel_gap
-        self.solver_options = dict(solver_options or {})
         self.diagnose = diagnose
 
     # ---- method choice ----------------------------------------------------------------------
@@ -670,7 +665,7 @@ class PriceOptimizer:
     # ---- solve ------------------------------------------------------------------------------
     def solve(self, problem: PricingProblem) -> PricingResult:
         can_enum, why = self.enumerable()
-        method = self.method
+        method = self.method.value
         if method == "enumerate" and not can_enum:
             raise PricingError(f"method='enumerate' is not exact here: {why}; use method='milp'")
         if method == "auto":
@@ -710,14 +705,6 @@ class PriceOptimizer:
                 best_val, best_idx = total, choice
         return best_idx
 
-    def _solve_kwargs(self) -> dict[str, Any]:
-        opts: dict[str, Any] = {"solver": self.solver, "verbose": False}
-        if self.time_limit is not None and self.solver == "HIGHS":
-            opts["time_limit"] = float(self.time_limit)
-        if self.mip_rel_gap is not None and self.solver == "HIGHS":
-            opts["mip_rel_gap"] = float(self.mip_rel_gap)
-        return opts | self.solver_options
-
     def build(self, problem: PricingProblem) -> tuple[PricingModel, cp.Problem, dict[str, list]]:
         m = PricingModel(problem)
         groups = {c.name: list(c.build(m)) for c in self.constraints}
@@ -727,26 +714,18 @@ class PriceOptimizer:
 
     def _milp(self, problem: PricingProblem, t0: float) -> tuple[np.ndarray, str, float | None]:
         m, prob, groups = self.build(problem)
-        try:
-            with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
-                warnings.simplefilter("ignore", RuntimeWarning)
-                prob.solve(ignore_dpp=True, **self._solve_kwargs())
-        except cp.error.SolverError as e:
-            raise PricingError(f"solver {self.solver} failed: {e}") from e
+        self.settings.solve(prob, PricingError)
         status = str(prob.status)
         idx = m.value()
-        if idx is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
+        if idx is None or status not in USABLE:
             seconds = time.perf_counter() - t0
             if status in INFEASIBLE:
                 self._raise_infeasible(problem, status, seconds, self.solver, (m, groups))
+            hint = "raise time_limit or simplify the constraints"
             raise PricingError(
-                f"pricing MILP ended with status {status} after {seconds:.2f}s and no usable "
-                f"prices (solver {self.solver}); raise time_limit or simplify the constraints"
+                self.settings.no_answer(status, seconds, "prices", hint, self.constraints)
             )
-        info = getattr(prob.solver_stats, "extra_stats", None)
-        gap = getattr(info, "mip_gap", None)
-        gap = float(gap) if gap is not None and np.isfinite(gap) else None
-        return idx, status, gap
+        return idx, status, mip_gap_of(prob)
 
     def _raise_infeasible(
         self,
@@ -762,11 +741,13 @@ class PriceOptimizer:
             else:
                 m, groups = built
             soft = [c.name for c in self.constraints if getattr(c, "scope", None) == "total"]
-            conflict = find_conflict(groups, m.base_constraints, self._solve_kwargs(), soft=soft)
+            conflict = find_conflict(
+                groups, m.base_constraints, self.settings.diagnose_kwargs(), soft=soft
+            )
         else:
             conflict = Conflict([], note="diagnosis switched off")
         raise InfeasiblePricingError(
-            f"pricing is infeasible ({solver}, status {status}, {seconds:.2f}s): "
+            f"pricing is infeasible (solver {solver}, status {status}, {seconds:.2f}s): "
             f"{conflict.describe()}",
             conflict,
             status,
@@ -853,7 +834,7 @@ class PriceOptimizer:
         if problem.current_price is None:
             notes.append("no current_price given: current_price/today_expected_demand are NaN")
         if status == cp.USER_LIMIT:
-            notes.append(f"solver stopped at time_limit={self.time_limit}; MIP gap {mip_gap}")
+            notes.append(self.settings.limit_note(mip_gap))
         return PricingResult(
             table=t[PRICE_COLUMNS],
             status=status,
