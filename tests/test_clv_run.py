@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from uplift import compose_config
+from uplift.app.clv_run import run_clv
 from uplift.data.contract import DataValidationError
-from uplift.value.clv_run import run_clv
 
 CUSTOMER_COLUMNS = {
     "customer_id",

@@ -116,7 +116,7 @@ def test_closed_sets_refuse_unknown_values_naming_key_and_choices(key, bad, allo
     # the Python API refuses the same value with the same key named
     group, *rest = key.split(".")
     cls = {f.name: f for f in dataclasses.fields(AppConfig)}[group].default_factory
-    with pytest.raises(ValueError, match=f"{key} must be one of {allowed}; got '{bad}'"):
+    with pytest.raises(ValueError, match=f"{key} must be one of: {allowed}; got '{bad}'"):
         _build(cls, rest, bad)
 
 

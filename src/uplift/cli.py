@@ -171,8 +171,8 @@ def _app(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _design(cfg: DictConfig) -> None:
+    from uplift.app.plan import plan_experiment
     from uplift.data import DataValidationError
-    from uplift.experiment.plan import plan_experiment
 
     config, out, table = _execute("design", cfg, plan_experiment, (DataValidationError, ValueError))
     seg = table.drop_duplicates("segment")
@@ -186,8 +186,8 @@ def _design(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _clv(cfg: DictConfig) -> None:
+    from uplift.app.clv_run import run_clv
     from uplift.data import DataValidationError
-    from uplift.value.clv_run import run_clv
 
     _, out, summary = _execute("clv", cfg, run_clv, (DataValidationError, ValueError))
     print(f"uplift clv: {summary.get('message', 'done')}; outputs in {out}")

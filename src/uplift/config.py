@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from uplift.choices import choice
 from uplift.data.settings import DataChecks
 from uplift.models.families import DEFAULT_FAMILY
 from uplift.models.families import FAMILIES as FAMILY_REGISTRY
@@ -25,9 +26,8 @@ from uplift.models.settings import (
     Parameterization,
     SamplerSettings,
     SpendPriors,
-    choice,
 )
-from uplift.optimize.settings import IntegerMethod, PricingMethod, choice
+from uplift.optimize.settings import IntegerMethod, PricingMethod
 from uplift.tactics import ArmMap, Tactic
 
 #: likelihood family -> the column of the data it needs (None: always available); from the registry
@@ -376,8 +376,8 @@ class OptimizeConfig:
     allow_unconverged: bool = False
 
     def __post_init__(self) -> None:
-        self.objective = choice(self.objective, Objective, "optimize.objective")
-        self.integer_method = choice(self.integer_method, IntegerMethod, "optimize.integer_method")
+        self.objective = choice(Objective, "optimize.objective", self.objective)
+        self.integer_method = choice(IntegerMethod, "optimize.integer_method", self.integer_method)
         if self.time_limit is not None:
             _positive("optimize.time_limit", self.time_limit)
         _positive("optimize.budget", self.budget, allow_zero=True)
@@ -488,8 +488,8 @@ class PricingConfig:
     time_limit: float | None = 300.0
 
     def __post_init__(self) -> None:
-        self.objective = choice(self.objective, Objective, "pricing.objective")
-        self.method = choice(self.method, PricingMethod, "pricing.method")
+        self.objective = choice(Objective, "pricing.objective", self.objective)
+        self.method = choice(PricingMethod, "pricing.method", self.method)
         if self.time_limit is not None:
             _positive("pricing.time_limit", self.time_limit)
 

@@ -1,6 +1,6 @@
 """The customer rows a run starts from: read (or generate) them as configured, then validate.
 
-Shared by the conductors (:mod:`uplift.pipeline`, :mod:`uplift.experiment.plan`), so that neither
+Shared by the conductors (:mod:`uplift.pipeline`, :mod:`uplift.app.plan`), so that neither
 imports the other. ``uplift.pipeline.load_data`` is this function, re-exported.
 """
 

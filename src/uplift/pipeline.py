@@ -762,7 +762,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
 
     evaluation = None
     if config.evaluate.holdout_fraction > 0:
-        from uplift.evaluate.heldout_run import run_holdout
+        from uplift.app.heldout_run import run_holdout
 
         with clock.stage("evaluate"):
             evaluation = run_holdout(
@@ -828,7 +828,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     }
 
     if evaluation is not None:
-        from uplift.evaluate.heldout_run import holdout_summary
+        from uplift.app.heldout_run import holdout_summary
 
         summary["evaluation"] = {
             "holdout_fraction": config.evaluate.holdout_fraction,

@@ -11,14 +11,7 @@ from enum import StrEnum
 
 import numpy as np
 
-
-def choice[E: StrEnum](cls: type[E], key: str, value: object) -> E:
-    """``value`` as a member of the closed set ``cls``, or an error naming the key and the set."""
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ValueError(f"{key} must be one of {allowed}; got {value!r}") from None
+from uplift.choices import choice
 
 
 class Form(StrEnum):

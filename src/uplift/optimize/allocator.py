@@ -22,6 +22,7 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
+from uplift.choices import choice
 from uplift.optimize.constraints import Constraint, LinearConstraint, Rows
 from uplift.optimize.diagnose import (
     INFEASIBLE,
@@ -39,7 +40,6 @@ from uplift.optimize.settings import (
     SolverSettings,
     SolvesWith,
     check_unique_names,
-    choice,
     mip_gap_of,
 )
 from uplift.stats import hdi
@@ -214,7 +214,7 @@ class BudgetAllocator(SolvesWith):
             solver, time_limit=time_limit, mip_rel_gap=mip_rel_gap, solver_options=solver_options
         )
         self.hdi_prob = hdi_prob
-        self.integer_method = choice(integer_method, IntegerMethod, "integer_method")
+        self.integer_method = choice(IntegerMethod, "integer_method", integer_method)
         self.response_method = response_method
         self.n_breakpoints = n_breakpoints
         self.diagnose = diagnose

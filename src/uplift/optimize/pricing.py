@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from uplift.choices import choice
 from uplift.optimize.constraints import segment_matches
 from uplift.optimize.diagnose import (
     INFEASIBLE,
@@ -47,7 +48,6 @@ from uplift.optimize.settings import (
     SolvesWith,
     as_labels,
     check_unique_names,
-    choice,
     mip_gap_of,
     parse_specs,
 )
@@ -622,7 +622,7 @@ class PriceOptimizer(SolvesWith):
         solver_options: dict[str, Any] | None = None,
         diagnose: bool = True,
     ) -> None:
-        self.method = choice(method, PricingMethod, "method")
+        self.method = choice(PricingMethod, "method", method)
         self.constraints = list(constraints)
         check_unique_names(self.constraints)
         self.objective = objective or ExpectedProfit()

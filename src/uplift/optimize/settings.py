@@ -45,15 +45,6 @@ class PricingMethod(StrEnum):
     enumerate = "enumerate"
 
 
-def choice[E: StrEnum](value: object, kind: type[E], key: str) -> E:
-    """``value`` as a member of ``kind``; otherwise a ValueError naming ``key`` and the choices."""
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise ValueError(f"{key} must be one of: {allowed}; got {value!r}") from None
-
-
 # ---- solver ----------------------------------------------------------------------------------
 #: cvxpy solver -> its keyword for a wall-clock limit in seconds (others take none)
 TIME_LIMIT_OPTION = {"HIGHS": "time_limit", "CLARABEL": "time_limit"}
