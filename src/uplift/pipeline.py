@@ -18,6 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uplift.app.heldout_run import run_holdout
+from uplift.app.outputs import (
+    draw_figures,
+    write_report,
+    write_summary,
+    write_tables,
+)
+from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
 from uplift.data.cells import segment_dimensions, segment_sizes
@@ -29,11 +37,11 @@ from uplift.models.families import FAMILIES, Family, ModelInputs, get_family
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
+from uplift.optimize.allocator import Frontier
 from uplift.optimize.factory import allocator_from_settings, budget_grid
-from uplift.optimize.targets import customer_targets
-from uplift.report import artifacts, run_folder
-from uplift.report.markdown import evaluation_section, render_report
-from uplift.report.model_checks import checks_section, run_model_checks
+from uplift.optimize.targets import CustomerTargets, customer_targets
+from uplift.report import run_folder
+from uplift.report.model_checks import run_model_checks
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
@@ -59,6 +67,8 @@ class RunResult:
     truth: pd.DataFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
     by_arm: pd.DataFrame | None = None
+    #: the typed result every artifact was written from (``summary`` is its summary.json)
+    run: RunSummary | None = None
 
 
 class _Clock:
@@ -532,16 +542,6 @@ def readout_and_next_wave(
     return pd.concat(tables, ignore_index=True), shares
 
 
-def with_gate(table: pd.DataFrame, failures: dict[str, list[str]]) -> pd.DataFrame:
-    """``table`` with ``gate_passed``: whether the fit behind each row (its ``tactic``; all fits
-    when rows mix tactics) passed the convergence gate. False only when
-    ``optimize.allow_unconverged=true`` let a failing fit through, or the run was refused."""
-    if "tactic" in table.columns:
-        ok = ~table["tactic"].astype(str).isin(list(failures))
-        return table.assign(gate_passed=ok.to_numpy())
-    return table.assign(gate_passed=not failures)
-
-
 #: customer column each family's outcome is read from when a plan is scored on held-out rows
 FAMILY_OUTCOME = {name: f.outcome for name, f in FAMILIES.items() if f.outcome is not None}
 
@@ -653,80 +653,61 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     return result
 
 
-def _run_staged(config: AppConfig, out: Path) -> RunResult:
-    """The run itself, writing into the staging folder ``out``."""
-    clock = _Clock()
-    hp = config.report.hdi_prob
+def unit_values(
+    config: AppConfig, data: CustomerData, cells: pd.DataFrame, segment_value
+) -> dict[str, pd.Series]:
+    """Value of one unit of each tactic's metric per segment (a bad value source is a data
+    error, raised before sampling)."""
+    try:
+        return {
+            t.value: value_per_unit(
+                family_of(config, t.value).metric, cells, config.value, segment_value
+            )
+            for t in data.arm_map.tactics()
+        }
+    except ValueError as e:
+        raise DataValidationError(str(e)) from None
 
-    with clock.stage("data"):
-        data, truth = load_data(config, out)
-        s = config.sampler
-        check_plausible(
-            data.frame,
-            config.data.checks,
-            revenue_column=config.data.columns.revenue if data.has_revenue else None,
-            chains=s.chains,
-            draws=s.draws,
-            tune=s.tune,
-            cores=os.cpu_count() or 1,
-        )
-        cells = aggregate_cells(data)
-        check_families(config, data)
-        segment_value = segment_value_model(config, data)
-        try:
-            values = {
-                t.value: value_per_unit(
-                    family_of(config, t.value).metric,
-                    cells,
-                    config.value,
-                    segment_value,
-                )
-                for t in data.arm_map.tactics()
-            }
-        except ValueError as e:
-            raise DataValidationError(str(e)) from None
-        preflight_allocation(config, cells, data.arm_map)
-        check_covariate_model(config, data)
-    log.info(
-        "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
+
+def prepare(config: AppConfig, out: Path) -> Prepared:
+    """The data stage: read and validate rows, run every check that can run before sampling,
+    aggregate cells and value one unit of each tactic's metric."""
+    data, truth = load_data(config, out)
+    s = config.sampler
+    check_plausible(
+        data.frame,
+        config.data.checks,
+        revenue_column=config.data.columns.revenue if data.has_revenue else None,
+        chains=s.chains,
+        draws=s.draws,
+        tune=s.tune,
+        cores=os.cpu_count() or 1,
     )
-    health = check_health(config, data)
-    # every check that can run before sampling has passed: only now is anything written
-    files = {"cells": artifacts.atomic_write_csv(cells, out / "cells.csv")}
+    cells = aggregate_cells(data)
+    check_families(config, data)
+    segment_value = segment_value_model(config, data)
+    values = unit_values(config, data, cells, segment_value)
+    preflight_allocation(config, cells, data.arm_map)
+    check_covariate_model(config, data)
+    return Prepared(data, cells, values, segment_value, truth)
 
-    with clock.stage("fit"):
-        fits = fit_tactics(cells, data, config)
-    if config.report.save_posteriors:
-        for tactic, fit in fits.items():
-            files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
-    covariate_models: dict = {}
-    scores: pd.DataFrame | None = None
-    if config.model.covariate_model.enabled:
-        with clock.stage("covariate_model"):
-            covariate_models = fit_covariate_models(config, data)
-            scores = pd.concat(
-                [
-                    m.predict_uplift(data.frame, hdi_prob=hp).assign(tactic=t)
-                    for t, m in covariate_models.items()
-                ],
-                ignore_index=True,
-            ).rename(columns={"customer": "customer_id"})
-            scores = scores[
-                ["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]
-            ]
-        files["customer_scores"] = artifacts.atomic_write_csv(scores, out / "customer_scores.csv")
-        if config.report.save_posteriors:
-            for t, m in covariate_models.items():
-                files[f"covariate_{t}"] = m.save(out / f"covariate_{t}.nc")
-    uplift = uplift_table(fits, cells, values, data.arm_map, hp)
-    by_arm = arm_table(fits, cells, data.arm_map, hp)
-    pricing_tactics = price_tactics(config, fits)
-    budget_fits = {t: f for t, f in fits.items() if t not in pricing_tactics}
+
+def score_customers(config: AppConfig, data: CustomerData) -> tuple[dict, pd.DataFrame]:
+    """Row-level covariate models and every customer's predicted uplift per tactic."""
+    hp = config.report.hdi_prob
+    models = fit_covariate_models(config, data)
+    scores = pd.concat(
+        [m.predict_uplift(data.frame, hdi_prob=hp).assign(tactic=t) for t, m in models.items()],
+        ignore_index=True,
+    ).rename(columns={"customer": "customer_id"})
+    scores = scores[["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]]
+    return models, scores
+
+
+def gate_status(config: AppConfig, fits: dict[str, FittedTactic], checks) -> GateStatus:
+    """Fits that fail the diagnostics or predictive-check thresholds, and whether the plan is
+    refused for them (unless ``optimize.allow_unconverged``)."""
     gate = config.optimize.gate
-    with clock.stage("checks"):
-        checks = run_model_checks(fits, cells, config.sampler.seed, gate.ppc_alpha)
-    files["ppc"] = artifacts.atomic_write_csv(checks.ppc_table(), out / "ppc.csv")
-    files["prior_checks"] = artifacts.atomic_write_csv(checks.prior_table, out / "prior_checks.csv")
     failures = {
         t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
         for t, f in fits.items()
@@ -734,283 +715,177 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     for t, reasons in checks.failures(gate.ppc_max_extreme_share).items():
         failures[t] = [*failures[t], *reasons]
     failures = {t: r for t, r in failures.items() if r}
-    gate_info = {
-        "passed": not failures,
-        "failures": failures,
-        "overridden": bool(failures) and config.optimize.allow_unconverged,
-    }
-    if gate_info["overridden"]:
+    status = GateStatus(failures, bool(failures) and config.optimize.allow_unconverged)
+    if status.overridden:
         log.warning(
             "optimize.allow_unconverged=true: the plan uses fit(s) that failed the convergence "
             "gate (%s); allocation.csv, targets.csv, readout.csv say so (gate_passed)",
             ", ".join(failures),
         )
-    # everything computed from the fits carries the gate status of the fit behind it
-    files["uplift_by_segment"] = artifacts.atomic_write_csv(
-        with_gate(uplift, failures), out / "uplift_by_segment.csv"
-    )
-    files["uplift_by_arm"] = artifacts.atomic_write_csv(
-        with_gate(by_arm, failures), out / "uplift_by_arm.csv"
-    )
-    decisions = None
-    if budget_fits:
-        decisions, shares = readout_and_next_wave(config, budget_fits, values, data.arm_map, cells)
-        decisions = with_gate(decisions, failures)
-        shares = with_gate(shares, failures)
-        files["readout"] = artifacts.atomic_write_csv(decisions, out / "readout.csv")
-        files["next_wave"] = artifacts.atomic_write_csv(shares, out / "next_wave_shares.csv")
-
-    evaluation = None
-    if config.evaluate.holdout_fraction > 0:
-        from uplift.app.heldout_run import run_holdout
-
-        with clock.stage("evaluate"):
-            evaluation = run_holdout(
-                config,
-                data,
-                fit_tactics,
-                fit_covariate_models if covariate_models else None,
-            )
-        files["evaluation"] = artifacts.atomic_write_csv(evaluation.table, out / "evaluation.csv")
-
-    summary: dict = {
-        "experiment": config.experiment_name,
-        "data_source": config.data.source.value,
-        "n_customers": len(data),
-        "n_cells": len(cells),
-        "segments": cells["segment"].nunique(),
-        "tactics": list(fits),
-        "budget": config.optimize.budget,
-        "hdi_prob": hp,
-        "seed": config.sampler.seed,
-        "sampler": {
-            "backend": config.sampler.backend.value,
-            "chains": config.sampler.chains,
-            "draws": config.sampler.draws,
-            "tune": config.sampler.tune,
-            **(
-                {
-                    "vi_method": config.sampler.vi_method,
-                    "vi_iterations": config.sampler.vi_iterations,
-                    "vi_learning_rate": config.sampler.vi_learning_rate,
-                }
-                if config.sampler.approximate
-                else {}
-            ),
-        },
-        "diagnostics": {
-            t: f.diagnostics.to_dict()
-            | {"fit_seconds": round(f.seconds, 3)}
-            | ({"attempts": f.attempts} if f.attempts else {})
-            for t, f in fits.items()
-        },
-        "parameterization": {
-            t: {k: getattr(f.model.parameterization, k) for k in ("baseline", "effect")}
-            for t, f in fits.items()
-            if hasattr(f.model, "parameterization")
-        },
-        "gate": gate_info,
-        "model_checks": checks.summary(),
-        "covariate_model": {
-            t: {
-                "method": m.method_used,
-                "covariates": m.covariates,
-                "diagnostics": m.diagnostics().to_dict(),
-            }
-            for t, m in covariate_models.items()
-        },
-        "health": health,
-        "value_notes": list(getattr(segment_value, "notes", []) or []),
-        "value_per_unit": {
-            t: {"metric": fits[t].model.metric} | {k: round(float(v), 4) for k, v in vals.items()}
-            for t, vals in values.items()
-        },
-    }
-
-    if evaluation is not None:
-        from uplift.app.heldout_run import holdout_summary
-
-        summary["evaluation"] = {
-            "holdout_fraction": config.evaluate.holdout_fraction,
-            "k": config.evaluate.k,
-            "results": holdout_summary(evaluation),
-        }
-
-    allocation = None
-    frontier = None
-    failure: Exception | None = None
-    if failures and not config.optimize.allow_unconverged:
+    elif failures:
         detail = "; ".join(f"{t}: {', '.join(r)}" for t, r in failures.items())
         if config.sampler.approximate:
             fix = "Use an MCMC backend (sampler=nutpie) for decisions"
         else:
             fix = "Sample longer (sampler.draws, sampler.tune) or revisit the model (ppc.csv)"
-        gate_info["message"] = (
+        status.message = (
             f"optimizer refused unconverged fit(s) ({detail}). {fix}, "
             "or set optimize.allow_unconverged=true to use them anyway."
         )
-    elif budget_fits:
+    return status
+
+
+def decide(config: AppConfig, prepared: Prepared, fits: dict[str, FittedTactic]) -> Decision:
+    """The budget plan over the budget tactics' posterior draws, or the optimizer's error."""
+    problem = AllocationProblem.from_uplift(
+        {t: f.draws() for t, f in fits.items()},
+        prepared.values,
+        prepared.data.arm_map,
+        eligible_customers(config, prepared.cells),
+    )
+    allocator = build_allocator(config)
+    try:
+        return Decision(allocator.solve(problem), problem, allocator)
+    except AllocationError as e:
+        return Decision(None, problem, allocator, e)
+
+
+def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
+    """Which customers get which offer, within the plan's counts per segment."""
+    assert run.allocation is not None
+    return customer_targets(
+        run.allocation.table,
+        run.prepared.data.frame,
+        seed=config.sampler.seed,
+        scores=run.scores,
+        values=run.prepared.values,
+        max_offers_per_customer=config.optimize.max_offers_per_customer,
+    )
+
+
+def cross_fit(config: AppConfig, run: RunSummary, tactics: list[str]) -> str:
+    """The cross-fitted plan value into ``run``; returns why there is none (for the headline)."""
+    if config.evaluate.crossfit_folds < 2:
+        return "evaluate.crossfit_folds=0"
+    p = run.prepared
+    try:
+        run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics)
+    except ValueError as e:  # too few customers per fold, spend-type cells
+        run.crossfit_skipped = str(e)
+        log.warning("cross-fitting skipped: %s", e)
+        return f"cross-fitting skipped: {e}"
+    return "evaluate.crossfit_folds=0"
+
+
+def budget_frontier(config: AppConfig, decision: Decision) -> Frontier:
+    """The plan re-solved over a grid of budgets."""
+    assert decision.allocator is not None and decision.problem is not None
+    fc = config.optimize.frontier
+    stop = fc.stop if fc.stop is not None else 2 * config.optimize.budget
+    grid = budget_grid(fc.budgets, start=fc.start, stop=stop, num=fc.num)
+    return decision.allocator.frontier(decision.problem, grid)
+
+
+def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
+    """The plan and the uplift scored against the synthetic generator's truth, when known."""
+    truth, d = run.prepared.truth, run.decision
+    if truth is None or d.allocation is None or d.problem is None or d.allocator is None:
+        return None
+    if not set(d.problem.cells["segment"]) <= set(truth["segment"]):
+        return {"skipped": "segments differ from the generator's (value tier x needs)"}
+    return score_against_truth(
+        run.uplift, d.problem, d.allocation, d.allocator, truth, config.value.margin
+    )
+
+
+def _run_staged(config: AppConfig, out: Path) -> RunResult:
+    """The run itself, computed stage by stage into a :class:`RunSummary`, then written into
+    the staging folder ``out`` (:func:`uplift.app.outputs.write_tables` and friends)."""
+    clock = _Clock()
+    hp = config.report.hdi_prob
+    with clock.stage("data"):
+        prep = prepare(config, out)
+    data, cells, arm_map = prep.data, prep.cells, prep.data.arm_map
+    log.info(
+        "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
+    )
+    health = check_health(config, data)
+    with clock.stage("fit"):
+        fits = fit_tactics(cells, data, config)
+    covariate_models, scores = {}, None
+    if config.model.covariate_model.enabled:
+        with clock.stage("covariate_model"):
+            covariate_models, scores = score_customers(config, data)
+    pricing_tactics = price_tactics(config, fits)
+    budget_fits = {t: f for t, f in fits.items() if t not in pricing_tactics}
+    with clock.stage("checks"):
+        checks = run_model_checks(fits, cells, config.sampler.seed, config.optimize.gate.ppc_alpha)
+    run = RunSummary(
+        config,
+        prep,
+        health,
+        fits,
+        uplift=uplift_table(fits, cells, prep.values, arm_map, hp),
+        by_arm=arm_table(fits, cells, arm_map, hp),
+        checks=checks,
+        gate=gate_status(config, fits, checks),
+        covariate_models=covariate_models,
+        scores=scores,
+    )
+    if budget_fits:
+        run.readout, run.next_wave = readout_and_next_wave(
+            config, budget_fits, prep.values, arm_map, cells
+        )
+    if config.evaluate.holdout_fraction > 0:
+        with clock.stage("evaluate"):
+            run.evaluation = run_holdout(
+                config, data, fit_tactics, fit_covariate_models if covariate_models else None
+            )
+    if budget_fits and not run.gate.refused:
         with clock.stage("optimize"):
-            problem = AllocationProblem.from_uplift(
-                {t: f.draws() for t, f in budget_fits.items()},
-                values,
-                data.arm_map,
-                eligible_customers(config, cells),
-            )
-            allocator = build_allocator(config)
-            try:
-                allocation = allocator.solve(problem)
-            except AllocationError as e:
-                conflict = getattr(e, "conflict", None)
-                summary["optimizer"] = {
-                    "status": getattr(e, "status", "failed"),
-                    "message": str(e),
-                    "conflicting_constraints": list(getattr(conflict, "constraints", []) or []),
-                }
-                failure = e
-    prices, demand = None, None
-    if pricing_tactics and "message" not in gate_info:
+            run.decision = decide(config, prep, budget_fits)
+    if pricing_tactics and not run.gate.refused:
         with clock.stage("pricing"):
-            prices, summary["pricing"], demand = optimize_prices(config, fits, cells, data.arm_map)
-        files["prices"] = artifacts.atomic_write_csv(prices, out / "prices.csv")
-    if allocation is not None:
-        files["allocation"] = artifacts.atomic_write_csv(
-            with_gate(allocation.table, failures), out / "allocation.csv"
-        )
+            run.prices, run.pricing, run.demand = optimize_prices(config, fits, cells, arm_map)
+    if run.allocation is not None:
         with clock.stage("targets"):
-            targets = customer_targets(
-                allocation.table,
-                data.frame,
-                seed=config.sampler.seed,
-                scores=scores,
-                values=values,
-                max_offers_per_customer=config.optimize.max_offers_per_customer,
-            )
-        files["targets"] = artifacts.atomic_write_csv(
-            with_gate(targets.table, failures), out / "targets.csv"
-        )
-        summary["targets"] = targets.summary()
-        lo, hi = allocation.profit_interval(hp)
-        summary |= {
-            "total_spend": allocation.total_spend,
-            "expected_incremental_profit": allocation.expected_profit,
-            "profit_hdi": [lo, hi],
-            "customers_treated": int(allocation.table["customers"].sum()),
-            "optimizer": allocation.summary(hp),
-        }
-        crossfit, why = None, "evaluate.crossfit_folds=0"
-        if config.evaluate.crossfit_folds >= 2:
-            with clock.stage("crossfit"):
-                try:
-                    crossfit = crossfit_plan(config, data, cells, values, list(budget_fits))
-                except ValueError as e:  # too few customers per fold, spend-type cells
-                    why = f"cross-fitting skipped: {e}"
-                    log.warning("%s", why)
-                    summary["crossfit"] = {"skipped": str(e)}
-            if crossfit is not None:
-                summary["crossfit"] = crossfit.to_dict()
-                files["crossfit"] = artifacts.atomic_write_csv(
-                    crossfit.per_fold, out / "crossfit_folds.csv"
-                )
-        plan_value = calibrate_headline(
-            allocation.expected_profit,
-            crossfit,
+            run.targets = plan_targets(config, run)
+        with clock.stage("crossfit"):
+            why = cross_fit(config, run, list(budget_fits))
+        run.plan_value = calibrate_headline(
+            run.allocation.expected_profit,
+            run.crossfit,
             why,
-            posterior_sd=float(np.std(allocation.total_profit_draws)),
+            posterior_sd=float(np.std(run.allocation.total_profit_draws)),
         )
-        summary["plan_value"] = plan_value.to_dict()
-        summary["calibrated_incremental_profit"] = plan_value.calibrated
-        fc = config.optimize.frontier
-        if fc.enabled:
+        if config.optimize.frontier.enabled:
             with clock.stage("frontier"):
-                stop = fc.stop if fc.stop is not None else 2 * config.optimize.budget
-                grid = budget_grid(fc.budgets, start=fc.start, stop=stop, num=fc.num)
-                frontier = allocator.frontier(problem, grid)
-            files["frontier"] = artifacts.atomic_write_csv(frontier.table, out / "frontier.csv")
-            files["frontier_shadow_prices"] = artifacts.atomic_write_csv(
-                frontier.shadow_prices, out / "frontier_shadow_prices.csv"
-            )
-        if truth is not None and set(problem.cells["segment"]) <= set(truth["segment"]):
-            summary["truth_check"] = score_against_truth(
-                uplift, problem, allocation, allocator, truth, config.value.margin
-            )
-        elif truth is not None:
-            summary["truth_check"] = {
-                "skipped": "segments differ from the generator's (value tier x needs)"
-            }
+                run.frontier = budget_frontier(config, run.decision)
+        run.truth_check = truth_check(config, run)
 
+    files = write_tables(run, out)
     with clock.stage("report"):
-        figures: dict[str, str] = {}
-        if config.report.plots:
-            import matplotlib.pyplot as plt
-
-            from uplift.models.predictive import plot_predictive_check
-            from uplift.report.plots import (
-                allocation_plot,
-                forest_plot,
-                frontier_plot,
-                price_plot,
-                qini_plot,
-            )
-
-            fig = forest_plot(uplift, truth=truth)
-            files["forest"] = artifacts.atomic_savefig(fig, out / "uplift_forest.png")
-            plt.close(fig)
-            figures["forest"] = "uplift_forest.png"
-            if allocation is not None:
-                fig = allocation_plot(allocation.table)
-                files["allocation_plot"] = artifacts.atomic_savefig(fig, out / "allocation.png")
-                plt.close(fig)
-                figures["allocation"] = "allocation.png"
-            if prices is not None:
-                fig = price_plot(demand, prices, config.pricing)
-                files["prices_plot"] = artifacts.atomic_savefig(fig, out / "prices.png")
-                plt.close(fig)
-                figures["prices"] = "prices.png"
-            if frontier is not None:
-                fig = frontier_plot(frontier.table, config.optimize.budget)
-                files["frontier_plot"] = artifacts.atomic_savefig(fig, out / "frontier.png")
-                plt.close(fig)
-                figures["frontier"] = "frontier.png"
-            for t, check in checks.posterior.items():
-                fig = plot_predictive_check(check)
-                files[f"ppc_{t}"] = artifacts.atomic_savefig(fig, out / f"ppc_{t}.png")
-                plt.close(fig)
-                figures[f"ppc_{t}"] = f"ppc_{t}.png"
-            if evaluation is not None:
-                fig = qini_plot(evaluation.curves)
-                files["evaluation_plot"] = artifacts.atomic_savefig(
-                    fig, out / "evaluation_qini.png"
-                )
-                plt.close(fig)
-                figures["evaluation"] = "evaluation_qini.png"
-    summary["seconds"] = clock.seconds
-    summary["versions"] = _versions()
-    files["report"] = artifacts.atomic_write_text(
-        render_report(
-            summary,
-            uplift,
-            by_arm,
-            allocation.table if allocation else None,
-            figures,
-            frontier.table if frontier is not None else None,
-            decisions,
-            prices,
-            extra=[
-                *([evaluation_section(evaluation.table, figures)] if evaluation else []),
-                checks_section(checks, figures),
-            ],
-        ),
-        out / "report.md",
-    )
-    summary["status"] = "refused" if failure is not None or "message" in gate_info else "complete"
-    files["summary"] = artifacts.atomic_write_json(summary, out / "summary.json")
-
+        plots, figures = draw_figures(run, out)
+    run.seconds, run.versions = clock.seconds, _versions()
+    files |= plots
+    files["report"] = write_report(run, out, figures)
+    files["summary"] = write_summary(run, out)
     result = RunResult(
-        config, out, data, cells, fits, uplift, allocation, summary, truth, files, by_arm
+        config,
+        out,
+        data,
+        cells,
+        fits,
+        run.uplift,
+        run.allocation,
+        run.to_dict() | {"status": run.status},
+        prep.truth,
+        files,
+        run.by_arm,
+        run,
     )
-    if failure is not None:
-        raise failure
-    if "message" in gate_info:
-        raise ConvergenceGateError(gate_info["message"])
+    if run.decision.error is not None:
+        raise run.decision.error
+    if run.gate.refused:
+        raise ConvergenceGateError(run.gate.message)
     return result

@@ -1,0 +1,142 @@
+"""Every artifact of a run, written from its typed :class:`~uplift.app.run_summary.RunSummary`.
+
+The stages compute; this module alone decides file names and writes: the tables (each with
+``gate_passed``), the posteriors, the figures, ``report.md`` and, last, ``summary.json`` with the
+run's ``status``. File names and columns are the public contract listed in the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from uplift.app.run_summary import RunSummary
+from uplift.atomic_io import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
+from uplift.report.markdown import evaluation_section, render_report
+from uplift.report.model_checks import checks_section
+
+
+def with_gate(table: pd.DataFrame, failures: dict[str, list[str]]) -> pd.DataFrame:
+    """``table`` with ``gate_passed``: whether the fit behind each row (its ``tactic``; all fits
+    when rows mix tactics) passed the convergence gate. False only when
+    ``optimize.allow_unconverged=true`` let a failing fit through, or the run was refused."""
+    if "tactic" in table.columns:
+        ok = ~table["tactic"].astype(str).isin(list(failures))
+        return table.assign(gate_passed=ok.to_numpy())
+    return table.assign(gate_passed=not failures)
+
+
+def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
+    """The CSV tables and posterior files of ``run`` in ``out``."""
+    config, failures = run.config, run.gate.failures
+    files = {"cells": atomic_write_csv(run.prepared.cells, out / "cells.csv")}
+    if config.report.save_posteriors:
+        for tactic, fit in run.fits.items():
+            files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
+    if run.scores is not None:
+        files["customer_scores"] = atomic_write_csv(run.scores, out / "customer_scores.csv")
+        if config.report.save_posteriors:
+            for t, m in run.covariate_models.items():
+                files[f"covariate_{t}"] = m.save(out / f"covariate_{t}.nc")
+    files["ppc"] = atomic_write_csv(run.checks.ppc_table(), out / "ppc.csv")
+    files["prior_checks"] = atomic_write_csv(run.checks.prior_table, out / "prior_checks.csv")
+    gated = {
+        "uplift_by_segment": run.uplift,
+        "uplift_by_arm": run.by_arm,
+        "readout": run.readout,
+        "next_wave_shares": run.next_wave,
+    }
+    for name, table in gated.items():
+        if table is not None:
+            key = "next_wave" if name == "next_wave_shares" else name
+            files[key] = atomic_write_csv(with_gate(table, failures), out / f"{name}.csv")
+    if run.evaluation is not None:
+        files["evaluation"] = atomic_write_csv(run.evaluation.table, out / "evaluation.csv")
+    if run.prices is not None:
+        files["prices"] = atomic_write_csv(run.prices, out / "prices.csv")
+    if run.allocation is not None:
+        files["allocation"] = atomic_write_csv(
+            with_gate(run.allocation.table, failures), out / "allocation.csv"
+        )
+    if run.targets is not None:
+        files["targets"] = atomic_write_csv(
+            with_gate(run.targets.table, failures), out / "targets.csv"
+        )
+    if run.crossfit is not None:
+        files["crossfit"] = atomic_write_csv(run.crossfit.per_fold, out / "crossfit_folds.csv")
+    if run.frontier is not None:
+        files["frontier"] = atomic_write_csv(run.frontier.table, out / "frontier.csv")
+        files["frontier_shadow_prices"] = atomic_write_csv(
+            run.frontier.shadow_prices, out / "frontier_shadow_prices.csv"
+        )
+    return files
+
+
+def draw_figures(run: RunSummary, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The run's figures in ``out`` (none with ``report.plots=false``): written files, and the
+    file name of each figure the report links."""
+    files: dict[str, Path] = {}
+    figures: dict[str, str] = {}
+    if not run.config.report.plots:
+        return files, figures
+    import matplotlib.pyplot as plt
+
+    from uplift.models.predictive import plot_predictive_check
+    from uplift.report.plots import (
+        allocation_plot,
+        forest_plot,
+        frontier_plot,
+        price_plot,
+        qini_plot,
+    )
+
+    def save(key: str, figure_key: str, fig, name: str) -> None:
+        files[key] = atomic_savefig(fig, out / name)
+        plt.close(fig)
+        figures[figure_key] = name
+
+    save("forest", "forest", forest_plot(run.uplift, truth=run.prepared.truth), "uplift_forest.png")
+    if run.allocation is not None:
+        save(
+            "allocation_plot", "allocation", allocation_plot(run.allocation.table), "allocation.png"
+        )
+    if run.prices is not None:
+        fig = price_plot(run.demand, run.prices, run.config.pricing)
+        save("prices_plot", "prices", fig, "prices.png")
+    if run.frontier is not None:
+        fig = frontier_plot(run.frontier.table, run.config.optimize.budget)
+        save("frontier_plot", "frontier", fig, "frontier.png")
+    for t, check in run.checks.posterior.items():
+        save(f"ppc_{t}", f"ppc_{t}", plot_predictive_check(check), f"ppc_{t}.png")
+    if run.evaluation is not None:
+        fig = qini_plot(run.evaluation.curves)
+        save("evaluation_plot", "evaluation", fig, "evaluation_qini.png")
+    return files, figures
+
+
+def write_report(run: RunSummary, out: Path, figures: dict[str, str]) -> Path:
+    """``report.md`` of ``run``."""
+    summary = run.to_dict()
+    return atomic_write_text(
+        render_report(
+            summary,
+            run.uplift,
+            run.by_arm,
+            run.allocation.table if run.allocation else None,
+            figures,
+            run.frontier.table if run.frontier is not None else None,
+            with_gate(run.readout, run.gate.failures) if run.readout is not None else None,
+            run.prices,
+            extra=[
+                *([evaluation_section(run.evaluation.table, figures)] if run.evaluation else []),
+                checks_section(run.checks, figures),
+            ],
+        ),
+        out / "report.md",
+    )
+
+
+def write_summary(run: RunSummary, out: Path) -> Path:
+    """``summary.json`` with the run's ``status``: written last, it marks the run complete."""
+    return atomic_write_json(run.to_dict() | {"status": run.status}, out / "summary.json")
