@@ -138,35 +138,35 @@ def _app(cfg: DictConfig) -> float | None:
 
     errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
     config, out, result = _execute("run", cfg, run, errors)
-    s = result.summary
-    gate = s.get("gate") or {}
-    if gate.get("overridden"):
+    run, name = result.run, config.experiment_name
+    if run.gate.overridden:
         print(
             f"uplift: WARNING: the plan uses fit(s) that failed the convergence gate "
-            f"({', '.join(gate.get('failures', {}))}) because optimize.allow_unconverged=true; "
+            f"({', '.join(run.gate.failures)}) because optimize.allow_unconverged=true; "
             "rows resting on them say gate_passed=False",
             file=sys.stderr,
         )
-    if "profit_hdi" in s:
-        lo, hi = s["profit_hdi"]
+    alloc = run.allocation
+    if alloc is not None:
+        lo, hi = alloc.profit_interval(config.report.hdi_prob)
         print(
-            f"uplift: {s['experiment']}: spend {s['total_spend']:,.0f} of {s['budget']:,.0f}; expected incremental "
-            f"profit {s['expected_incremental_profit']:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
+            f"uplift: {name}: spend {alloc.total_spend:,.0f} of {config.optimize.budget:,.0f}; expected incremental "
+            f"profit {alloc.expected_profit:,.0f} ({config.report.hdi_prob:.0%} HDI {lo:,.0f} to {hi:,.0f}); "
             f"outputs in {out}"
         )
-        pv = s.get("plan_value", {})
-        if pv.get("trust") == "calibrated":
-            clo, chi = pv["crossfit_ci"]
+        pv = run.plan_value
+        if pv is not None and pv.trust == "calibrated" and run.crossfit is not None:
+            clo, chi = pv.crossfit_ci or (float("nan"), float("nan"))
             print(
-                f"uplift: {s['experiment']}: corrected for selection {pv['calibrated']:,.0f} "
+                f"uplift: {name}: corrected for selection {pv.calibrated:,.0f} "
                 f"(the number to plan on); cross-fitted value of plans chosen this way "
-                f"{pv['crossfit']:,.0f} ({s['crossfit']['level']:.0%} interval {clo:,.0f} to {chi:,.0f})"
+                f"{pv.crossfit:,.0f} ({run.crossfit.level:.0%} interval {clo:,.0f} to {chi:,.0f})"
             )
-    for tactic, p in s.get("pricing", {}).items():
+    for tactic, p in (run.pricing or {}).items():
         print(
-            f"uplift: {s['experiment']}: prices for {tactic} in prices.csv ({p.get('status', '')}); outputs in {out}"
+            f"uplift: {name}: prices for {tactic} in prices.csv ({p.get('status', '')}); outputs in {out}"
         )
-    return float(s.get("expected_incremental_profit", 0.0))
+    return float(alloc.expected_profit) if alloc is not None else 0.0
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
