@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -509,74 +510,179 @@ def _report(summary: dict[str, Any], segments: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_clv(config: AppConfig, output_dir: Path) -> dict[str, Any]:
-    """Value every customer from their transactions and write the CLV artifacts to ``output_dir``.
+@dataclass
+class ClvPlan:
+    """The settings of a CLV run, checked before anything is read or fit."""
 
-    Returns the summary (also written to ``clv_summary.json``) with a one-line ``message``.
-    Input problems raise :class:`~uplift.data.contract.DataValidationError` or ``ValueError``
-    naming the column or setting, before any model is fit.
-    """
-    t_start = time.perf_counter()
-    cfg = config.clv
-    prob = float(config.report.hdi_prob)
-    output_dir = Path(output_dir)
-    seconds: dict[str, float] = {}
+    settings: ClvSettings
+    tiers: TierSpec
+    rules: ClassificationRules
+    method: str
 
-    # settings first: a bad horizon or tier spec should not cost a model fit
-    settings = ClvSettings(
-        horizon=float(cfg.horizon),
-        time_unit=str(cfg.time_unit),
-        discount_rate=float(cfg.discount_rate),
-        margin=float(cfg.margin),
-    )
-    tiers = TierSpec(
-        cut_points=tuple(float(c) for c in cfg.tier_cut_points),
-        labels=tuple(str(lab) for lab in cfg.tier_labels),
-    )
-    rules = ClassificationRules(
-        shed_below=float(cfg.shed_below),
-        shed_probability=float(cfg.shed_probability),
-        grow_min_upside=float(cfg.grow_min_upside),
-    )
+
+@dataclass
+class ClvRun:
+    """What ``uplift clv`` computed, stage by stage; :meth:`to_dict` is ``clv_summary.json``."""
+
+    config: AppConfig
+    plan: ClvPlan
+    tx: pd.DataFrame
+    source: str
+    summary: pd.DataFrame
+    bg: BetaGeoModel
+    gg: GammaGammaModel | None
+    cv: xr.Dataset
+    table: pd.DataFrame
+    incremental: pd.Series | None
+    customers: pd.DataFrame
+    segments: pd.DataFrame
+    holdout: dict[str, Any] | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    cdnow_reference: dict[str, Any] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def money(self) -> str:
+        return "currency" if self.gg is not None else "discounted purchases"
+
+    def message(self) -> str:
+        prob, settings = float(self.config.report.hdi_prob), self.plan.settings
+        tot = self.totals()["clv"]
+        msg = (
+            f"{len(self.summary):,} customers; total CLV {_fmt(tot['mean'])} "
+            f"({prob:.0%} HDI {_fmt(tot['hdi_low'])} to {_fmt(tot['hdi_high'])}) over "
+            f"{settings.horizon:g} {settings.time_unit}"
+        )
+        h = self.holdout
+        if h is not None:
+            msg += (
+                f"; holdout repeat purchases predicted {h['predicted_repeat_purchases']['mean']:,.0f} "
+                f"vs actual {h['actual_repeat_purchases']:,.0f} ({h['relative_error']:+.1%})"
+            )
+        return msg
+
+    def totals(self) -> dict[str, Any]:
+        prob, cv = float(self.config.report.hdi_prob), self.cv
+        clv_draws = np.asarray(cv["clv"].transpose("sample", "customer").values, dtype=float)
+        ret_draws = np.asarray(
+            ((1.0 - cv["p_alive"]) * cv["clv_if_alive"]).transpose("sample", "customer").values,
+            dtype=float,
+        )
+        return {
+            "clv": _interval(clv_draws.sum(axis=1), prob),
+            "retention_worth": _interval(ret_draws.sum(axis=1), prob),
+            "customers_by_class": {
+                c: int((self.customers["class"] == c).sum()) for c in ("keep", "grow", "shed")
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        cfg, prob = self.config.clv, float(self.config.report.hdi_prob)
+        settings, rules = self.plan.settings, self.plan.rules
+        summary, tx = self.summary, self.tx
+        bg_block = _param_block(self.bg, prob)
+        out: dict[str, Any] = {
+            "experiment": self.config.experiment_name,
+            "dataset": cfg.dataset,
+            "source": self.source,
+            "n_transactions": len(tx),
+            "n_customers": len(summary),
+            "n_first_after_calibration": int(summary.attrs.get("n_first_after_calibration", 0)),
+            "first_date": str(tx["date"].min().date()),
+            "last_date": str(tx["date"].max().date()),
+            "calibration_end": summary.attrs.get("calibration_end"),
+            "holdout_end": summary.attrs.get("holdout_end"),
+            "method": self.plan.method,
+            "hdi_prob": prob,
+            "settings": {
+                "horizon": settings.horizon,
+                "time_unit": settings.time_unit,
+                "discount_rate": settings.discount_rate,
+                "margin": settings.margin,
+                "n_draws": settings.n_draws,
+                "spend": "gamma_gamma"
+                if self.gg is not None
+                else "1 per purchase (no amount column)",
+            },
+            "bgnbd": bg_block,
+            "gamma_gamma": _param_block(self.gg, prob) if self.gg is not None else None,
+            "totals": self.totals(),
+            # the CLV quantiles assign_tiers cuts at (pandas drops attrs through value_table's edits)
+            "tier_thresholds": self.tier_thresholds(),
+            "strategic_value_note": NO_UPLIFT_NOTE
+            if self.incremental is None
+            else f"strategic value = CLV + the best tactic's posterior profit per treated customer "
+            f"(uplift_by_segment.csv of {cfg.uplift_path}, segment of each customer from {cfg.segments_path})",
+            "rules": {
+                "shed_below": rules.shed_below,
+                "shed_probability": rules.shed_probability,
+                "grow_min_upside": rules.grow_min_upside,
+            },
+            "holdout": self.holdout,
+        }
+        if self.cdnow_reference is not None:
+            out["cdnow_reference"] = self.cdnow_reference
+        out["seconds"] = {k: round(v, 2) for k, v in self.seconds.items()}
+        out["message"] = self.message()
+        out["files"] = list(CLV_FILES)
+        return out
+
+    def tier_thresholds(self) -> dict[str, float]:
+        tiers = self.plan.tiers
+        return {
+            lab: float(v)
+            for lab, v in zip(
+                tiers.labels[1:],
+                np.quantile(self.table["actual_value"].to_numpy(dtype=float), tiers.cut_points),
+                strict=True,
+            )
+        }
+
+
+#: what ``uplift clv`` writes
+CLV_FILES = (
+    "customer_value.csv",
+    "segments.csv",
+    "clv_summary.json",
+    "clv_distribution.png",
+    "value_quadrant.png",
+    "clv_report.md",
+)
+
+
+def clv_plan(cfg: ClvConfig) -> ClvPlan:
+    """Settings first: a bad horizon or tier spec should not cost a model fit."""
     method = str(cfg.method)
     if method not in ("nuts", "laplace"):
         raise ValueError(f"clv.method={method!r} is unknown; use nuts or laplace")
-
-    t = time.perf_counter()
-    raw, columns, source = load_transactions(cfg)
-    tx = validate_transactions(raw, columns, date_format=cfg.date_format)
-    has_amount = "amount" in tx.columns
-    summary = rfm_summary(
-        tx,
-        calibration_end=cfg.calibration_end,
-        holdout_end=cfg.holdout_end,
-        time_unit=settings.time_unit,  # type: ignore[arg-type]
-        columns=TransactionColumns(amount="amount" if has_amount else None),
+    return ClvPlan(
+        ClvSettings(
+            horizon=float(cfg.horizon),
+            time_unit=str(cfg.time_unit),
+            discount_rate=float(cfg.discount_rate),
+            margin=float(cfg.margin),
+        ),
+        TierSpec(
+            cut_points=tuple(float(c) for c in cfg.tier_cut_points),
+            labels=tuple(str(lab) for lab in cfg.tier_labels),
+        ),
+        ClassificationRules(
+            shed_below=float(cfg.shed_below),
+            shed_probability=float(cfg.shed_probability),
+            grow_min_upside=float(cfg.grow_min_upside),
+        ),
+        method,
     )
-    seconds["load_and_summarise"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    bg = BetaGeoModel(method=method, sampler=config.sampler).fit(summary)  # type: ignore[arg-type]
-    seconds["fit_bgnbd"] = time.perf_counter() - t
-    gg: GammaGammaModel | None = None
-    if has_amount:
-        t = time.perf_counter()
-        gg = GammaGammaModel(method=method, sampler=config.sampler).fit(summary)  # type: ignore[arg-type]
-        seconds["fit_gamma_gamma"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    # without amounts a purchase is worth 1 unit: CLV is then in discounted purchases
-    cv = customer_value(bg, gg if gg is not None else 1.0, summary, settings)
-    incremental, segments = experiment_upside(cfg, cv)
-    table = value_table(
-        cv, incremental=incremental, segments=segments, tiers=tiers, rules=rules, hdi_prob=prob
-    )
-    seconds["customer_value"] = time.perf_counter() - t
-
-    holdout: dict[str, Any] | None = None
-    pred_hold: np.ndarray | None = None
-    if cfg.holdout_end is not None:
-        holdout, pred_hold = _holdout(bg, summary, prob, settings.n_draws)
+def customer_table(
+    summary: pd.DataFrame,
+    cv: xr.Dataset,
+    table: pd.DataFrame,
+    pred_hold: np.ndarray | None,
+    has_amount: bool,
+) -> pd.DataFrame:
+    """``customer_value.csv``: one row per customer, highest CLV first."""
 
     def mean_of(var: str) -> np.ndarray:
         return np.asarray(cv[var].mean("sample").values, dtype=float)
@@ -607,106 +713,109 @@ def run_clv(config: AppConfig, output_dir: Path) -> dict[str, Any]:
             "retention_worth_hdi_high": table["retention_worth_hdi_high"].to_numpy(),
         }
     )
-    if holdout is not None and pred_hold is not None:
+    if pred_hold is not None:
         customers["expected_holdout_purchases"] = pred_hold
         customers["frequency_holdout"] = summary["frequency_holdout"].to_numpy()
-    customers = customers.sort_values("clv_mean", ascending=False, kind="stable")
-    segments = _segments(table, cv, list(tiers.labels), prob)
+    return customers.sort_values("clv_mean", ascending=False, kind="stable")
 
-    clv_draws = np.asarray(cv["clv"].transpose("sample", "customer").values, dtype=float)
-    ret_draws = np.asarray(
-        ((1.0 - cv["p_alive"]) * cv["clv_if_alive"]).transpose("sample", "customer").values,
-        dtype=float,
-    )
-    bg_block = _param_block(bg, prob)
-    gg_block = _param_block(gg, prob) if gg is not None else None
-    out: dict[str, Any] = {
-        "experiment": config.experiment_name,
-        "dataset": cfg.dataset,
-        "source": source,
-        "n_transactions": len(tx),
-        "n_customers": len(summary),
-        "n_first_after_calibration": int(summary.attrs.get("n_first_after_calibration", 0)),
-        "first_date": str(tx["date"].min().date()),
-        "last_date": str(tx["date"].max().date()),
-        "calibration_end": summary.attrs.get("calibration_end"),
-        "holdout_end": summary.attrs.get("holdout_end"),
-        "method": method,
-        "hdi_prob": prob,
-        "settings": {
-            "horizon": settings.horizon,
-            "time_unit": settings.time_unit,
-            "discount_rate": settings.discount_rate,
-            "margin": settings.margin,
-            "n_draws": settings.n_draws,
-            "spend": "gamma_gamma" if gg is not None else "1 per purchase (no amount column)",
-        },
-        "bgnbd": bg_block,
-        "gamma_gamma": gg_block,
-        "totals": {
-            "clv": _interval(clv_draws.sum(axis=1), prob),
-            "retention_worth": _interval(ret_draws.sum(axis=1), prob),
-            "customers_by_class": {
-                c: int((customers["class"] == c).sum()) for c in ("keep", "grow", "shed")
-            },
-        },
-        # the CLV quantiles assign_tiers cuts at (pandas drops attrs through value_table's edits)
-        "tier_thresholds": {
-            lab: float(v)
-            for lab, v in zip(
-                tiers.labels[1:],
-                np.quantile(table["actual_value"].to_numpy(dtype=float), tiers.cut_points),
-                strict=True,
-            )
-        },
-        "strategic_value_note": NO_UPLIFT_NOTE
-        if incremental is None
-        else f"strategic value = CLV + the best tactic's posterior profit per treated customer "
-        f"(uplift_by_segment.csv of {cfg.uplift_path}, segment of each customer from {cfg.segments_path})",
-        "rules": {
-            "shed_below": rules.shed_below,
-            "shed_probability": rules.shed_probability,
-            "grow_min_upside": rules.grow_min_upside,
-        },
-        "holdout": holdout,
-    }
-    if cfg.dataset is not None and str(cfg.dataset).lower() == "cdnow":
-        t = time.perf_counter()
-        out["cdnow_reference"] = _cdnow_reference(
-            bg_block, gg_block, settings.time_unit, cfg.calibration_end
-        )
-        seconds["cdnow_reference"] = time.perf_counter() - t
+
+def value_customers(config: AppConfig) -> ClvRun:
+    """Read transactions, fit BG/NBD (and Gamma-Gamma with amounts), value every customer."""
+    t_start = time.perf_counter()
+    cfg, prob = config.clv, float(config.report.hdi_prob)
+    plan = clv_plan(cfg)
+    seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_csv(customers, output_dir / "customer_value.csv")
-    atomic_write_csv(segments, output_dir / "segments.csv")
-    money = "currency" if gg is not None else "discounted purchases"
-    _plots(customers, out["tier_thresholds"], output_dir, money)
-    seconds["write"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t_start
-    out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-
-    tot = out["totals"]["clv"]
-    msg = (
-        f"{len(summary):,} customers; total CLV {_fmt(tot['mean'])} "
-        f"({prob:.0%} HDI {_fmt(tot['hdi_low'])} to {_fmt(tot['hdi_high'])}) over "
-        f"{settings.horizon:g} {settings.time_unit}"
+    raw, columns, source = load_transactions(cfg)
+    tx = validate_transactions(raw, columns, date_format=cfg.date_format)
+    has_amount = "amount" in tx.columns
+    summary = rfm_summary(
+        tx,
+        calibration_end=cfg.calibration_end,
+        holdout_end=cfg.holdout_end,
+        time_unit=plan.settings.time_unit,  # type: ignore[arg-type]
+        columns=TransactionColumns(amount="amount" if has_amount else None),
     )
-    if holdout is not None:
-        msg += (
-            f"; holdout repeat purchases predicted {holdout['predicted_repeat_purchases']['mean']:,.0f} "
-            f"vs actual {holdout['actual_repeat_purchases']:,.0f} ({holdout['relative_error']:+.1%})"
+    seconds["load_and_summarise"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bg = BetaGeoModel(method=plan.method, sampler=config.sampler).fit(summary)  # type: ignore[arg-type]
+    seconds["fit_bgnbd"] = time.perf_counter() - t
+    gg: GammaGammaModel | None = None
+    if has_amount:
+        t = time.perf_counter()
+        gg = GammaGammaModel(method=plan.method, sampler=config.sampler).fit(summary)  # type: ignore[arg-type]
+        seconds["fit_gamma_gamma"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    # without amounts a purchase is worth 1 unit: CLV is then in discounted purchases
+    cv = customer_value(bg, gg if gg is not None else 1.0, summary, plan.settings)
+    incremental, segments = experiment_upside(cfg, cv)
+    table = value_table(
+        cv,
+        incremental=incremental,
+        segments=segments,
+        tiers=plan.tiers,
+        rules=plan.rules,
+        hdi_prob=prob,
+    )
+    seconds["customer_value"] = time.perf_counter() - t
+
+    holdout: dict[str, Any] | None = None
+    pred_hold: np.ndarray | None = None
+    if cfg.holdout_end is not None:
+        holdout, pred_hold = _holdout(bg, summary, prob, plan.settings.n_draws)
+    run = ClvRun(
+        config,
+        plan,
+        tx,
+        source,
+        summary,
+        bg,
+        gg,
+        cv,
+        table,
+        incremental,
+        customer_table(summary, cv, table, pred_hold if holdout is not None else None, has_amount),
+        _segments(table, cv, list(plan.tiers.labels), prob),
+        holdout,
+        seconds,
+        started=t_start,
+    )
+    if cfg.dataset is not None and str(cfg.dataset).lower() == "cdnow":
+        t = time.perf_counter()
+        run.cdnow_reference = _cdnow_reference(
+            _param_block(bg, prob),
+            _param_block(gg, prob) if gg is not None else None,
+            plan.settings.time_unit,
+            cfg.calibration_end,
         )
-    out["message"] = msg
-    out["files"] = [
-        "customer_value.csv",
-        "segments.csv",
-        "clv_summary.json",
-        "clv_distribution.png",
-        "value_quadrant.png",
-        "clv_report.md",
-    ]
-    atomic_write_text(_report(out, segments), output_dir / "clv_report.md")
+        seconds["cdnow_reference"] = time.perf_counter() - t
+    return run
+
+
+def write_clv_outputs(run: ClvRun, output_dir: Path) -> dict[str, Any]:
+    """Every CLV artifact from ``run``, ``clv_summary.json`` last; returns that summary."""
+    seconds = run.seconds
+    t = time.perf_counter()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(run.customers, output_dir / "customer_value.csv")
+    atomic_write_csv(run.segments, output_dir / "segments.csv")
+    _plots(run.customers, run.tier_thresholds(), output_dir, run.money)
+    seconds["write"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - run.started
+    out = run.to_dict()
+    atomic_write_text(_report(out, run.segments), output_dir / "clv_report.md")
     atomic_write_json(out, output_dir / "clv_summary.json")
     return out
+
+
+def run_clv(config: AppConfig, output_dir: Path) -> dict[str, Any]:
+    """Value every customer from their transactions and write the CLV artifacts to ``output_dir``.
+
+    Returns the summary (also written to ``clv_summary.json``) with a one-line ``message``.
+    Input problems raise :class:`~uplift.data.contract.DataValidationError` or ``ValueError``
+    naming the column or setting, before any model is fit.
+    """
+    return write_clv_outputs(value_customers(config), Path(output_dir))
