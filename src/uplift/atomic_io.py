@@ -47,7 +47,7 @@ def _atomic_path(target: Path):
         raise
 
 
-def atomic_write(target: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(target: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and move the result to ``target`` only if it succeeded."""
     target = Path(target)
     with _atomic_path(target) as tmp:

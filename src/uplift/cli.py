@@ -134,10 +134,11 @@ def _app(cfg: DictConfig) -> float | None:
     from uplift.data import DataValidationError
     from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
-    from uplift.pipeline import ConvergenceGateError, run
+    from uplift.pipeline import ConvergenceGateError
+    from uplift.pipeline import run as run_pipeline
 
     errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
-    config, out, result = _execute("run", cfg, run, errors)
+    config, out, result = _execute("run", cfg, run_pipeline, errors)
     run, name = result.run, config.experiment_name
     if run.gate.overridden:
         print(
@@ -215,7 +216,8 @@ def _share_config_store() -> None:
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # the plugin scan registers the config sources
-    SourcesRegistry.instance().resolve("structured").__deepcopy__ = _shallow_copy
+    # patching a method onto Hydra's class, which the type system does not model
+    SourcesRegistry.instance().resolve("structured").__deepcopy__ = _shallow_copy  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from uplift.models.settings import (
     ConversionPriors,
     CountPriors,
     CovariatePriors,
+    Form,
     Parameterization,
     SamplerSettings,
     SpendPriors,
@@ -264,7 +265,7 @@ class ModelConfig:
     # tests, and centred effects funnel (social_pressure_mailing: 127 divergences at ~325 events
     # per cell). See Parameterization for the measurements.
     parameterization: Parameterization = field(
-        default_factory=lambda: Parameterization(baseline="auto")
+        default_factory=lambda: Parameterization(baseline=Form.auto)
     )
     covariate_model: CovariateModelConfig = field(default_factory=CovariateModelConfig)
 
@@ -686,7 +687,7 @@ def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, st
     names = [f.name for f in dataclasses.fields(schema)]
     out: list[tuple[str, str]] = []
     for key in node:
-        path = f"{where}.{key}" if where else str(key)
+        path = f"{where}.{key!s}" if where else str(key)
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             prefix = f"{where}." if where else ""
@@ -701,8 +702,11 @@ def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, st
 def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
     """Validate a composed config and return typed objects; errors name the offending key."""
     if not isinstance(cfg, DictConfig):
-        cfg = OmegaConf.merge(OmegaConf.structured(AppConfig), cfg)
-    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+        merged = OmegaConf.merge(OmegaConf.structured(AppConfig), cfg)
+        assert isinstance(merged, DictConfig)  # merged into the dataclass schema: a mapping
+        cfg = merged
+    if "hydra" in cfg:
+        cfg = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     env = env_interpolations(cfg)
     if env:
         raise ValueError(

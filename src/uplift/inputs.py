@@ -87,9 +87,15 @@ def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:
             f"e.g. data.columns.segments=[{vc.tier_column},{','.join(cols.segments)}]"
         )
     try:
+        path = vc.customer_value_path
+        if path is None:  # ValueConfig refuses kind=clv without it; a later edit may not
+            raise ValueError(
+                "value.kind=clv needs value.customer_value_path=<dir>/customer_value.csv "
+                "written by `uplift clv`"
+            )
         return attach_value_tier(
             raw,
-            load_customer_value(vc.customer_value_path),
+            load_customer_value(path),
             id_col=cols.customer_id,
             new_col=vc.tier_column,
             missing=vc.missing_tier,

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,11 @@ from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
 from uplift.value.per_conversion import value_per_unit
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from uplift.models.settings import Parameterization
 
 log = logging.getLogger("uplift")
 
@@ -147,6 +153,20 @@ def family_of(config: AppConfig, tactic: str) -> Family:
     return get_family(config.model.family_of(tactic))
 
 
+@runtime_checkable
+class _PricedModel(Protocol):
+    """A fitted price-test model (:class:`uplift.models.price.PriceUpliftModel`)."""
+
+    def demand_curve(self, price_grid: np.ndarray) -> xr.DataArray: ...
+
+
+@runtime_checkable
+class _Parameterized(Protocol):
+    """A model with random-effect forms (``model.parameterization``)."""
+
+    parameterization: Parameterization
+
+
 def price_tactics(config: AppConfig, fits: dict) -> list[str]:
     return [t for t in fits if family_of(config, t).prices]
 
@@ -176,7 +196,10 @@ def optimize_prices(
     eligible = eligible_customers(config, cells)
     tables, summaries, demand = [], {}, None
     for tactic in price_tactics(config, fits):
-        demand = fits[tactic].model.demand_curve(grid)
+        model = fits[tactic].model
+        if not isinstance(model, _PricedModel):
+            raise TypeError(f"tactic {tactic!r} is priced but its model has no demand curve")
+        demand = model.demand_curve(grid)
         segs = [str(s) for s in demand["segment"].values]
         cost = pd.Series({s: float(pc.unit_cost_by_segment.get(s, pc.unit_cost)) for s in segs})
         problem = PricingProblem.from_xarray(
@@ -253,8 +276,14 @@ def segment_value_model(config: AppConfig, data: CustomerData):
     from uplift.value.clv_join import clv_value_for_data, load_customer_value
 
     try:
+        path = config.value.customer_value_path
+        if path is None:  # ValueConfig refuses kind=clv without it; a later edit may not
+            raise ValueError(
+                "value.kind=clv needs value.customer_value_path=<dir>/customer_value.csv "
+                "written by `uplift clv`"
+            )
         return clv_value_for_data(
-            load_customer_value(config.value.customer_value_path),
+            load_customer_value(path),
             data.frame,
             statistic=config.value.statistic,
             scale=config.value.scale,
@@ -326,7 +355,8 @@ def fit_tactic(
                 for k in ("effect", "baseline"):
                     if k in changes:
                         setattr(par, k, _flip(getattr(par0, k)))
-                retry.parameterization = par
+                if isinstance(retry, _Parameterized):  # as model, built for the same family
+                    retry.parameterization = par
             elif len(changes) > 1:
                 break
         if _form(retry) in tried:  # e.g. already at target_accept 0.99: nothing new to try
@@ -812,7 +842,8 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     health = check_health(config, data)
     with clock.stage("fit"):
         fits = fit_tactics(cells, data, config)
-    covariate_models, scores = {}, None
+    covariate_models: dict = {}
+    scores: pd.DataFrame | None = None
     if config.model.covariate_model.enabled:
         with clock.stage("covariate_model"):
             covariate_models, scores = score_customers(config, data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Tactic(StrEnum):
@@ -65,7 +66,7 @@ class ArmMap:
                 raise ValueError(f"tactics.arms.{a.name}.cost: must be >= 0, got {a.cost}")
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Mapping[str, object]]) -> ArmMap:
+    def from_mapping(cls, mapping: Mapping[str, Mapping[str, Any]]) -> ArmMap:
         """Build from ``{arm_name: {"tactic": ..., "cost": ...}}`` as written in config."""
         arms = []
         for name, spec in mapping.items():

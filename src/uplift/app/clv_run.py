@@ -191,7 +191,10 @@ def _cdnow_reference(
         pub = CDNOW_PUBLISHED_BGNBD
         pred = bgnbd_expected_purchases(
             float(sample["duration_holdout"].iloc[0]),
-            *(pub[k] for k in ("r", "alpha", "a", "b")),
+            pub["r"],
+            pub["alpha"],
+            pub["a"],
+            pub["b"],
             sample["frequency"].to_numpy(dtype=float),
             sample["recency"].to_numpy(dtype=float),
             sample["T"].to_numpy(dtype=float),
@@ -355,7 +358,8 @@ def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, mon
     fig, ax = plt.subplots(figsize=(7, 4))
     if len(pos):
         lo, hi = max(pos.min(), 1e-3), max(pos.max(), pos.min() * 10, 1e-2)
-        ax.hist(pos, bins=np.logspace(math.log10(lo), math.log10(hi), 60), color="#4878a8")
+        bins = np.logspace(math.log10(lo), math.log10(hi), 60).tolist()
+        ax.hist(pos, bins=bins, color="#4878a8")
     ax.set_xscale("log")
     for lab, t in thresholds.items():
         if t > 0:

@@ -8,6 +8,7 @@ sizes times ``optimize.population_scale``. The sizing itself is :func:`design_ta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -44,7 +45,9 @@ def plan_experiment(config: AppConfig, output_dir: str | Path) -> pd.DataFrame:
     prior = None
     if d.assurance_prior_mean is not None and d.assurance_prior_sd is not None:
         prior = (d.assurance_prior_mean, d.assurance_prior_sd)
-    allocation: str | float = d.allocation if d.allocation == "optimal" else float(d.allocation)
+    allocation: float | Literal["optimal"] = (
+        "optimal" if d.allocation == "optimal" else float(d.allocation)
+    )
     table = design_table(
         segments,
         data.arm_map,

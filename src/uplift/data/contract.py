@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,23 @@ SEGMENT_SEP = "/"
 
 class DataValidationError(ValueError):
     """Input data does not satisfy the contract. The message says what is wrong and how to fix it."""
+
+
+class ColumnSettings(Protocol):
+    """The column settings :meth:`ColumnMap.from_config` reads (``uplift.config.ColumnsConfig``)."""
+
+    @property
+    def customer_id(self) -> str | None: ...
+    @property
+    def segments(self) -> Sequence[str]: ...
+    @property
+    def arm(self) -> str: ...
+    @property
+    def converted(self) -> str: ...
+    @property
+    def revenue(self) -> str | None: ...
+    @property
+    def orders(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,7 @@ class ColumnMap:
     covariates: tuple[str, ...] = ()  # raw columns kept as they are for row-level models
 
     @classmethod
-    def from_config(cls, cfg: object) -> ColumnMap:
+    def from_config(cls, cfg: ColumnSettings) -> ColumnMap:
         return cls(
             customer_id=cfg.customer_id,
             segments=tuple(cfg.segments),

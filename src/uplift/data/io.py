@@ -17,8 +17,9 @@ import codecs
 import csv
 import gzip
 import lzma
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,7 +42,12 @@ BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_OPEN = {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_OPEN: dict[str | None, Callable[..., Any]] = {
+    None: open,
+    "gzip": gzip.open,
+    "bz2": bz2.open,
+    "xz": lzma.open,
+}
 SNIFF_BYTES = 65536
 DELIMITERS = ",;\t|"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,15 @@ import pandas as pd
 from uplift.atomic_io import atomic_write_csv, atomic_write_parquet
 from uplift.tactics import ArmMap, Tactic
 
+
 # Effect on the logit of conversion: base + need affinity + slope per value-tier step.
-TACTIC_PROFILES: dict[Tactic, dict[str, object]] = {
+class TacticProfile(TypedDict):
+    base: float  # logit effect
+    needs: dict[str, float]  # added for customers with that need
+    tier_slope: float  # added per value tier
+
+
+TACTIC_PROFILES: dict[Tactic, TacticProfile] = {
     Tactic.CROSS_SELL: {
         "base": 0.25,
         "needs": {"variety": 0.35, "convenience": 0.1},
@@ -81,7 +89,7 @@ def true_effects(
                     prof = TACTIC_PROFILES[arm.tactic]
                     effect = (
                         float(prof["base"])
-                        + float(prof["needs"].get(need, 0.0))  # type: ignore[union-attr]
+                        + float(prof["needs"].get(need, 0.0))
                         + float(prof["tier_slope"]) * ti
                         + rng.normal(0.0, effect_noise)
                     )

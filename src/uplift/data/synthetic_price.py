@@ -69,11 +69,11 @@ def generate_price_test(
     prices: list[float],
     current_price: float,
     n_customers: int,
-    true_a: Sequence[float],
-    true_b: Sequence[float],
+    true_a: Sequence[float] | np.ndarray,
+    true_b: Sequence[float] | np.ndarray,
     seed: int,
     reference_price: float | None = None,
-    segment_shares: Sequence[float] | None = None,
+    segment_shares: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw a randomized price test with known demand. Same arguments -> same data.
 

@@ -317,7 +317,8 @@ def simulate_price(
     p_now = rng.uniform(0.02, 0.15, n_segments)
     a = np.log(p_now / (1 - p_now))  # purchase logit at today's price (the reference)
     b = -rng.uniform(1.0, 4.0, n_segments)
-    sizes = np.exp(rng.uniform(*np.log(size_range), n_segments))
+    log_lo, log_hi = np.log(size_range)
+    sizes = np.exp(rng.uniform(log_lo, log_hi, n_segments))
     customers, ptruth = generate_price_test(
         segments,
         list(prices),

@@ -123,8 +123,8 @@ SEGMENT_COLUMNS = [
 ]
 
 Outcome = str | Mapping[str, str]
-ValueSpec = float | pd.Series | Mapping[str, float | pd.Series] | None
-Design = Mapping[str, float] | None
+type ValueSpec = float | pd.Series | Mapping[str, float | pd.Series] | None
+type Design = Mapping[str, float] | None
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,7 @@ class TLearner:
     def __post_init__(self) -> None:
         if not self.features:
             raise ValueError("TLearner needs at least one feature column (evaluate.features)")
-        self._models: dict[str, object] = {}
+        self._models: dict[str, Any] = {}  # fitted scikit-learn estimators
         self._levels: dict[str, pd.Index] = {}
 
     def _estimator(self):

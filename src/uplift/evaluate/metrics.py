@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -101,6 +101,14 @@ def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+@overload
+def _validate(
+    y: ArrayLike, treatment: ArrayLike, score: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def _validate(
+    y: ArrayLike, treatment: ArrayLike, score: None = None
+) -> tuple[np.ndarray, np.ndarray, None]: ...
 def _validate(
     y: ArrayLike, treatment: ArrayLike, score: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

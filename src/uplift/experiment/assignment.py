@@ -207,7 +207,7 @@ def assign(
             "bucket": bucket,
         }
     )
-    if keep.any():
+    if prev is not None and keep.any():  # keep is all False without previous
         old = prev.loc[keys[keep].to_numpy()]
         out.loc[keep, "stratum"] = old["stratum"].to_numpy()
         out.loc[keep, "arm"] = old["arm"].to_numpy()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,8 @@ from scipy import optimize, stats
 from uplift.tactics import ArmMap, Tactic
 
 Metric = Literal["binary", "continuous"]
-Correction = Literal["none", "bonferroni"]
+#: "none" or "bonferroni" (checked); str so that the configuration's StrEnum passes as it is
+Correction = str
 Allocation = float | Literal["optimal"]
 
 _EPS = 1e-9
@@ -376,6 +377,7 @@ def minimum_detectable_effect(
             )
     else:
         _outcome(baseline, 0.0, metric=metric, sd=sd, relative=False, rho=rho)  # validates sd
+        assert sd is not None  # _outcome raised for a continuous outcome without sd
         z_sum = _z(a, two_sided) + abs(float(stats.norm.ppf(target))) + 10
         hi = z_sum * float(sd) * math.sqrt(1 / n_c + 1 / n_t)
     lo = hi * 1e-9
@@ -534,7 +536,9 @@ def _arms(arms: ArmMap | Sequence[Tactic | str]) -> tuple[str, list[tuple[str, T
     if isinstance(arms, str):
         arms = [arms]
     tactics = [Tactic.parse(str(t), where="design_table.arms") for t in arms]
-    treated = [(t.value, t) for t in dict.fromkeys(tactics) if t is not Tactic.CONTROL]
+    treated: list[tuple[str, Tactic]] = [
+        (t.value, t) for t in dict.fromkeys(tactics) if t is not Tactic.CONTROL
+    ]
     if not treated:
         raise ValueError("design_table.arms: need at least one treated tactic besides control")
     return Tactic.CONTROL.value, treated
@@ -609,7 +613,6 @@ def design_table(
             r_seg = 0.0
         avail = seg.get(customers_col, np.nan)
         avail = float(avail) if avail is not None and pd.notna(avail) else math.nan
-        common = {"metric": metric, "sd": sd, "rho": r_seg}
         try:
             sizes = [
                 required_sample_size(
@@ -622,7 +625,9 @@ def design_table(
                     n_treatments=k,
                     two_sided=two_sided,
                     correction=correction,
-                    **common,
+                    metric=metric,
+                    sd=sd,
+                    rho=r_seg,
                 )
                 for arm, tac in treated
             ]
@@ -631,7 +636,7 @@ def design_table(
         n_c = max(s.n_control for s in sizes)
         total = n_c + sum(s.n_treatment for s in sizes)
         enough = bool(total <= avail) if math.isfinite(avail) else False
-        seg_rows = [
+        seg_rows: list[dict[str, Any]] = [
             {
                 segment_col: name,
                 "arm": control,
@@ -646,7 +651,7 @@ def design_table(
         ]
         for (arm, tac), s in zip(treated, sizes, strict=True):
             out = _outcome(base, s.effect, metric=metric, sd=sd, relative=False, rho=r_seg)
-            row: dict[str, object] = {
+            row: dict[str, Any] = {
                 segment_col: name,
                 "arm": arm,
                 "tactic": tac.value,
@@ -667,7 +672,9 @@ def design_table(
                         alpha=a,
                         power=power,
                         two_sided=two_sided,
-                        **common,
+                        metric=metric,
+                        sd=sd,
+                        rho=r_seg,
                     )
                 except ValueError:
                     row["mde_at_available"] = math.nan
@@ -680,7 +687,9 @@ def design_table(
                     prior_sd=assurance_prior[1],
                     relative=relative,
                     seed=seed,
-                    **common,
+                    metric=metric,
+                    sd=sd,
+                    rho=r_seg,
                 ).assurance
             seg_rows.append(row)
         for row in seg_rows:

@@ -52,8 +52,8 @@ ESTIMATORS = ("ipw", "snipw", "dm", "dr")
 VALUE_COLUMNS = ["estimator", "estimate", "se", "ci_low", "ci_high", "level", "n", "method"]
 POLICY_COLUMNS = ["segment", "arm", "probability"]
 
-Policy = Mapping[str, str | Mapping[str, float]] | Callable[[pd.Series], object] | pd.DataFrame
-Propensity = str | Mapping[str, float] | pd.DataFrame
+type Policy = Mapping[str, str | Mapping[str, float]] | Callable[[pd.Series], object] | pd.DataFrame
+type Propensity = str | Mapping[str, float] | pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -600,16 +600,16 @@ def evaluate_policy(
 
     wpi = d.pi_a / d.p
     diag = []
-    for k, a in enumerate(arms):
-        ind = (a_idx == k) / p
+    for j, a in enumerate(arms):
+        ind = (a_idx == j) / p
         diag.append(
             {
                 "arm": a,
-                "rows": int((a_idx == k).sum()),
+                "rows": int((a_idx == j).sum()),
                 "mean_weight": float(ind.mean()),
                 "mean_weight_se": float(ind.std(ddof=1) / math.sqrt(n)),
-                "policy_share": float(P[:, k].mean()),
-                "logged_share": float((a_idx == k).mean()),
+                "policy_share": float(P[:, j].mean()),
+                "logged_share": float((a_idx == j).mean()),
             }
         )
     diagnostics = pd.DataFrame(diag)

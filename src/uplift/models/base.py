@@ -24,7 +24,7 @@ from uplift.models.sampling import SamplerSettings
 
 class UpliftModel(SavedModel, ABC):
     family: ClassVar[str]
-    metric: ClassVar[str]
+    metric: str  # set by each class; a count model may rename it per instance (``metric=``)
     #: with nutpie/numpyro, reuse one compiled graph across fits whose data (``pm.Data``) differ
     reuse_compiled: ClassVar[bool] = True
     #: dims whose labels may differ between fits sharing a compiled graph
@@ -54,7 +54,10 @@ class UpliftModel(SavedModel, ABC):
         self.tactic = str(tactic)
         model = self.build_model(cells, self.tactic)
         seed = self.sampler.seed_for(self.tactic)
-        key = (type(self).__name__, json.dumps(self.model_config(), sort_keys=True))
+        key: tuple[str, str] | None = (
+            type(self).__name__,
+            json.dumps(self.model_config(), sort_keys=True),
+        )
         key = key if self.reuse_compiled and model.data_vars else None
         if self.sampler.backend == "nutpie":
             self.idata = sample_nutpie(model, self.sampler, seed, key, self.relabel_dims)

@@ -50,7 +50,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import arviz as az
 import numpy as np
@@ -210,7 +210,9 @@ class CovariateEncoding:
         return s.to_numpy(dtype=np.float64)
 
     def transform(
-        self, rows: pd.DataFrame, unseen: Literal["error", "reference"] = "error"
+        self,
+        rows: pd.DataFrame,
+        unseen: str = "error",  # one of UNSEEN (checked)
     ) -> np.ndarray:
         """Design matrix ``(len(rows), len(terms))`` for ``rows`` with the stored encoding."""
         if unseen not in UNSEEN:
@@ -492,7 +494,7 @@ def laplace_fit(
     n_draws: int,
     seed: int,
     grid_size: int = 25,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Posterior draws of (alpha, beta, tau, gamma, sigma_gamma) by nested Laplace.
 
     For each log sigma_gamma on a grid, theta | sigma_gamma is approximated by the Gaussian at its
@@ -567,9 +569,9 @@ class CovariateUpliftModel(SavedModel):
         priors: CovariatePriors | None = None,
         sampler: SamplerSettings | None = None,
         max_patterns: int = 5000,
-        method: Literal["auto", "exact", "approximate"] = "auto",
+        method: str = "auto",  # one of METHODS (checked)
         max_levels: int = 20,
-        unseen: Literal["error", "reference"] = "error",
+        unseen: str = "error",  # one of UNSEEN (checked)
     ) -> None:
         if isinstance(covariates, str) or not covariates:
             raise ValueError(
@@ -834,6 +836,7 @@ class CovariateUpliftModel(SavedModel):
     def _patterns(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Unique encoded covariate patterns of ``rows`` and each row's pattern index."""
         self._require_fit()
+        assert self.encoding is not None  # _require_fit raised otherwise
         return unique_rows(self.encoding.transform(rows, self.unseen))
 
     def _uplift_chunks(

@@ -666,7 +666,9 @@ def _vectorized_prior(graph, n_draws: int, seed: int) -> dict[str, np.ndarray]:
             # an explicit size must grow by the batch dimension its parents now carry
             size = rv.owner.op.size_param(rv.owner)
             if not isinstance(size.type, NoneTypeT):
-                replace[size] = pt.concatenate([pt.as_tensor([n_draws], dtype=size.dtype), size])
+                # a size that is not None is a tensor: its type carries the dtype
+                dtype = size.type.dtype
+                replace[size] = pt.concatenate([pt.as_tensor([n_draws], dtype=dtype), size])
     outputs = vectorize_graph([graph[n] for n in names], replace=replace)
     fn = pm_compile([], outputs, random_seed=_seed(seed), mode="FAST_COMPILE")
     values = dict(zip(names, fn(), strict=True))

@@ -43,6 +43,7 @@ from uplift.models.conversion import (
 )
 from uplift.models.families import price_logit
 from uplift.models.sampling import SamplerSettings
+from uplift.models.settings import Form
 from uplift.models.structure import pooled
 
 
@@ -112,7 +113,7 @@ class PriceResponseModel(UpliftModel):
         # (6 segments x 5 prices, 2,000 per cell, 2 x 500 draws): min ESS of the elasticity
         # hyper-mean 97 non-centred vs 919 centred, same data and seed. Pass non_centered for
         # thin tests (few customers per cell), where funnels appear.
-        self.parameterization = parameterization or Parameterization("centered", "centered")
+        self.parameterization = parameterization or Parameterization(Form.centered, Form.centered)
         self.control_arm: str | None = None
         #: the reference actually used (``reference_price`` or the control arm's price)
         self.reference: float | None = self.reference_price
@@ -233,6 +234,8 @@ class PriceResponseModel(UpliftModel):
             raise ValueError("price_grid must be a non-empty 1-D array of positive prices")
         a = self._draws("baseline_logit").transpose("sample", "segment")
         b = self._draws("elasticity").transpose("sample", "segment")
+        if self.reference is None:  # set by build_model, before the fit _draws requires
+            raise RuntimeError("fit the price model before asking for its demand curve")
         x = np.log(grid / float(self.reference))
         eta = np.asarray(a.values)[:, :, None] + np.asarray(b.values)[:, :, None] * x
         return xr.DataArray(

@@ -40,7 +40,7 @@ def _quiet() -> None:
 
 # -- nutpie ------------------------------------------------------------------------------------
 
-_COMPILED: dict[tuple, object] = {}
+_COMPILED: dict[tuple, Any] = {}  # nutpie compiled models
 
 
 def _relabel(tree, coords: dict[str, list]):
@@ -53,7 +53,7 @@ def _relabel(tree, coords: dict[str, list]):
     return tree
 
 
-def _structure_key(model: pm.Model, key: tuple, relabel: tuple[str, ...]) -> tuple:
+def _structure_key(model: pm.Model, key: tuple | None, relabel: tuple[str, ...]) -> tuple:
     """What a compiled graph depends on beyond ``key``: fixed coords and data shapes."""
     data = {v.name: v.get_value() for v in model.data_vars}
     fixed = tuple((d, tuple(map(str, v))) for d, v in model.coords.items() if d not in relabel)
@@ -126,6 +126,7 @@ def _jaxify(model: pm.Model, outputs: list) -> Callable:
     from pytensor.compile import SharedVariable
     from pytensor.compile.mode import JAX
     from pytensor.graph import FunctionGraph
+    from pytensor.graph.basic import Variable
     from pytensor.graph.replace import clone_replace
     from pytensor.graph.traversal import graph_inputs
     from pytensor.link.jax.dispatch import jax_funcify
@@ -134,7 +135,8 @@ def _jaxify(model: pm.Model, outputs: list) -> Callable:
     data_in = [d.type() for d in data]
     outs = clone_replace(outputs, replace=dict(zip(data, data_in, strict=True)))
     other = [v for v in graph_inputs(outs) if isinstance(v, SharedVariable)]
-    outs = clone_replace(outs, replace={v: pt.constant(v.get_value(borrow=True)) for v in other})
+    consts: dict[Variable, Variable] = {v: pt.constant(v.get_value(borrow=True)) for v in other}
+    outs = clone_replace(outs, replace=consts)
     fgraph = FunctionGraph(inputs=[*model.value_vars, *data_in], outputs=outs, clone=True)
     JAX.optimizer.rewrite(fgraph)
     return jax_funcify(fgraph)
@@ -146,7 +148,7 @@ class _NumpyroRunner:
 
     names: list[str]
     logp: Callable  # (z, data) -> log density, jitted
-    chain: Callable  # (rng_key, z0, data) -> per-draw outputs, jitted
+    chain: Any  # (rng_key, z0, data) -> per-draw outputs, jitted (``.lower`` compiles it)
     post: Callable  # (z batch, data) -> posterior variables, jitted
     compiled: Any = None
 
@@ -338,7 +340,8 @@ class _IterateAverage:
     """
 
     def __init__(self, start: int) -> None:
-        self.start, self.total, self.count = start, None, 0
+        self.start, self.count = start, 0
+        self.total: list[Any] | None = None
 
     def __call__(self, approx, losses, i: int) -> None:
         if i < self.start:
@@ -350,7 +353,7 @@ class _IterateAverage:
         self.count += 1
 
     def apply(self, approx) -> None:
-        if self.count:
+        if self.count and self.total is not None:  # total is set with the first count
             for p, t in zip(approx.params, self.total, strict=True):
                 p.set_value(t / self.count)
 

@@ -97,7 +97,7 @@ class Parameterization:
             "effect": pooled_ok and treated >= self.auto_min_effect_events,
         }
         picks = {
-            k: ("centered" if dense[k] else "non_centered") if v == "auto" else v
+            k: (Form.centered if dense[k] else Form.non_centered) if v == "auto" else v
             for k, v in (("baseline", self.baseline), ("effect", self.effect))
         }
         return Parameterization(

@@ -481,7 +481,9 @@ class BudgetAllocator(SolvesWith):
             lo, hi = hdi(scen, self.hdi_prob)
             # the rule objects still hold the original budget: report against this level's
             at_level = [
-                _WithRhs(c, param.value) if c.name == budget_constraint else c
+                _WithRhs(c, param.value)
+                if c.name == budget_constraint and isinstance(c, LinearConstraint)
+                else c
                 for c in self.constraints
             ]
             report, binding, _ = self._constraint_report(

@@ -293,6 +293,9 @@ class _PlanRiskRule:
     unless the slack exceeds what one more step of any worthwhile cell could move it.
     """
 
+    def slack(self, x: np.ndarray, problem: AllocationProblem) -> float:
+        raise NotImplementedError
+
     def violation(self, x: np.ndarray, problem: AllocationProblem) -> float:
         return max(0.0, -self.slack(x, problem))
 

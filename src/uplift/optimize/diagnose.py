@@ -60,7 +60,8 @@ class InfeasibleMixin:
     def __init__(
         self, message: str, conflict: Conflict, status: str, solver: str, seconds: float
     ) -> None:
-        super().__init__(message)
+        # cooperative mixin: the next class in the MRO of every user is an Exception
+        super().__init__(message)  # type: ignore[call-arg]
         self.conflict = conflict
         self.status = status
         self.solver = solver
@@ -120,7 +121,8 @@ def find_conflict(
             keep = trial
     relaxation: dict[str, float] = {}
     if elastic and (soft is None or set(soft) & set(names)):
-        soft_cons, slacks = list(base), {}
+        soft_cons = list(base)
+        slacks: dict[str, list[cp.Variable]] = {}
         for n in names:
             slacks[n] = []
             for c in groups[n]:

@@ -19,7 +19,8 @@ from uplift.optimize.risk import check_alpha, tail_mean, tail_mean_expr
 
 
 class Objective(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def build(
         self, scenarios: cp.Expression, mean: cp.Expression
@@ -119,7 +120,11 @@ class MeanCVaR:
         return self.risk_aversion > 0
 
 
-OBJECTIVES = {"expected": ExpectedProfit, "cvar": CVaR, "mean_cvar": MeanCVaR}
+OBJECTIVES: dict[str, type[ExpectedProfit] | type[CVaR] | type[MeanCVaR]] = {
+    "expected": ExpectedProfit,
+    "cvar": CVaR,
+    "mean_cvar": MeanCVaR,
+}
 
 
 def objective_from_config(kind: str | Mapping[str, Any], **defaults: Any) -> Objective:

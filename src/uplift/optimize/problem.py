@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cvxpy as cp
 import numpy as np
 import pandas as pd
 
 from uplift.tactics import ArmMap
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 CUSTOMERS = "customers"
 SPEND = "spend"
@@ -207,7 +211,7 @@ class AllocationProblem:
     @classmethod
     def from_uplift(
         cls,
-        uplift: Mapping[str, object],
+        uplift: Mapping[str, xr.DataArray],
         value_per_conversion: pd.Series | Mapping[str, pd.Series],
         arm_map: ArmMap,
         eligible: pd.Series,

@@ -49,7 +49,7 @@ arm order), and :attr:`CustomerTargets.notes` says so per segment. A fractional 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,7 +264,7 @@ def customer_targets(
 
 
 # ---- inputs -------------------------------------------------------------------------------
-def _show(values: list[object], k: int = 5) -> str:
+def _show(values: Sequence[object], k: int = 5) -> str:
     vals = [repr(v) for v in values]
     return ", ".join(vals[:k]) + (f", ... ({len(vals)} in all)" if len(vals) > k else "")
 

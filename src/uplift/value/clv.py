@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -226,7 +226,10 @@ class _BtydModel(SavedModel):
 
     def _restore(self, idata: Any) -> None:
         # files saved before the common stamp keep the method in clv_method only
-        self.method = str(idata.attrs.get("clv_method", self.method))
+        method = str(idata.attrs.get("clv_method", self.method))
+        if method not in ("nuts", "laplace"):
+            raise ValueError(f"saved CLV fit has clv_method={method!r}; expected nuts or laplace")
+        self.method = cast(FitMethod, method)
 
     def _laplace(self, model: pm.Model, attrs: Mapping[str, Any], seed: int):
         """Gaussian approximation at the posterior mode on the (unbounded) log scale."""
@@ -408,7 +411,9 @@ class BetaGeoModel(_BtydModel):
         theta = pt.dvector("theta")
         e = pt.exp(theta)
         ll = pt.sum(w * bgnbd_logp(e[0], e[1], e[2], e[3], ux, utx, uT))
-        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])
+        # the gradient of one cost with respect to one variable is one Variable; pytensor's
+        # return hint is the union over every call form
+        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
         x0 = np.array([0.0, math.log(max(np.mean(T), 1e-9)), 0.0, 0.0])
         res = _minimize(f, x0)
         est = dict(zip(("r", "alpha", "a", "b"), np.exp(res.x).tolist(), strict=True))
@@ -605,7 +610,9 @@ class GammaGammaModel(_BtydModel):
         theta = pt.dvector("theta")
         e = pt.exp(theta)
         ll = pt.sum(gamma_gamma_logp(e[0], e[1], e[2], xs, ms))
-        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])
+        # the gradient of one cost with respect to one variable is one Variable; pytensor's
+        # return hint is the union over every call form
+        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
         res = _minimize(f, np.array([0.0, 0.7, math.log(np.mean(ms))]))
         est = dict(zip(("p", "q", "gamma"), np.exp(res.x).tolist(), strict=True))
         est["loglik"] = float(-res.fun)

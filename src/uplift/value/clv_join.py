@@ -30,7 +30,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -45,7 +44,8 @@ DEFAULT_HDI_PROB = (
     0.94  # report.hdi_prob's default, used when clv_summary.json is not beside the csv
 )
 
-Statistic = Literal["mean", "median"]
+#: "mean" or "median" (checked); str so that the configuration's StrEnum passes as it is
+Statistic = str
 
 
 # ----------------------------------------------------------------------------------------------
@@ -443,6 +443,7 @@ class ClvSegmentValue:
         j = self._joined
         lo = j["clv_hdi_low"].fillna(j["clv_mean"]).to_numpy(dtype=float)
         hi = j["clv_hdi_high"].fillna(j["clv_mean"]).to_numpy(dtype=float)
+        assert self.hdi_prob is not None  # resolved in __post_init__
         mu, sigma = _lognormal_params(j["clv_mean"].to_numpy(dtype=float), lo, hi, self.hdi_prob)
         z = np.random.default_rng(seed).standard_normal(n_draws)
         labels = j["segment"].to_numpy()

@@ -65,7 +65,20 @@ class ObservedValue:
         return out
 
 
-ValuePerUnit = pd.Series | Mapping[str, pd.Series]
+type ValuePerUnit = pd.Series | Mapping[str, pd.Series]
+
+
+class ValueSettings(Protocol):
+    """The value settings :func:`value_per_unit` reads (``uplift.config.ValueConfig``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def margin(self) -> float: ...
+    @property
+    def per_conversion(self) -> float: ...
+    @property
+    def by_segment(self) -> Mapping[str, float]: ...
 
 
 def value_for_tactic(values: ValuePerUnit, tactic: str) -> pd.Series:
@@ -74,7 +87,7 @@ def value_for_tactic(values: ValuePerUnit, tactic: str) -> pd.Series:
 
 
 def value_per_unit(
-    metric: str, cells: pd.DataFrame, cfg: object, segment_value: SegmentValue | None = None
+    metric: str, cells: pd.DataFrame, cfg: ValueSettings, segment_value: SegmentValue | None = None
 ) -> pd.Series:
     """What one unit of a model's metric is worth in each segment.
 
@@ -104,7 +117,7 @@ def value_per_unit(
     return out
 
 
-def build_value_model(cfg: object) -> SegmentValue:
+def build_value_model(cfg: ValueSettings) -> SegmentValue:
     kind = str(getattr(cfg.kind, "value", cfg.kind))
     if kind == "constant":
         return ConstantValue(float(cfg.per_conversion), dict(cfg.by_segment))

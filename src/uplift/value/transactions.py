@@ -88,7 +88,7 @@ def parse_dates(values: pd.Series, column: str, date_format: str | None = None) 
                 "(e.g. pd.to_datetime(df[col], unit='s') for epoch seconds) or pass date_format."
             )
         text = s.astype(np.int64).astype(str) if yyyymmdd else s.astype(str)
-        fmt = date_format or "%Y%m%d"
+        fmt: str | None = date_format or "%Y%m%d"
     else:
         text = s.astype(str).str.strip()
         fmt = date_format
