@@ -28,6 +28,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench notebooks
 	$(VENV)/bin/ruff format --check src tests bench notebooks
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/backends.py
