@@ -155,7 +155,7 @@ def family_of(config: AppConfig, tactic: str) -> Family:
 
 @runtime_checkable
 class _PricedModel(Protocol):
-    """A fitted price-test model (:class:`uplift.models.price.PriceUpliftModel`)."""
+    """A fitted price-test model (:class:`uplift.models.price.PriceResponseModel`)."""
 
     def demand_curve(self, price_grid: np.ndarray) -> xr.DataArray: ...
 
