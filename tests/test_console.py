@@ -28,3 +28,18 @@ def test_an_input_error_is_one_line_and_the_log_file_keeps_it(tmp_path):
     (run,) = (tmp_path / "outputs" / "spring_wave").iterdir()
     log = (run / "cli.log").read_text()
     assert "DataValidationError" in log and "[arviz][INFO]" not in log
+
+
+def test_the_highs_banner_does_not_open_the_console():
+    """HiGHS greets from C++ on its first solver object; a plan's solve must not show it."""
+    code = (
+        "import cvxpy as cp\n"
+        "from uplift.optimize.settings import SolverSettings\n"
+        "x = cp.Variable(integer=True)\n"
+        "SolverSettings.of('HIGHS').solve(cp.Problem(cp.Maximize(x), [x <= 3.5]), RuntimeError)\n"
+        "print('solved', x.value)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "solved 3.0", done.stdout
+    assert "HiGHS" not in done.stdout + done.stderr
