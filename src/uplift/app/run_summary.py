@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from uplift.config import AppConfig
     from uplift.data import CustomerData
     from uplift.evaluate.crossfit import CrossfitResult, PlanValue
-    from uplift.evaluate.heldout_run import HoldoutResult
+    from uplift.app.heldout_run import HoldoutResult
     from uplift.models import FittedTactic
     from uplift.optimize import Allocation, AllocationProblem, BudgetAllocator
     from uplift.optimize.allocator import Frontier
@@ -182,7 +182,7 @@ class RunSummary:
             },
         }
         if self.evaluation is not None:
-            from uplift.evaluate.heldout_run import holdout_summary
+            from uplift.app.heldout_run import holdout_summary
 
             out["evaluation"] = {
                 "holdout_fraction": config.evaluate.holdout_fraction,
