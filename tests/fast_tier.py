@@ -16,6 +16,10 @@ seconds per model structure). :func:`fake_sample` stands in for every backend of
   parameters. The convergence gate passes (independent draws would not: with ~100 quantities
   the worst r-hat of 600 iid draws is ~1.015 and the worst tail ESS ~300).
 
+The draws are not a posterior: the mode pools segments more than the posterior does, so a
+posterior predictive check may flag some cells (tests whose data do so set
+``optimize.allow_unconverged=true``), and nothing statistical may be asserted from them.
+
 The compiled log density and output functions are cached per model structure, like
 ``sample_nutpie``'s compiled graph, and fed each fit's ``pm.Data`` values. Seeded: the same
 model, settings and seed give the same draws.

@@ -136,9 +136,15 @@ def test_budget_and_no_customer_twice(run_dir):
 
 def test_console_script_with_real_nuts_covers_the_truth(tmp_path):
     """The installed console script in a fresh process, real NUTS: exit 0, the headline, and
-    intervals that cover the synthetic truth (cross-fitting off: it refits every tactic per
-    fold, and tests/test_crossfit_run.py covers it)."""
-    r = uplift(*SMALL, "evaluate.crossfit_folds=0", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    intervals that cover the synthetic truth and a plan near the oracle's (cross-fitting and
+    plots off: the in-process runs above cover them)."""
+    r = uplift(
+        *SMALL,
+        "evaluate.crossfit_folds=0",
+        "report.plots=false",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "expected incremental profit" in r.stdout
     up = pd.read_csv(tmp_path / "uplift_by_segment.csv")
@@ -407,6 +413,7 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
     r = uplift_cli(
         "data.synthetic.n_customers=20000",
         "sampler=fast",
+        "optimize.allow_unconverged=true",  # the fake's pooled mode misfits some clv_tier cells
         "evaluate.crossfit_folds=0",
         "value=clv",
         f"value.customer_value_path={cv_path}",
