@@ -35,6 +35,33 @@ def cells(customers) -> pd.DataFrame:
     return aggregate_cells(customers)
 
 
+@pytest.fixture
+def fake_sampler(monkeypatch):
+    """Replace posterior sampling with designed draws around the mode (tests/fast_tier.py):
+    fits take a fraction of a second and pass the convergence gate. For wiring tests only
+    (files, columns, routing, messages); statistical checks keep real NUTS."""
+    import fast_tier
+
+    fast_tier.install(monkeypatch)
+    return fast_tier.fake_sample
+
+
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """Any attempt to sample raises ``RuntimeError("REACHED SAMPLING")``."""
+    import fast_tier
+
+    fast_tier.install(monkeypatch, fast_tier.trap)
+
+
+@pytest.fixture
+def uplift_cli(monkeypatch):
+    """``uplift_cli(*args)``: the console script in-process (:func:`fast_tier.run_cli`)."""
+    import fast_tier
+
+    return lambda *args: fast_tier.run_cli(monkeypatch, *args)
+
+
 @pytest.fixture(scope="session")
 def fast_sampler() -> SamplerSettings:
     return SamplerSettings(draws=500, tune=500, chains=2, seed=3)

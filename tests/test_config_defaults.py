@@ -64,7 +64,7 @@ def test_default_composition_equals_the_schema_defaults():
     """``uplift`` with no overrides runs exactly ``AppConfig()`` plus the demo's arms."""
     composed = compose_config([])
     for f in dataclasses.fields(AppConfig):
-        if f.name == "tactics":
+        if f.name in ("tactics", "experiment_name"):  # the demo's arms; a derived name
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         assert getattr(composed, f.name) == default, f.name
@@ -126,3 +126,32 @@ def _build(cls: type, path: list[str], value: object) -> object:
         return cls(**{path[0]: value})
     inner = type(getattr(cls(), path[0]))
     return cls(**{path[0]: _build(inner, path[1:], value)})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ([], "synthetic_demo"),
+        (["data=csv", "data.path=/tmp/x/spring_campaign.csv"], "spring_campaign"),
+        (["data=parquet", "data.path=wave 2.parquet"], "wave_2"),
+        (["data=csv", "data.path=/tmp/hill.csv.gz", "experiment_name=mine"], "mine"),
+        (["experiment=hillstrom_email"], "hillstrom_email"),
+        (["data.source=synthetic_price"], "synthetic_price"),
+    ],
+)
+def test_experiment_name_defaults_to_the_data_files_stem(overrides, name):
+    """A run on the user's own file is not labelled ``synthetic_demo`` (issue #13)."""
+    assert compose_config(overrides).experiment_name == name
+
+
+def test_the_run_folder_is_named_like_the_run(tmp_path):
+    """Hydra names the folder before the config is validated: same name, via ``uplift_name``."""
+    from uplift.config import _run_name
+
+    data = OmegaConf.create({"source": "csv", "path": "/d/spring_campaign.csv"})
+    assert _run_name("", data) == "spring_campaign"
+    assert _run_name("given", data) == "given"
+    assert _run_name("", OmegaConf.create({"source": "csv", "path": "???"})) == "synthetic_demo"
+    assert _run_name("", OmegaConf.create({"source": "synthetic", "path": None})) == (
+        "synthetic_demo"
+    )

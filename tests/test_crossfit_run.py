@@ -1,5 +1,8 @@
 """The run reports a cross-fitted plan value beside the posterior headline, by default, and
-corrects the headline for selection with it (summary.json ``plan_value``, report.md)."""
+corrects the headline for selection with it (summary.json ``plan_value``, report.md).
+
+Wiring: fits use the fake sampler (tests/fast_tier.py); the cross-fitted estimator itself is
+tested statistically in tests/test_crossfit.py."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ QUICK_RUN = [
 ]
 
 
-def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
+def test_run_reports_crossfitted_plan_value_by_default(tmp_path, fake_sampler):
     config = uplift.compose_config(QUICK_RUN)
     assert config.evaluate.crossfit_folds == 2  # on without asking
     uplift.run(config, tmp_path)
@@ -48,7 +51,7 @@ def test_run_reports_crossfitted_plan_value_by_default(tmp_path):
     assert f"earned {cf['estimate']:,.0f}" in report
 
 
-def test_crossfit_off_keeps_the_posterior_headline_and_says_so(tmp_path):
+def test_crossfit_off_keeps_the_posterior_headline_and_says_so(tmp_path, fake_sampler):
     config = uplift.compose_config([*QUICK_RUN, "evaluate.crossfit_folds=0"])
     uplift.run(config, tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -66,7 +69,7 @@ def test_crossfit_settings_validated():
         uplift.compose_config(["evaluate.crossfit_draws=0"])
 
 
-def test_run_goes_on_when_crossfitting_cannot_score(tmp_path, monkeypatch):
+def test_run_goes_on_when_crossfitting_cannot_score(tmp_path, monkeypatch, fake_sampler):
     import uplift.pipeline as pipeline
 
     def thin(*args, **kwargs):

@@ -3,8 +3,8 @@ error that names the key, column or file and the fix, exit 2, no traceback; a fa
 only its summary saying why.
 
 Every hand-written case (data 32, configuration 25, files 9: 66) goes through the console entry point
-``uplift.cli.main`` in one process, with sampling replaced by a trap that says so, and its exit
-code, stderr and run folder are checked. Generated damage to a good file (hypothesis) runs
+``uplift.cli.main`` in the test process, with sampling replaced by a trap that says so, and its
+exit code, stderr and run folder are checked. Generated damage to a good file (hypothesis) runs
 in-process: each value either is valid (the run reaches sampling) or is a named run error.
 """
 
@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import uplift
+from fast_tier import REACHED, run_cli
 from uplift.data import DataValidationError
 from uplift.experiment.health import HealthCheckError
 from uplift.optimize import AllocationError
@@ -304,31 +305,6 @@ def _file_cases(d: Path) -> dict[str, tuple[Path, str, str]]:
 
 
 # ---- every case through the console script -------------------------------------------------
-#: runs ``uplift.cli.main`` once per case in one process (the real entry point, argv, Hydra,
-#: exit codes and stderr), with sampling replaced by a trap that says so
-LOOP = r"""
-import contextlib, io, json, sys
-import uplift.pipeline as pipeline
-from uplift import cli
-
-def trap(*a, **k):
-    raise RuntimeError("REACHED SAMPLING")
-
-pipeline.fit_tactics = trap
-for case in json.load(open(sys.argv[1])):
-    sys.argv = ["uplift", *case["args"]]
-    cli._STARTED = False
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    print(json.dumps({"name": case["name"], "code": code, "stderr": err.getvalue()}), flush=True)
-"""
-
-
 def all_cases(d: Path) -> list[dict]:
     """Every hand-written case: name, CLI arguments, what stderr must say, its run folder."""
     cases = []
@@ -348,31 +324,18 @@ def all_cases(d: Path) -> list[dict]:
     ]
 
 
-def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(tmp_path):
-    import subprocess
-    import sys
-
+def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(
+    tmp_path, monkeypatch, no_sampling
+):
+    """Each case through ``uplift.cli.main`` in this process (argv, Hydra, exit codes and
+    stderr as in a shell), with sampling trapped (tests/fast_tier.py)."""
     cases = all_cases(tmp_path)
     assert len(cases) >= 60
-    spec = tmp_path / "cases.json"
-    spec.write_text(json.dumps(cases))
-    r = subprocess.run(
-        [sys.executable, "-c", LOOP, str(spec)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path,
-    )
-    results = {}
-    for line in r.stdout.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            results[row["name"]] = row
-    assert len(results) == len(cases), r.stderr[-3000:]
+    results = {c["name"]: run_cli(monkeypatch, *c["args"]) for c in cases}
     bad = []
     for case in cases:
         got = results[case["name"]]
-        err = got["stderr"]
+        err = got.stderr
         folder = tmp_path / "runs" / case["name"]
         # a failed run leaves its summary saying why (configuration errors stop before the run)
         left = sorted(
@@ -381,9 +344,9 @@ def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(tmp_
             if p.is_file() and ".hydra" not in p.parts and p.name != "cli.log"
         )
         why = [
-            got["code"] != 2 and f"exit {got['code']}",
+            got.returncode != 2 and f"exit {got.returncode}",
             "Traceback" in err and "traceback",
-            "REACHED SAMPLING" in err and "sampled",
+            REACHED in err and "sampled",
             case["says"] not in err and f"message lacks {case['says']!r}",
             left not in ([], ["summary.json"]) and f"left {left}",
             [p.name for p in tmp_path.joinpath("runs").glob(".*staging*")] and "staging left",

@@ -77,7 +77,7 @@ def test_help_lists_every_group_and_preset() -> None:
     presets = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     assert groups["experiment"].split(", ") == presets
     assert set(groups) >= {"data", "model", "optimize", "sampler", "tactics", "value"}
-    assert "experiment_name: synthetic_demo" in done.stdout
+    assert "experiment_name: ''" in done.stdout  # empty: named after the data when it runs
 
 
 def test_cfg_job_prints_the_composed_config() -> None:

@@ -3,10 +3,7 @@ stay under outputs/ (issue #14, part 5)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -115,18 +112,13 @@ def test_experiment_name_must_be_a_plain_name():
     assert compose_config(["experiment_name=spring-wave_2.b"]).experiment_name == "spring-wave_2.b"
 
 
-def test_cli_refuses_an_escaping_experiment_name_and_writes_outside_nothing(tmp_path):
+def test_cli_refuses_an_escaping_experiment_name_and_writes_outside_nothing(
+    tmp_path, monkeypatch, no_sampling, uplift_cli
+):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
-    uplift = str(Path(sys.executable).with_name("uplift"))
-    r = subprocess.run(
-        [uplift, "experiment_name=../../escaped"],
-        cwd=work,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    monkeypatch.chdir(work)  # Hydra's default run folder is under the working directory
+    r = uplift_cli("experiment_name=../../escaped")
     assert r.returncode == 2, r.stderr[-2000:]
     assert "experiment_name" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "escaped").exists() and not (work.parent / "escaped").exists()

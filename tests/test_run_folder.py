@@ -1,6 +1,7 @@
 """A run folder belongs to one run (issue #14, part 3): staged writes published with the status
 last, refusal of a folder that holds a run, failures that leave only a summary, and SIGKILL at
-any point leaving either nothing or a complete run, with no temp files."""
+any point leaving either nothing or a complete run, with no temp files. Runs use the fake sampler
+(tests/fast_tier.py): what is tested is how the run folder is written, not the draws."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def test_stale_staging_of_a_dead_process_is_removed(tmp_path):
     assert not stale.exists() and stage.exists()
 
 
-def test_run_publishes_status_last_and_refuses_to_mix(tmp_path):
+def test_run_publishes_status_last_and_refuses_to_mix(tmp_path, fake_sampler):
     csv = small_csv(tmp_path / "c.csv")
     config = uplift.compose_config([*OVERRIDES, f"data.path={csv}"])
     out = tmp_path / "out"
@@ -125,15 +126,21 @@ def test_run_publishes_status_last_and_refuses_to_mix(tmp_path):
 
 
 RUNNER = """
-import sys, uplift
-config = uplift.compose_config(sys.argv[2:])
-uplift.run(config, sys.argv[1])
+import sys
+sys.path.insert(0, sys.argv[1])
+import fast_tier, pytest, uplift
+fast_tier.install(pytest.MonkeyPatch())
+config = uplift.compose_config(sys.argv[3:])
+uplift.run(config, sys.argv[2])
 """
+
+
+TESTS = str(Path(__file__).parent)
 
 
 def _start(out: Path, csv: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(out), *OVERRIDES, f"data.path={csv}"],
+        [sys.executable, "-c", RUNNER, TESTS, str(out), *OVERRIDES, f"data.path={csv}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONHASHSEED": "0"},

@@ -100,6 +100,36 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> AppConfig:
 _STARTED = False
 
 
+#: libraries whose INFO lines are noise on a planner's console (ArviZ's plugin notices,
+#: PyTensor's config and compiler lines of up to 1,400 characters); their warnings still show
+NOISY_LOGGERS = ("arviz", "pytensor", "numba", "jax")
+
+
+def _noise(record) -> bool:
+    """False for an INFO-or-lower record of a noisy library (dropped by the handlers)."""
+    return record.levelno >= 30 or not record.name.startswith(NOISY_LOGGERS)
+
+
+def _quiet_libraries() -> None:
+    """Drop the noisy libraries' INFO lines at every handler Hydra set up (console and log file);
+    run at the start of each verb, before the modelling stack is imported."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if _noise not in handler.filters:
+            handler.addFilter(_noise)
+
+
+def _log_to_files(message: str) -> None:
+    """An error into the run's log file only: the console prints it once, with the fix."""
+    import logging
+
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception], ...]):
     """Typed config -> ``job(config, output_dir)``; user errors exit 2 with their message only."""
     global _STARTED
@@ -121,7 +151,7 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
         )
         return config, out, staged
     except user_errors as e:
-        log.error("%s: %s", type(e).__name__, e)
+        _log_to_files(f"{type(e).__name__}: {e}")  # the console gets it once, below
         print(
             f"uplift {verb}: error: {e}" if verb != "run" else f"uplift: error: {e}",
             file=sys.stderr,
@@ -131,6 +161,7 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float | None:
+    _quiet_libraries()
     from uplift.data import DataValidationError
     from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
@@ -172,6 +203,7 @@ def _app(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _design(cfg: DictConfig) -> None:
+    _quiet_libraries()
     from uplift.app.plan import plan_experiment
     from uplift.data import DataValidationError
 
@@ -187,6 +219,7 @@ def _design(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _clv(cfg: DictConfig) -> None:
+    _quiet_libraries()
     from uplift.app.clv_run import run_clv
     from uplift.data import DataValidationError
 

@@ -11,6 +11,7 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -593,11 +594,34 @@ def safe_path_part(text: object) -> str:
     return out or "_"
 
 
+def default_experiment_name(source: object, path: object) -> str:
+    """The run's name when ``experiment_name`` is not set: the data file's stem (``spring.csv.gz``
+    -> ``spring``), else the synthetic experiment's name."""
+    if str(source) in (DataSource.csv, DataSource.parquet) and path not in (None, "", "???"):
+        stem = Path(str(path)).name.split(".")[0]
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:100]
+        if EXPERIMENT_NAME.fullmatch(name):
+            return name
+    return "synthetic_price" if str(source) == DataSource.synthetic_price else "synthetic_demo"
+
+
+def _run_name(name: object, data: Any) -> str:
+    """The ``uplift_name`` resolver of conf/config.yaml: the run folder's name before the config
+    is validated (``experiment_name``, else :func:`default_experiment_name`)."""
+    if name not in (None, ""):
+        return str(name)
+    if isinstance(data, DictConfig):
+        path = None if OmegaConf.is_missing(data, "path") else data.get("path")
+        return default_experiment_name(data.get("source"), path)
+    return "synthetic_demo"
+
+
 @dataclass
 class AppConfig:
-    """The whole run. ``experiment_name`` labels outputs; ``seed`` seeds data and sampler when set."""
+    """The whole run. ``experiment_name`` labels outputs (empty: the data file's stem, or
+    ``synthetic_demo``); ``seed`` seeds data and sampler when set."""
 
-    experiment_name: str = "synthetic_demo"
+    experiment_name: str = ""
     seed: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     tactics: TacticsConfig = field(default_factory=TacticsConfig)
@@ -614,6 +638,8 @@ class AppConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
+        if not self.experiment_name:
+            self.experiment_name = default_experiment_name(self.data.source, self.data.path)
         if not EXPERIMENT_NAME.fullmatch(self.experiment_name):
             raise ValueError(
                 f"experiment_name={self.experiment_name!r} is not a plain name: it labels the "
@@ -644,6 +670,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("uplift_data", lambda rel: str(shipped_path(rel)))
     if not OmegaConf.has_resolver("uplift_safe"):
         OmegaConf.register_new_resolver("uplift_safe", safe_path_part)
+    if not OmegaConf.has_resolver("uplift_name"):
+        OmegaConf.register_new_resolver("uplift_name", _run_name)
 
 
 def walk_config(node: Any, where: str = ""):

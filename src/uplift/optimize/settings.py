@@ -144,6 +144,8 @@ class SolverSettings:
         """
         import cvxpy as cp
 
+        if self.name == "HIGHS" and not self.verbose:
+            _quiet_highs_banner()
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
@@ -275,3 +277,33 @@ def check_unique_names(constraints: Iterable[Any]) -> None:
             f"constraint names must be unique (they label reports and conflicts): {dup} repeat; "
             "set name: on one of them"
         )
+
+
+_HIGHS_GREETED = False
+
+
+def _quiet_highs_banner() -> None:
+    """HiGHS prints its copyright banner from C++ to file descriptor 1 the first time a solver
+    object is created in a process, before any option (``output_flag``) applies, and reads no
+    environment variable to stop it. Create that first object once with fd 1 pointed at
+    /dev/null, so a planner's console does not open with it; later objects print nothing."""
+    global _HIGHS_GREETED
+    if _HIGHS_GREETED:
+        return
+    _HIGHS_GREETED = True
+    try:
+        import highspy
+    except ImportError:
+        return
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
