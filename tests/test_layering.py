@@ -23,7 +23,18 @@ ROOT = SRC.parent
 UPLIFT = str(Path(sys.executable).with_name("uplift"))
 
 #: modules the CLI must not import just to compose a config or print help
-HEAVY = ("pymc", "arviz", "pytensor", "cvxpy", "matplotlib", "nutpie", "numpyro", "jax", "sklearn")
+HEAVY = (
+    "pandas",
+    "pymc",
+    "arviz",
+    "pytensor",
+    "cvxpy",
+    "matplotlib",
+    "nutpie",
+    "numpyro",
+    "jax",
+    "sklearn",
+)
 
 
 def test_import_contracts_are_kept(capsys: pytest.CaptureFixture[str]) -> None:

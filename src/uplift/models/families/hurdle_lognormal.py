@@ -6,12 +6,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from uplift.models.families.base import Family, ModelInputs
 from uplift.models.settings import ConversionPriors, SpendPriors
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from uplift.data.contract import CustomerData
     from uplift.models.base import UpliftModel
     from uplift.models.sampling import SamplerSettings
