@@ -899,8 +899,10 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         plots, figures = draw_figures(run, out)
     run.seconds, run.versions = clock.seconds, _versions()
     files |= plots
-    files["report"] = write_report(run, out, figures)
-    files["summary"] = write_summary(run, out)
+    summary = run.to_dict()  # once: it reads diagnostics, checks and intervals off the fits
+    files["report"] = write_report(run, summary, out, figures)
+    summary["status"] = run.status
+    files["summary"] = write_summary(summary, out)
     result = RunResult(
         config,
         out,
@@ -909,7 +911,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         fits,
         run.uplift,
         run.allocation,
-        run.to_dict() | {"status": run.status},
+        summary,
         prep.truth,
         files,
         run.by_arm,

@@ -8,6 +8,7 @@ run's ``status``. File names and columns are the public contract listed in the R
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,16 +42,15 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
                 files[f"covariate_{t}"] = m.save(out / f"covariate_{t}.nc")
     files["ppc"] = atomic_write_csv(run.checks.ppc_table(), out / "ppc.csv")
     files["prior_checks"] = atomic_write_csv(run.checks.prior_table, out / "prior_checks.csv")
-    gated = {
-        "uplift_by_segment": run.uplift,
-        "uplift_by_arm": run.by_arm,
-        "readout": run.readout,
-        "next_wave_shares": run.next_wave,
-    }
-    for name, table in gated.items():
+    gated = [  # (files key, file, table): everything computed from the fits
+        ("uplift_by_segment", "uplift_by_segment.csv", run.uplift),
+        ("uplift_by_arm", "uplift_by_arm.csv", run.by_arm),
+        ("readout", "readout.csv", run.readout),
+        ("next_wave", "next_wave_shares.csv", run.next_wave),
+    ]
+    for key, name, table in gated:
         if table is not None:
-            key = "next_wave" if name == "next_wave_shares" else name
-            files[key] = atomic_write_csv(with_gate(table, failures), out / f"{name}.csv")
+            files[key] = atomic_write_csv(with_gate(table, failures), out / name)
     if run.evaluation is not None:
         files["evaluation"] = atomic_write_csv(run.evaluation.table, out / "evaluation.csv")
     if run.prices is not None:
@@ -115,9 +115,10 @@ def draw_figures(run: RunSummary, out: Path) -> tuple[dict[str, Path], dict[str,
     return files, figures
 
 
-def write_report(run: RunSummary, out: Path, figures: dict[str, str]) -> Path:
-    """``report.md`` of ``run``."""
-    summary = run.to_dict()
+def write_report(
+    run: RunSummary, summary: dict[str, Any], out: Path, figures: dict[str, str]
+) -> Path:
+    """``report.md`` of ``run`` (``summary``: its :meth:`RunSummary.to_dict`)."""
     return atomic_write_text(
         render_report(
             summary,
@@ -137,6 +138,6 @@ def write_report(run: RunSummary, out: Path, figures: dict[str, str]) -> Path:
     )
 
 
-def write_summary(run: RunSummary, out: Path) -> Path:
-    """``summary.json`` with the run's ``status``: written last, it marks the run complete."""
-    return atomic_write_json(run.to_dict() | {"status": run.status}, out / "summary.json")
+def write_summary(summary: dict[str, Any], out: Path) -> Path:
+    """``summary.json`` (with the run's ``status``): written last, it marks the run complete."""
+    return atomic_write_json(summary, out / "summary.json")
