@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -545,13 +546,25 @@ class ClvRun:
     cdnow_reference: dict[str, Any] | None = None
     started: float = field(default_factory=time.perf_counter)
 
+    @cached_property
+    def bg_block(self) -> dict[str, Any]:
+        """BG/NBD parameters with intervals (clv_summary.json ``bgnbd``)."""
+        return _param_block(self.bg, float(self.config.report.hdi_prob))
+
+    @cached_property
+    def gg_block(self) -> dict[str, Any] | None:
+        """Gamma-Gamma parameters with intervals, None without amounts."""
+        if self.gg is None:
+            return None
+        return _param_block(self.gg, float(self.config.report.hdi_prob))
+
     @property
     def money(self) -> str:
         return "currency" if self.gg is not None else "discounted purchases"
 
     def message(self) -> str:
         prob, settings = float(self.config.report.hdi_prob), self.plan.settings
-        tot = self.totals()["clv"]
+        tot = self.totals["clv"]
         msg = (
             f"{len(self.summary):,} customers; total CLV {_fmt(tot['mean'])} "
             f"({prob:.0%} HDI {_fmt(tot['hdi_low'])} to {_fmt(tot['hdi_high'])}) over "
@@ -565,7 +578,9 @@ class ClvRun:
             )
         return msg
 
+    @cached_property
     def totals(self) -> dict[str, Any]:
+        """Total CLV and retention worth with intervals, customers per class."""
         prob, cv = float(self.config.report.hdi_prob), self.cv
         clv_draws = np.asarray(cv["clv"].transpose("sample", "customer").values, dtype=float)
         ret_draws = np.asarray(
@@ -584,7 +599,6 @@ class ClvRun:
         cfg, prob = self.config.clv, float(self.config.report.hdi_prob)
         settings, rules = self.plan.settings, self.plan.rules
         summary, tx = self.summary, self.tx
-        bg_block = _param_block(self.bg, prob)
         out: dict[str, Any] = {
             "experiment": self.config.experiment_name,
             "dataset": cfg.dataset,
@@ -608,11 +622,11 @@ class ClvRun:
                 if self.gg is not None
                 else "1 per purchase (no amount column)",
             },
-            "bgnbd": bg_block,
-            "gamma_gamma": _param_block(self.gg, prob) if self.gg is not None else None,
-            "totals": self.totals(),
+            "bgnbd": self.bg_block,
+            "gamma_gamma": self.gg_block,
+            "totals": self.totals,
             # the CLV quantiles assign_tiers cuts at (pandas drops attrs through value_table's edits)
-            "tier_thresholds": self.tier_thresholds(),
+            "tier_thresholds": self.tier_thresholds,
             "strategic_value_note": NO_UPLIFT_NOTE
             if self.incremental is None
             else f"strategic value = CLV + the best tactic's posterior profit per treated customer "
@@ -631,7 +645,9 @@ class ClvRun:
         out["files"] = list(CLV_FILES)
         return out
 
+    @cached_property
     def tier_thresholds(self) -> dict[str, float]:
+        """The CLV quantiles the tiers are cut at."""
         tiers = self.plan.tiers
         return {
             lab: float(v)
@@ -655,10 +671,8 @@ CLV_FILES = (
 
 
 def clv_plan(cfg: ClvConfig) -> ClvPlan:
-    """Settings first: a bad horizon or tier spec should not cost a model fit."""
-    method = str(cfg.method)
-    if method not in ("nuts", "laplace"):
-        raise ValueError(f"clv.method={method!r} is unknown; use nuts or laplace")
+    """Settings first: a bad horizon or tier spec should not cost a model fit (``cfg.method``
+    is already one of the ``ClvMethod`` choices)."""
     return ClvPlan(
         ClvSettings(
             horizon=float(cfg.horizon),
@@ -675,7 +689,7 @@ def clv_plan(cfg: ClvConfig) -> ClvPlan:
             shed_probability=float(cfg.shed_probability),
             grow_min_upside=float(cfg.grow_min_upside),
         ),
-        method,
+        str(cfg.method),
     )
 
 
@@ -788,10 +802,10 @@ def value_customers(config: AppConfig) -> ClvRun:
         started=t_start,
     )
     if cfg.dataset is not None and str(cfg.dataset).lower() == "cdnow":
+        blocks = run.bg_block, run.gg_block  # computed once, also read by to_dict
         t = time.perf_counter()
         run.cdnow_reference = _cdnow_reference(
-            _param_block(bg, prob),
-            _param_block(gg, prob) if gg is not None else None,
+            *blocks,
             plan.settings.time_unit,
             cfg.calibration_end,
         )
@@ -806,7 +820,7 @@ def write_clv_outputs(run: ClvRun, output_dir: Path) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(run.customers, output_dir / "customer_value.csv")
     atomic_write_csv(run.segments, output_dir / "segments.csv")
-    _plots(run.customers, run.tier_thresholds(), output_dir, run.money)
+    _plots(run.customers, run.tier_thresholds, output_dir, run.money)
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - run.started
     out = run.to_dict()
