@@ -43,7 +43,7 @@ from uplift.models.conversion import (
 )
 from uplift.models.families import price_logit
 from uplift.models.sampling import SamplerSettings
-from uplift.models.settings import Form
+from uplift.models.settings import Form, require_positive
 from uplift.models.structure import pooled
 
 
@@ -64,14 +64,16 @@ class PricePriors:
     log_elasticity_sigma: float = 0.5
 
     def __post_init__(self) -> None:
-        for k in (
-            "baseline_mu_sd",
-            "baseline_sigma",
-            "log_elasticity_mu_sd",
-            "log_elasticity_sigma",
-        ):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.priors.{k} must be > 0, got {getattr(self, k)}")
+        require_positive(
+            self,
+            "model.priors",
+            (
+                "baseline_mu_sd",
+                "baseline_sigma",
+                "log_elasticity_mu_sd",
+                "log_elasticity_sigma",
+            ),
+        )
 
 
 def _expit(x: np.ndarray) -> np.ndarray:

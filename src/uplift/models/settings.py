@@ -14,6 +14,13 @@ import numpy as np
 from uplift.choices import choice
 
 
+def require_positive(settings: object, section: str, names: tuple[str, ...]) -> None:
+    """Each of ``names`` on ``settings`` is > 0, else an error naming ``section.name``."""
+    for k in names:
+        if getattr(settings, k) <= 0:
+            raise ValueError(f"{section}.{k} must be > 0, got {getattr(settings, k)}")
+
+
 class Form(StrEnum):
     """Centred or non-centred random effects, or ``auto``: chosen from the data."""
 
@@ -38,9 +45,11 @@ class ConversionPriors:
     effect_sigma: float = 0.5
 
     def __post_init__(self) -> None:
-        for k in ("baseline_mu_sd", "baseline_sigma", "effect_mu_sd", "effect_sigma"):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.priors.{k} must be > 0, got {getattr(self, k)}")
+        require_positive(
+            self,
+            "model.priors",
+            ("baseline_mu_sd", "baseline_sigma", "effect_mu_sd", "effect_sigma"),
+        )
 
 
 @dataclass
@@ -131,16 +140,18 @@ class SpendPriors:
     log_sd_sigma: float = 0.3
 
     def __post_init__(self) -> None:
-        for k in (
-            "log_mean_mu_sd",
-            "log_mean_sigma",
-            "effect_mu_sd",
-            "effect_sigma",
-            "log_sd_mu_sd",
-            "log_sd_sigma",
-        ):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.spend_priors.{k} must be > 0, got {getattr(self, k)}")
+        require_positive(
+            self,
+            "model.spend_priors",
+            (
+                "log_mean_mu_sd",
+                "log_mean_sigma",
+                "effect_mu_sd",
+                "effect_sigma",
+                "log_sd_mu_sd",
+                "log_sd_sigma",
+            ),
+        )
 
 
 @dataclass
@@ -162,16 +173,18 @@ class CountPriors:
     log_alpha_sigma: float = 0.5
 
     def __post_init__(self) -> None:
-        for k in (
-            "baseline_mu_sd",
-            "baseline_sigma",
-            "effect_mu_sd",
-            "effect_sigma",
-            "log_alpha_mu_sd",
-            "log_alpha_sigma",
-        ):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.count_priors.{k} must be > 0, got {getattr(self, k)}")
+        require_positive(
+            self,
+            "model.count_priors",
+            (
+                "baseline_mu_sd",
+                "baseline_sigma",
+                "effect_mu_sd",
+                "effect_sigma",
+                "log_alpha_mu_sd",
+                "log_alpha_sigma",
+            ),
+        )
 
 
 @dataclass
@@ -197,9 +210,9 @@ class CovariatePriors:
             v = getattr(self, k)
             if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
                 raise ValueError(f"model.covariate_priors.{k} must be a finite number, got {v!r}")
-        for k in ("intercept_sd", "beta_sd", "tau_sd", "gamma_sigma"):
-            if getattr(self, k) <= 0:
-                raise ValueError(f"model.covariate_priors.{k} must be > 0, got {getattr(self, k)}")
+        require_positive(
+            self, "model.covariate_priors", ("intercept_sd", "beta_sd", "tau_sd", "gamma_sigma")
+        )
 
 
 class SamplerBackend(StrEnum):
