@@ -793,18 +793,17 @@ def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
     )
 
 
-def cross_fit(config: AppConfig, run: RunSummary, tactics: list[str]) -> str:
-    """The cross-fitted plan value into ``run``; returns why there is none (for the headline)."""
+def cross_fit(config: AppConfig, run: RunSummary, tactics: list[str]) -> None:
+    """The cross-fitted plan value into ``run`` (``run.crossfit``), or why it was skipped
+    (``run.crossfit_skipped``); nothing with ``evaluate.crossfit_folds=0``."""
     if config.evaluate.crossfit_folds < 2:
-        return "evaluate.crossfit_folds=0"
+        return
     p = run.prepared
     try:
         run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics)
     except ValueError as e:  # too few customers per fold, spend-type cells
         run.crossfit_skipped = str(e)
         log.warning("cross-fitting skipped: %s", e)
-        return f"cross-fitting skipped: {e}"
-    return "evaluate.crossfit_folds=0"
 
 
 def budget_frontier(config: AppConfig, decision: Decision) -> Frontier:
@@ -882,11 +881,13 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         with clock.stage("targets"):
             run.targets = plan_targets(config, run)
         with clock.stage("crossfit"):
-            why = cross_fit(config, run, list(budget_fits))
+            cross_fit(config, run, list(budget_fits))
         run.plan_value = calibrate_headline(
             run.allocation.expected_profit,
             run.crossfit,
-            why,
+            f"cross-fitting skipped: {run.crossfit_skipped}"
+            if run.crossfit_skipped is not None
+            else "evaluate.crossfit_folds=0",
             posterior_sd=float(np.std(run.allocation.total_profit_draws)),
         )
         if config.optimize.frontier.enabled:
