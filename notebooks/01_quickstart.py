@@ -46,6 +46,7 @@ if QUICK:
         "data.synthetic.n_customers=40000",
         "sampler=fast",
         "optimize.allow_unconverged=true",
+        "evaluate.crossfit_folds=0",  # the cross-fitted check refits every tactic per fold
     ]
 config = uplift.compose_config(overrides)
 print(config.experiment_name, config.sampler)

@@ -27,6 +27,7 @@ def sparse(tmp_path_factory):
     return config, data, aggregate_cells(data)
 
 
+@pytest.mark.slow  # real NUTS through the ladder: ~40 s on 2 cores
 def test_diverging_fit_is_refit_until_clean(sparse):
     config, data, cells = sparse
     fit = fit_tactic(config, "cross_sell", data, cells)
@@ -44,7 +45,7 @@ def test_diverging_fit_is_refit_until_clean(sparse):
     assert fit.model.parameterization.effect in ("centered", "non_centered")
 
 
-def test_no_retry_when_unconverged_fits_are_accepted(sparse):
+def test_no_retry_when_unconverged_fits_are_accepted(sparse, fake_sampler):
     config, data, cells = sparse
     config.optimize.allow_unconverged = True
     try:

@@ -161,7 +161,16 @@ def _complete_or_nothing(out: Path) -> str:
     return "complete"
 
 
-def test_sigkill_at_any_point_leaves_nothing_or_a_complete_run(tmp_path):
+@pytest.mark.parametrize(
+    "fractions",
+    [
+        pytest.param((0.8,), id="late"),
+        pytest.param((0.5, 0.97), id="early-and-at-publication", marks=pytest.mark.slow),
+    ],
+)
+def test_sigkill_at_any_point_leaves_nothing_or_a_complete_run(tmp_path, fractions):
+    """Kill a run at ``fractions`` of a measured full run's time: each run is ~10 s of
+    subprocess, so the default tier kills once, late, and the slow tier at two more points."""
     csv = small_csv(tmp_path / "c.csv")
     t0 = time.perf_counter()
     full = _start(tmp_path / "full", csv)
@@ -169,7 +178,7 @@ def test_sigkill_at_any_point_leaves_nothing_or_a_complete_run(tmp_path):
     took = time.perf_counter() - t0
     assert _complete_or_nothing(tmp_path / "full") == "complete"
     seen = []
-    for i, frac in enumerate((0.5, 0.8, 0.97)):
+    for i, frac in enumerate(fractions):
         out = tmp_path / f"killed{i}"
         proc = _start(out, csv)
         time.sleep(frac * took)
