@@ -22,21 +22,35 @@
 # 4. a budget allocation over (segment, tactic) that maximises expected incremental profit;
 # 5. a check of all of it against the truth.
 #
-# Open it with `jupytext --to notebook notebooks/01_quickstart.py` or run it as a script.
-# Set `UPLIFT_QUICK=1` for a fast run with short chains (what the test suite does).
+# Open it with `jupytext --to notebook notebooks/01_quickstart.py` (tables and figures show
+# inline) or run it as a script. Set `UPLIFT_QUICK=1` for a fast run with short chains (what the
+# test suite does, executing it as a notebook).
 
 # %%
+import io
 import os
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Image, Markdown, display
 
 import uplift
 from uplift.optimize import AllocationProblem
 from uplift.pipeline import build_allocator
 from uplift.report.truth import true_profit_per_customer
 from uplift.value import build_value_model
+
+
+def show(fig) -> None:
+    """A figure inline, as PNG (uplift draws its own files on matplotlib's Agg backend, which
+    does not display figures by itself)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buf.getvalue()))
+
 
 QUICK = os.environ.get("UPLIFT_QUICK") == "1"
 OUT = Path(os.environ.get("UPLIFT_NOTEBOOK_OUT") or tempfile.mkdtemp(prefix="uplift-quickstart-"))
@@ -71,7 +85,7 @@ conv = up[up["metric"] == "conversion"].merge(
     result.truth[["arm", "segment", "true_uplift"]], on=["arm", "segment"]
 )
 conv["covered"] = conv["hdi_low"].le(conv["true_uplift"]) & conv["true_uplift"].le(conv["hdi_high"])
-print(conv.pivot_table(index="segment", columns="tactic", values="mean").round(3))
+display(conv.pivot_table(index="segment", columns="tactic", values="mean").round(3))
 print(f"94% intervals cover the true uplift in {conv['covered'].mean():.0%} of {len(conv)} cells")
 
 # %% [markdown]
@@ -80,7 +94,7 @@ print(f"94% intervals cover the true uplift in {conv['covered'].mean():.0%} of {
 # the gate in `optimize.gate` unless `optimize.allow_unconverged=true`.
 
 # %%
-print(
+display(
     pd.DataFrame(result.summary["diagnostics"]).T[
         ["r_hat_max", "ess_bulk_min", "divergences", "fit_seconds"]
     ]
@@ -92,11 +106,7 @@ print(
 
 # %%
 alloc = result.allocation.table
-print(
-    alloc[alloc["customers"] > 0]
-    .sort_values("expected_incremental_profit", ascending=False)
-    .to_string(index=False)
-)
+display(alloc[alloc["customers"] > 0].sort_values("expected_incremental_profit", ascending=False))
 lo, hi = result.summary["profit_hdi"]
 print(
     f"spend {result.summary['total_spend']:,.0f}; profit {result.summary['expected_incremental_profit']:,.0f} (94% HDI {lo:,.0f}..{hi:,.0f})"
@@ -129,12 +139,25 @@ for budget in [5_000, 10_000, 20_000, 40_000]:
             "true_profit": float(true_pc @ x),
         }
     )
-print(pd.DataFrame(rows).round(0).to_string(index=False))
+budgets = pd.DataFrame(rows)
+display(budgets.round(0))
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(budgets["budget"], budgets["expected_profit"], "o-", label="expected (posterior)")
+ax.plot(budgets["budget"], budgets["true_profit"], "s--", label="true (synthetic truth)")
+ax.set_xlabel("budget")
+ax.set_ylabel("incremental profit")
+ax.legend()
+show(fig)
 
 # %% [markdown]
-# ## Figures
+# ## Figures and the report
 # `uplift_forest.png` (posterior uplift by segment, truth as red crosses) and `allocation.png`
-# are written next to `report.md` in the output folder.
+# are written next to `report.md` (and the self-contained `report.html`, when present) in the
+# output folder.
 
 # %%
-print((OUT / "report.md").read_text()[:1500])
+for name in ("uplift_forest.png", "allocation.png"):
+    if (OUT / name).exists():
+        display(Image(filename=str(OUT / name)))
+decision = (OUT / "report.md").read_text().split("\n## ")[1]  # report.md opens with the decision
+display(Markdown("## " + "\n".join(x for x in decision.splitlines() if not x.startswith("!["))))

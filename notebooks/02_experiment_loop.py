@@ -27,7 +27,9 @@
 # 7. **next wave**: Thompson-sampling shares per segment and a reproducible assignment of new
 #    customers (`next_wave_shares`, `assign_next_wave`), written to `next_wave_assignment.csv`.
 #
-# Run as a script; `UPLIFT_QUICK=1` uses short chains and a coarser design (what the tests do).
+# Tables show inline in Jupyter (`jupytext --to notebook`, or open the .py with the jupytext
+# extension); as a script they print. `UPLIFT_QUICK=1` uses short chains and a coarser design
+# (what the tests do, executing it as a notebook).
 
 # %%
 import os
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from IPython.display import display
 
 import uplift
 from uplift.data.synthetic import REVENUE_LOG_SD, generate
@@ -66,7 +69,7 @@ ARMS = {
 arm_map = ArmMap.from_mapping(ARMS)
 truth = generate(arm_map, n_customers=1_000, seed=7).truth  # the truth does not depend on n
 truth["value"] = MARGIN * truth["revenue_per_conversion"]
-print(truth.pivot_table(index="segment", columns="arm", values="true_uplift").round(3))
+display(truth.pivot_table(index="segment", columns="arm", values="true_uplift").round(3))
 
 # %% [markdown]
 # ## 1. Design
@@ -82,7 +85,7 @@ segments = (
     .assign(customers=20_000)
 )
 design = design_table(segments, arm_map, MDE, alpha=0.05, power=0.8)
-print(design[["segment", "arm", "baseline", "required", "share", "half_width"]].round(4).head(6))
+display(design[["segment", "arm", "baseline", "required", "share", "half_width"]].round(4).head(6))
 size = design.groupby("segment")["segment_required"].first()
 weights = design.groupby("arm")["share"].mean().to_dict()
 print(f"DESIGN: {int(size.sum()):,} customers in {len(size)} segments; arm weights {weights}")
@@ -111,7 +114,7 @@ p = t["p_treated"].reindex(key).to_numpy()
 rows["converted"] = (rng.random(len(rows)) < p).astype(int)
 spend = np.exp(rng.normal(t["revenue_log_mean"].reindex(key).to_numpy(), REVENUE_LOG_SD))
 rows["revenue"] = np.where(rows["converted"] == 1, np.round(spend, 2), 0.0)
-print(rows.groupby("arm")[["converted", "revenue"]].mean().round(4))
+display(rows.groupby("arm")[["converted", "revenue"]].mean().round(4))
 
 # %% [markdown]
 # ## 3. Health: sample-ratio mismatch
@@ -161,10 +164,8 @@ draws = {tac: f.draws() for tac, f in result.fits.items()}
 sizes = train.groupby("segment").size()
 readout = readout_table(draws, values, arm_map, segment_sizes=sizes)
 print("READOUT")
-print(
-    readout[["arm", "segment", "profit_mean", "prob_profit_positive", "recommendation"]]
-    .round(3)
-    .to_string(index=False)
+display(
+    readout[["arm", "segment", "profit_mean", "prob_profit_positive", "recommendation"]].round(3)
 )
 
 # %% [markdown]
@@ -174,10 +175,10 @@ print(
 # %%
 alloc = result.allocation.table
 print("ALLOCATION")
-print(
-    alloc[alloc["customers"] > 0][["segment", "arm", "customers", "expected_incremental_profit"]]
-    .round(1)
-    .to_string(index=False)
+display(
+    alloc[alloc["customers"] > 0][
+        ["segment", "arm", "customers", "expected_incremental_profit"]
+    ].round(1)
 )
 
 # %% [markdown]
@@ -201,7 +202,7 @@ pol["true_profit"] = pol["probability"] * (pol["true_uplift"] * pol["value"] - p
 share = held_out["segment"].value_counts(normalize=True)
 true_value = float((pol.groupby("segment")["true_profit"].sum() * share).sum())
 print("OFF-POLICY")
-print(ope.table.round(4).to_string(index=False))
+display(ope.table.round(4))
 dr = ope.table.set_index("estimator").loc["dr"]
 print(
     f"OFF-POLICY: true value {true_value:.4f} per customer; DR {dr['estimate']:.4f} "
@@ -218,10 +219,10 @@ print(
 profit = xr.concat([profit_draws(d, values, arm_map) for d in draws.values()], dim="arm")
 shares = next_wave_shares(profit, min_share=0.05, control="control", seed=SEED)
 print("NEXT WAVE")
-print(shares.pivot_table(index="segment", columns="arm", values="share").round(3))
+display(shares.pivot_table(index="segment", columns="arm", values="share").round(3))
 new = pd.DataFrame({"customer_id": np.arange(10**6, 10**6 + 12_000)})
 new["segment"] = np.resize(size.index.to_numpy(), len(new))
 wave2 = assign_next_wave(new, shares, salt="loop-wave-2")
 wave2.to_csv(OUT / "next_wave_assignment.csv", index=False)
 print(f"NEXT WAVE: {len(wave2):,} customers written to next_wave_assignment.csv")
-print(wave2["arm"].value_counts(normalize=True).round(3))
+display(wave2["arm"].value_counts(normalize=True).round(3))

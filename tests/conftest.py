@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -70,16 +69,44 @@ def fast_sampler() -> SamplerSettings:
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def run_notebook(name: str, out: Path) -> subprocess.CompletedProcess:
-    """Run a jupytext notebook as a script with short chains, writing into ``out``."""
-    env = {**os.environ, "UPLIFT_QUICK": "1", "UPLIFT_NOTEBOOK_OUT": str(out), "MPLBACKEND": "Agg"}
-    r = subprocess.run(
-        [sys.executable, str(NOTEBOOKS / name)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=out,
+@dataclass
+class ExecutedNotebook:
+    """A notebook after execution in a real Jupyter kernel, with its cell outputs."""
+
+    nb: Any
+
+    def _outputs(self) -> list[Any]:
+        return [o for c in self.nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(
+            o.get("text", "") for o in self._outputs() if o.get("output_type") == "stream"
+        )
+
+    def shown(self, mime: str) -> list[Any]:
+        """Rich outputs of type ``mime`` (e.g. ``image/png``, ``text/html``) shown inline."""
+        return [
+            o["data"][mime]
+            for o in self._outputs()
+            if o.get("output_type") in ("display_data", "execute_result") and mime in o["data"]
+        ]
+
+
+def run_notebook(
+    name: str, out: Path, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> ExecutedNotebook:
+    """Execute a jupytext notebook cell by cell in a Jupyter kernel (this interpreter's
+    ipykernel), with short chains, writing into ``out`` (also the kernel's working folder)."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    for key, value in {"UPLIFT_QUICK": "1", "UPLIFT_NOTEBOOK_OUT": str(out), **env}.items():
+        monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows figures
+    nb = jupytext.read(NOTEBOOKS / name)
+    client = NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(out)}}
     )
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
+    client.execute()  # a failing cell raises CellExecutionError with its traceback
+    return ExecutedNotebook(nb)

@@ -1,4 +1,4 @@
-"""The experiment-loop notebook runs top to bottom (as a script, with short chains)."""
+"""The experiment-loop notebook executes top to bottom in a Jupyter kernel (short chains)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pandas as pd
 from conftest import run_notebook
 
 
-def test_experiment_loop_runs(tmp_path: Path) -> None:
-    r = run_notebook("02_experiment_loop.py", tmp_path)
+def test_experiment_loop_runs(tmp_path: Path, monkeypatch) -> None:
+    r = run_notebook("02_experiment_loop.py", tmp_path, monkeypatch)
     for marker in ("DESIGN:", "SRM: overall", "READOUT", "ALLOCATION", "OFF-POLICY:", "NEXT WAVE:"):
         assert marker in r.stdout, marker
     assert (tmp_path / "fit" / "allocation.csv").exists()
     wave = pd.read_csv(tmp_path / "next_wave_assignment.csv")
     assert len(wave) == 12_000
     assert {"customer_id", "segment", "arm", "assignment_probability"} <= set(wave.columns)
+    assert len(r.shown("text/html")) >= 5  # its tables show as tables

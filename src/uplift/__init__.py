@@ -6,7 +6,7 @@ the Hydra entry point (:mod:`uplift.cli`) is the only place that sees raw config
 
 from uplift.tactics import Arm, ArmMap, Tactic
 
-__all__ = ["Arm", "ArmMap", "Tactic", "__version__", "compose_config", "run"]
+__all__ = ["Arm", "ArmMap", "Tactic", "__version__", "compose_config", "load_run", "run"]
 __version__ = "0.1.0"
 
 
@@ -22,3 +22,10 @@ def run(config, output_dir):
     from uplift.pipeline import run as _run
 
     return _run(config, output_dir)
+
+
+def load_run(folder, config=None):
+    """A finished run loaded back, to re-plan without refitting (see :mod:`uplift.runs`)."""
+    from uplift.runs import load_run as _load
+
+    return _load(folder, config)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from uplift.app.run_summary import RunSummary
 from uplift.atomic_io import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
@@ -31,7 +32,13 @@ def with_gate(table: pd.DataFrame, failures: dict[str, list[str]]) -> pd.DataFra
 def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
     """The CSV tables and posterior files of ``run`` in ``out``."""
     config, failures = run.config, run.gate.failures
-    files = {"cells": atomic_write_csv(run.prepared.cells, out / "cells.csv")}
+    files = {
+        # the run's full configuration: uplift.load_run re-plans from it without refitting
+        "config": atomic_write_text(
+            OmegaConf.to_yaml(OmegaConf.structured(config)), out / "config.yaml"
+        ),
+        "cells": atomic_write_csv(run.prepared.cells, out / "cells.csv"),
+    }
     if config.report.save_posteriors:
         for tactic, fit in run.fits.items():
             files[f"posterior_{tactic}"] = fit.model.save(out / f"posterior_{tactic}.nc")
