@@ -54,7 +54,8 @@ def test_forest_plot_uses_each_tactics_metric_and_caps_segments():
         .max()
         .sort_values(ascending=False)
     )
-    ticks = sorted(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()]))[::-1]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ticks = sorted(zip(ax.get_yticks(), labels, strict=True))[::-1]
     shown = [label for _, label in ticks]
     assert shown == [*best.index[:20], *best.index[-20:]]
     assert shown != sorted(shown)
@@ -88,10 +89,14 @@ def test_allocation_plot_labels_say_what_the_bars_show_and_the_legend_hides_noth
         assert labels == {y: fmt.format(v) for y, v in totals.items()}  # label = bar length
     # the segments with the largest spend, largest on top
     spend = alloc.groupby("segment")["spend"].sum().sort_values(ascending=False)
-    ticks = sorted(zip(ax_s.get_yticks(), [t.get_text() for t in ax_s.get_yticklabels()]))
+    labels_s = [t.get_text() for t in ax_s.get_yticklabels()]
+    ticks = sorted(zip(ax_s.get_yticks(), labels_s, strict=True))
     assert [label for _, label in ticks][::-1] == list(spend.index[:30])
     legend = fig.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["womens (cross_sell)", "mens (cross_sell)"]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "womens (cross_sell)",
+        "mens (cross_sell)",
+    ]
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     box = legend.get_window_extent(renderer)

@@ -75,6 +75,8 @@ def report(tmp_path_factory) -> Path:
     """A complete run's folder (fake sampler, no cross-fitting: seconds)."""
     import fast_tier
 
+    _browser_or_skip()  # before the run: a skip costs nothing
+
     tmp = tmp_path_factory.mktemp("browser_run")
     mp = pytest.MonkeyPatch()
     fast_tier.install(mp)
@@ -191,13 +193,14 @@ def test_report_html_in_chromium(report, tmp_path):
         assert column() == sorted(before, reverse=True)
         assert page.locator("table.sortable").count() >= 8
 
-        # every figure decoded, inline (data: URIs)
+        # every figure decoded, inline (data: URIs), folded ones too once a reader opens them
+        page.locator("details").evaluate_all("ds => ds.forEach(d => { d.open = true; })")
         images = page.locator("img")
         assert images.count() >= 4
         for i in range(images.count()):
             img = images.nth(i)
             img.scroll_into_view_if_needed()
-            assert img.evaluate("i => i.complete && i.naturalWidth > 0"), i
+            assert img.is_visible() and img.evaluate("i => i.complete && i.naturalWidth > 0"), i
             assert (img.get_attribute("src") or "").startswith("data:image/png;base64,")
 
         # downloads: both plan files, embedded byte for byte

@@ -27,7 +27,19 @@ from uplift.report.markdown import md_table
 PLAN = pd.DataFrame(
     [
         # tactic, arm, customers, segments, spend, profit, low, high, p>0, p<0, unit
-        ("cross_sell", "womens_email", 12340, 9, 6170.0, 14200.0, 9800.0, 18100.0, 0.98, 0.02, "customers"),
+        (
+            "cross_sell",
+            "womens_email",
+            12340,
+            9,
+            6170.0,
+            14200.0,
+            9800.0,
+            18100.0,
+            0.98,
+            0.02,
+            "customers",
+        ),
         ("cross_sell", "mens_email", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "customers"),
         ("retention", "call", 1, 1, 2.0, 30000.0, 25000.0, 36000.0, 1.0, 0.0, "customers"),
         ("frequency", "ads", 0, 3, 2500.0, 4100.5, -200.0, 8000.0, 0.9, 0.1, "spend"),
@@ -121,6 +133,8 @@ def test_plan_value_calibrated_and_not():
             "calibrated_ci": [93000.0, 146000.0],
             "crossfit": 124778.0,
             "crossfit_ci": [97329.0, 152227.0],
+            "posterior": 119884.0,
+            "optimism_gap": 3768.0,
             "note": "no sign of selection optimism",
         },
         "crossfit": {"level": 0.9, "folds": 2},
@@ -129,6 +143,9 @@ def test_plan_value_calibrated_and_not():
     assert first.startswith("The number to plan on: €118,000 of incremental profit")
     assert "(90% likely between €93,000 and €146,000)" in first
     assert "2-fold cross-fitting) earned €124,778 (90% interval €97,329 to €152,227)" in check
+    assert "claimed €3,768 more than they earned, so the number to plan on is €1,884 below" in check
+    modest = calibrated | {"plan_value": calibrated["plan_value"] | {"optimism_gap": -355.0}}
+    assert "earned €355.00 more than they claimed: no sign" in plan_value(modest, "€")[1]
     first, check = plan_value(SUMMARY, "$")
     assert "$119,884" in first and "94% likely between $94,752 and $145,306" in first
     assert check.startswith("Not checked on held-out customers (cross-fitting is off")
@@ -180,7 +197,7 @@ def test_readout_stop_explained_where_the_plan_uses_the_arm():
     note = notes[0]
     assert "says “stop” for Call (arm call)" in note
     assert "-$0.85 per treated customer" in note
-    assert "(high/price), where it pays ($9.06 to $9.06 per treated customer)" in note
+    assert "(high/price), where it pays ($9.06 per treated customer)" in note
     assert "the overall recommendation is for shipping to everyone" in note
     shipped = READOUT.assign(recommendation="ship")
     idle = PLAN.assign(customers=0, spend=0.0)
@@ -196,8 +213,15 @@ def test_health_in_plain_words():
     assert "1,446 in the bulk and 2,076 in the tails (at least 400 required)" in joined
     assert "never diverged" in joined
     bad = SUMMARY | {
-        "gate": {"passed": False, "failures": {"cross_sell": ["r_hat 1.05 > 1.01"]}, "overridden": True},
-        "diagnostics": {"cross_sell": SUMMARY["diagnostics"]["cross_sell"] | {"r_hat_max": 1.05, "divergences": 3}},
+        "gate": {
+            "passed": False,
+            "failures": {"cross_sell": ["r_hat 1.05 > 1.01"]},
+            "overridden": True,
+        },
+        "diagnostics": {
+            "cross_sell": SUMMARY["diagnostics"]["cross_sell"]
+            | {"r_hat_max": 1.05, "divergences": 3}
+        },
     }
     ok, lines = health(bad, gate)
     joined = " ".join(lines)
@@ -253,10 +277,16 @@ def test_report_html_is_self_contained_with_a_warning_when_the_gate_was_overridd
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
     assert "default-src 'none'" in page  # and the page may not fetch anything
     # without a plan the first screen says why
-    refused = _inputs(tmp_path, summary={"gate": {"message": "optimizer refused x", "passed": False}})
+    refused = _inputs(
+        tmp_path, summary={"gate": {"message": "optimizer refused x", "passed": False}}
+    )
     no_plan = render_html(
         HtmlInputs(
-            summary={k: v for k, v in refused.summary.items() if k not in ("total_spend", "expected_incremental_profit")},
+            summary={
+                k: v
+                for k, v in refused.summary.items()
+                if k not in ("total_spend", "expected_incremental_profit")
+            },
             uplift=refused.uplift,
         )
     )

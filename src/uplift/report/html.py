@@ -122,9 +122,15 @@ def plural(n: float, word: str, many: str | None = None) -> str:
     return f"{count(n)} {word if n == 1 else (many or word + 's')}"
 
 
+def chance(p: float) -> str:
+    """A chance in a sentence: none (or all) of the draws reads as "< 0.1%" ("> 99.9%"), not
+    as a certainty."""
+    return "< 0.1%" if p <= 0 else "> 99.9%" if p >= 1 else percent(p)
+
+
 def loss_chance(p: float) -> str:
-    """A chance of a loss; none in the draws reads as "< 0.1%", not a certain 0%."""
-    return "< 0.1%" if p <= 0 else percent(p)
+    """A chance of a loss (:func:`chance`)."""
+    return chance(p)
 
 
 def listing(items: Sequence[str], limit: int = 6) -> str:
@@ -256,7 +262,7 @@ def price_actions(
             if "gain_over_cost_plus" in s:
                 text += (
                     f", {money(s['gain_over_cost_plus'], currency)} more than cost-plus pricing "
-                    f"(chance it beats cost-plus {percent(s['prob_beats_cost_plus'])})"
+                    f"(chance it beats cost-plus {chance(s['prob_beats_cost_plus'])})"
                 )
             if "prob_profit_positive" in s:
                 text += f", chance of a loss {loss_chance(1 - s['prob_profit_positive'])}"
@@ -291,7 +297,7 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
             f"Checked on held-out customers: plans chosen the same way on part of the customers "
             f"({cf.get('folds', '?')}-fold cross-fitting) earned {m(pv['crossfit'])} "
             f"({level:.0%} interval {m(xlo)} to {m(xhi)}) on customers their fit never saw; "
-            f"{pv.get('note', '')}.",
+            f"{optimism(pv, m)}.",
         ]
     why = (
         f"cross-fitting was skipped: {cf['skipped']}"
@@ -306,6 +312,25 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
         "the cross-fitted check (evaluate.crossfit_folds >= 2, the default) measures and "
         "corrects that.",
     ]
+
+
+def optimism(pv: Mapping[str, Any], m: Any) -> str:
+    """The cross-fitted optimism gap and what it did to the headline, in the report's money."""
+    gap = pv.get("optimism_gap")
+    if gap is None or not math.isfinite(gap):
+        return str(pv.get("note", ""))
+    if gap > 0:
+        return (
+            f"the fold plans claimed {m(gap)} more than they earned, so the number to plan on "
+            f"is {m(pv['posterior'] - pv['calibrated'])} below the plan's posterior value "
+            f"({m(pv['posterior'])})"
+        )
+    if gap < 0:
+        return (
+            f"the fold plans earned {m(-gap)} more than they claimed: no sign that the plan's "
+            "value is overstated, so the number to plan on is its posterior value"
+        )
+    return "the fold plans earned what they claimed: the number to plan on is the posterior value"
 
 
 def budget_step_text(summary: Mapping[str, Any], currency: str) -> str:
@@ -376,11 +401,13 @@ def readout_notes(
             mine = allocation[(allocation["arm"] == r.arm) & (allocation["decision"] > 0)]
             segs = cells[(cells["arm"] == r.arm) & cells["segment"].isin(mine["segment"])]
             chosen = segs.sort_values("profit_mean", ascending=False)
+            lo, hi = (money(chosen["profit_mean"].agg(f), currency) for f in ("min", "max"))
             pays = (
-                f"where it pays ({money(chosen['profit_mean'].min(), currency)} to "
-                f"{money(chosen['profit_mean'].max(), currency)} per treated customer)"
-                if len(chosen)
-                else "where it pays"
+                "where it pays"
+                if not len(chosen)
+                else f"where it pays ({hi} per treated customer)"
+                if lo == hi
+                else f"where it pays ({lo} to {hi} per treated customer)"
             )
             what = (
                 "would lose money on average"
@@ -390,7 +417,7 @@ def readout_notes(
             notes.append(
                 f"The overall readout says “{rec}” for {name}: sending it to every customer "
                 f"{what} ({money(o['profit_mean'], currency)} per treated customer, chance of "
-                f"profit {percent(o['prob_profit_positive'])}). The plan still gives it to "
+                f"profit {chance(o['prob_profit_positive'])}). The plan still gives it to "
                 f"{plural(r.segments, 'segment')} ({listing([str(s) for s in mine['segment']])}"
                 f"), {pays}. Both hold: the overall recommendation is for shipping to "
                 "everyone; the plan picks the segments where it pays."
@@ -632,7 +659,7 @@ def render_html(inputs: HtmlInputs, currency: str = "$", embed_limit: int = EMBE
                         + (
                             f"; its best segment, {best_row['segment']} (arm {best_row['arm']}),"
                             f" would earn {money(best_row['mean'], cur)} per treated customer "
-                            f"(chance of profit {percent(best_row['prob_positive'])}), less "
+                            f"(chance of profit {chance(best_row['prob_positive'])}), less "
                             "than the arms the plan uses."
                             if best_row is not None
                             else "."
