@@ -333,3 +333,36 @@ def test_currency_prefix_everywhere_in_the_first_screen(tmp_path, currency):
     first = page[page.index('id="first-screen"') : page.index("</section>")]
     assert f"spend <strong>{currency}6,170</strong>" in first
     assert f"One more {currency}1,000 of budget" in first
+
+
+def test_price_test_sentences_beside_the_budget_plan(tmp_path):
+    prices = pd.DataFrame(
+        {
+            "tactic": "margin",
+            "segment": ["bargain", "premium"],
+            "price": [8.75, 9.5],
+            "current_price": [10.0, 10.0],
+            "cost_plus_price": [8.0, 8.0],
+            "expected_profit": [44715.2, 20368.6],
+        }
+    )
+    pricing = {
+        "margin": {
+            "expected_profit": 65083.8,
+            "profit_hdi": [64000.0, 66100.0],
+            "gain_over_cost_plus": 5234.3,
+            "prob_beats_cost_plus": 1.0,
+            "prob_profit_positive": 1.0,
+        }
+    }
+    page = render_html(
+        _inputs(tmp_path, plan_by_arm=PLAN, prices=prices, summary={"pricing": pricing})
+    )
+    items = [text(m) for m in re.findall(r'<li class="action".*?</li>', page, re.S)]
+    assert len(items) == 4  # three budget arms, then the priced tactic
+    assert items[-1] == (
+        "Set the prices of tactic margin per segment: bargain at $8.75 and premium at $9.50 "
+        "(today $10.00): expected profit $65,084 (94% likely between $64,000 and $66,100), "
+        "$5,234 more than cost-plus pricing (chance it beats cost-plus > 99.9%), chance of a "
+        "loss < 0.1%."
+    )

@@ -599,11 +599,11 @@ def render_html(inputs: HtmlInputs, currency: str = "$", embed_limit: int = EMBE
     cur = currency
     plan = inputs.plan_by_arm
     gate = s.get("gate") or {}
-    acts: list[dict[str, Any]] = []
+    acts: list[dict[str, Any]] = []  # budget arms first, then any priced tactics
     if plan is not None:
-        acts = actions(plan, hp, cur)
-    elif inputs.prices is not None and len(inputs.prices):
-        acts = price_actions(inputs.prices, s.get("pricing") or {}, hp, cur)
+        acts += actions(plan, hp, cur)
+    if inputs.prices is not None and len(inputs.prices):
+        acts += price_actions(inputs.prices, s.get("pricing") or {}, hp, cur)
     idle = []
     if plan is not None:
         idle = [
@@ -616,7 +616,7 @@ def render_html(inputs: HtmlInputs, currency: str = "$", embed_limit: int = EMBE
         no_plan = (
             gate.get("message")
             or (s.get("optimizer") or {}).get("message")
-            or ("this run made no plan")
+            or "this run made no plan"
         )
     totals = None
     if "total_spend" in s:
