@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench browser clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python >= 3.12 not found; install it (e.g. pyenv install 3.12) or pass PYTHON=/path/to/python3.12"; exit 1; fi
@@ -38,6 +38,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/backends.py
 	$(VENV)/bin/python bench/fit_scaling.py
+
+# Debian's Chromium for the report.html browser test (tests/test_report_browser.py), which
+# Playwright drives as installed; `playwright install` is never run
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+	@command -v chromium
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

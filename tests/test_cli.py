@@ -275,7 +275,11 @@ def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_
     al = pd.read_csv(tmp_path / "allocation.csv")
     assert al.loc[al["tactic"] == "retention", "customers"].sum() <= 100
     fr = pd.read_csv(tmp_path / "frontier.csv")
-    assert len(fr) == 4 and fr["expected_profit"].is_monotonic_increasing
+    # the 4 levels asked for, plus the chosen budget and one step above it (the report's
+    # "one more 1,000 of budget")
+    assert len(fr) == 4 + 2 and fr["expected_profit"].is_monotonic_increasing
+    assert {20_000.0, 21_000.0} <= set(fr["budget"])
+    assert s["budget_step"]["step"] == 1000.0
     assert (tmp_path / "frontier.png").stat().st_size > 0
     assert "Efficient frontier" in (tmp_path / "report.md").read_text()
 

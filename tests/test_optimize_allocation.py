@@ -333,3 +333,45 @@ def test_round_falls_back_to_milp_when_rounding_breaks_a_rule():
     assert rnd.method == "milp" and any("rounding down broke" in n for n in rnd.notes)
     assert rnd.objective_value == pytest.approx(milp.objective_value)
     assert rnd.table.groupby("tactic")["spend"].sum()["cross_sell"] >= 2.5
+
+
+def test_plan_by_arm_sums_each_arms_draws_not_its_cells_intervals():
+    """Per-arm totals: customers, spend and the posterior of the arm's profit summed draw by
+    draw over its cells. Cells here are anti-correlated within an arm, so adding up cell HDIs
+    (the wrong way) gives a far wider interval than the arm's own."""
+    from uplift.stats import hdi
+
+    rng = np.random.default_rng(5)
+    cells = pd.DataFrame(
+        {
+            "segment": ["a", "b", "d", "e"],
+            "tactic": ["cross_sell", "cross_sell", "up_sell", "up_sell"],
+            "arm": ["c", "c", "u", "u"],
+            "cost": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    z = rng.normal(size=(4000, 1))
+    draws = np.column_stack([2 + z[:, 0], 2 - z[:, 0], 1.5 + rng.normal(size=4000), -3.0 - z[:, 0]])
+    problem = AllocationProblem(cells, draws, pd.Series(10.0, index=["a", "b", "d", "e"]))
+    alloc = BudgetAllocator([TotalBudget(25.0), ContactCap()]).solve(problem)
+    by_arm = alloc.by_arm(problem, hdi_prob=0.9).set_index("arm")
+    x = alloc.table["decision"].to_numpy()
+    assert x.tolist() == [10.0, 10.0, 5.0, 0.0]  # c in a and b, u with what is left in d
+    total_c = draws[:, [0, 1]] @ x[[0, 1]]
+    lo, hi = hdi(total_c, 0.9)
+    c = by_arm.loc["c"]
+    assert (c["customers"], c["segments"], c["spend"]) == (20, 2, 20.0)
+    assert c["expected_profit"] == pytest.approx(total_c.mean())
+    assert (c["profit_hdi_low"], c["profit_hdi_high"]) == pytest.approx((lo, hi))
+    assert hi - lo < 1.0  # the common shock cancels within the arm
+    cell_rows = alloc.table[alloc.table["arm"] == "c"]
+    summed = (cell_rows["profit_hdi_high"] - cell_rows["profit_hdi_low"]).sum()
+    assert summed > 20 * (hi - lo)  # adding up cell intervals would be wrong by far
+    u = by_arm.loc["u"]
+    assert (u["customers"], u["segments"]) == (5, 1)
+    assert u["prob_loss"] == pytest.approx(float((draws[:, 2] * 5 < 0).mean()))
+    assert u["prob_profit_positive"] + u["prob_loss"] == pytest.approx(1.0)
+    # the arms' draws add up to the plan's
+    assert by_arm["expected_profit"].sum() == pytest.approx(alloc.expected_profit)
+    with pytest.raises(ValueError, match="problem this allocation was solved on"):
+        alloc.by_arm(small_problem(0))

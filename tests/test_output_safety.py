@@ -125,3 +125,76 @@ def test_cli_refuses_an_escaping_experiment_name_and_writes_outside_nothing(
     # the folder Hydra made before validation stays under outputs/
     made = [p for p in tmp_path.rglob("*") if p.is_dir()]
     assert all(work in p.parents or p == work or p in work.parents for p in made), made
+
+
+def test_html_report_shows_hostile_names_as_text():
+    """report.html (Jinja2, autoescaped): segment, arm and experiment names that are markup or
+    script show as written and never become elements; the page's only script is its own."""
+    from uplift.report.html import HtmlInputs, render_html
+
+    hostile = {
+        "segment": "<script>alert(1)</script>",
+        "arm": '"><img src=x onerror=alert(2)>',
+        "experiment": "</title><script>alert(3)</script>",
+    }
+    uplift = pd.DataFrame(
+        {
+            "tactic": "cross_sell",
+            "arm": hostile["arm"],
+            "segment": [hostile["segment"], "plain"],
+            "metric": "profit_per_treated",
+            "mean": [2.0, 1.0],
+            "hdi_low": [1.0, 0.0],
+            "hdi_high": [3.0, 2.0],
+            "prob_positive": [0.99, 0.9],
+        }
+    )
+    plan = pd.DataFrame(
+        [("cross_sell", hostile["arm"], 10, 1, 5.0, 20.0, 10.0, 30.0, 1.0, 0.0, "customers")],
+        columns=[
+            "tactic",
+            "arm",
+            "customers",
+            "segments",
+            "spend",
+            "expected_profit",
+            "profit_hdi_low",
+            "profit_hdi_high",
+            "prob_profit_positive",
+            "prob_loss",
+            "unit",
+        ],
+    )
+    allocation = pd.DataFrame(
+        {
+            "segment": [hostile["segment"]],
+            "tactic": "cross_sell",
+            "arm": hostile["arm"],
+            "customers": [10],
+            "spend": [5.0],
+            "expected_incremental_profit": [20.0],
+            "profit_hdi_low": [10.0],
+            "profit_hdi_high": [30.0],
+            "prob_profit_positive": [1.0],
+            "binding_constraints": ["<b>rule</b>"],
+            "decision": [10.0],
+        }
+    )
+    summary = {
+        "experiment": hostile["experiment"],
+        "budget": 5.0,
+        "total_spend": 5.0,
+        "customers_treated": 10,
+        "expected_incremental_profit": 20.0,
+        "profit_hdi": [10.0, 30.0],
+        "gate": {"passed": False, "failures": {"<i>t</i>": ["<u>r</u>"]}, "overridden": True},
+        "optimizer": {"binding_constraints": ["<b>rule</b>"]},
+    }
+    page = render_html(
+        HtmlInputs(summary=summary, uplift=uplift, allocation=allocation, plan_by_arm=plan)
+    )
+    assert page.count("<script") == 1  # the report's own sorting script
+    assert "<img src=x" not in page and "<b>rule</b>" not in page and "<i>t</i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;/title&gt;&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page

@@ -348,7 +348,10 @@ class DiagnosticsGate:
 class FrontierConfig:
     """Re-solve over a grid of budgets: ``budgets`` listed, or ``num`` points from start to stop."""
 
-    enabled: bool = False
+    # on by default: the report's "one more unit of budget" comes from it (an LP per level,
+    # a second or so on the demo; it never changes the plan). The chosen budget and one step
+    # above it are always among the levels.
+    enabled: bool = True
     budgets: list[float] | None = None
     start: float = 0.0
     stop: float | None = None  # default: 2 x optimize.budget
@@ -409,10 +412,21 @@ class ReportConfig:
     save_posteriors: bool = True
     # a folder that already holds a run: refuse (name another, hydra.run.dir=...) or overwrite
     existing: ExistingOutputs = ExistingOutputs.refuse
+    # money in report.html and the figures: a prefix such as "$", "€", "CHF " or "" (none)
+    currency: str = "$"
 
     def __post_init__(self) -> None:
         if not 0 < self.hdi_prob < 1:
             raise ValueError(f"report.hdi_prob must be in (0, 1), got {self.hdi_prob}")
+        if (
+            not isinstance(self.currency, str)
+            or len(self.currency) > 8
+            or not (self.currency.isprintable())
+        ):
+            raise ValueError(
+                f"report.currency must be a short printable prefix such as '$', '€' or 'CHF ' "
+                f"(at most 8 characters), got {self.currency!r}"
+            )
 
 
 @dataclass

@@ -22,6 +22,7 @@ import pandas as pd
 from uplift.app.heldout_run import run_holdout
 from uplift.app.outputs import (
     draw_figures,
+    write_html,
     write_report,
     write_summary,
     write_tables,
@@ -39,7 +40,7 @@ from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.allocator import Frontier
-from uplift.optimize.factory import allocator_from_settings, budget_grid
+from uplift.optimize.factory import allocator_from_settings, budget_grid, marginal_step
 from uplift.optimize.targets import CustomerTargets, customer_targets
 from uplift.report import run_folder
 from uplift.report.model_checks import run_model_checks
@@ -807,11 +808,15 @@ def cross_fit(config: AppConfig, run: RunSummary, tactics: list[str]) -> None:
 
 
 def budget_frontier(config: AppConfig, decision: Decision) -> Frontier:
-    """The plan re-solved over a grid of budgets."""
+    """The plan re-solved over a grid of budgets, with the chosen budget and one
+    :func:`~uplift.optimize.factory.marginal_step` above it always among the levels (the
+    report's "one more 1,000 of budget")."""
     assert decision.allocator is not None and decision.problem is not None
     fc = config.optimize.frontier
-    stop = fc.stop if fc.stop is not None else 2 * config.optimize.budget
+    budget = config.optimize.budget
+    stop = fc.stop if fc.stop is not None else 2 * budget
     grid = budget_grid(fc.budgets, start=fc.start, stop=stop, num=fc.num)
+    grid = np.union1d(grid, [budget, budget + marginal_step(budget)])
     return decision.allocator.frontier(decision.problem, grid)
 
 
@@ -892,7 +897,11 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         )
         if config.optimize.frontier.enabled:
             with clock.stage("frontier"):
-                run.frontier = budget_frontier(config, run.decision)
+                try:
+                    run.frontier = budget_frontier(config, run.decision)
+                except (ValueError, AllocationError) as e:  # e.g. no total_budget rule
+                    run.frontier_skipped = str(e)
+                    log.warning("budget frontier skipped: %s", e)
         run.truth_check = truth_check(config, run)
 
     files = write_tables(run, out)
@@ -902,6 +911,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     files |= plots
     summary = run.to_dict()  # once: it reads diagnostics, checks and intervals off the fits
     files["report"] = write_report(run, summary, out, figures)
+    files["report_html"] = write_html(run, summary | {"status": run.status}, out, files, figures)
     summary["status"] = run.status
     files["summary"] = write_summary(summary, out)
     result = RunResult(

@@ -1,7 +1,7 @@
 """Every artifact of a run, written from its typed :class:`~uplift.app.run_summary.RunSummary`.
 
 The stages compute; this module alone decides file names and writes: the tables (each with
-``gate_passed``), the posteriors, the figures, ``report.md`` and, last, ``summary.json`` with the
+``gate_passed``), the posteriors, the figures, ``report.md``, ``report.html`` and, last, ``summary.json`` with the
 run's ``status``. File names and columns are the public contract listed in the README.
 """
 
@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from uplift.app.run_summary import RunSummary
 from uplift.atomic_io import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
+from uplift.report.html import HtmlInputs, render_html
 from uplift.report.markdown import evaluation_section, render_report
 from uplift.report.model_checks import checks_section
 
@@ -105,14 +106,15 @@ def draw_figures(run: RunSummary, out: Path) -> tuple[dict[str, Path], dict[str,
 
     save("forest", "forest", forest_plot(run.uplift, truth=run.prepared.truth), "uplift_forest.png")
     if run.allocation is not None:
-        save(
-            "allocation_plot", "allocation", allocation_plot(run.allocation.table), "allocation.png"
-        )
+        fig = allocation_plot(run.allocation.table, run.config.report.currency)
+        save("allocation_plot", "allocation", fig, "allocation.png")
     if run.prices is not None:
         fig = price_plot(run.demand, run.prices, run.config.pricing)
         save("prices_plot", "prices", fig, "prices.png")
     if run.frontier is not None:
-        fig = frontier_plot(run.frontier.table, run.config.optimize.budget)
+        fig = frontier_plot(
+            run.frontier.table, run.config.optimize.budget, run.config.report.currency
+        )
         save("frontier_plot", "frontier", fig, "frontier.png")
     for t, check in run.checks.posterior.items():
         save(f"ppc_{t}", f"ppc_{t}", plot_predictive_check(check), f"ppc_{t}.png")
@@ -142,6 +144,43 @@ def write_report(
             ],
         ),
         out / "report.md",
+    )
+
+
+def write_html(
+    run: RunSummary,
+    summary: dict[str, Any],
+    out: Path,
+    files: dict[str, Path],
+    figures: dict[str, str],
+) -> Path:
+    """``report.html`` of ``run``: the same data as ``report.md``, one self-contained file
+    (figures inline, ``allocation.csv`` and ``targets.csv`` embedded when small)."""
+    config, failures = run.config, run.gate.failures
+    gate = config.optimize.gate
+    inputs = HtmlInputs(
+        summary=summary,
+        uplift=run.uplift,
+        by_arm=run.by_arm,
+        allocation=with_gate(run.allocation.table, failures) if run.allocation else None,
+        plan_by_arm=run.plan_by_arm(),
+        frontier=run.frontier.table if run.frontier is not None else None,
+        readout=with_gate(run.readout, failures) if run.readout is not None else None,
+        prices=run.prices,
+        evaluation=run.evaluation.table if run.evaluation is not None else None,
+        figures={key: out / name for key, name in figures.items()},
+        downloads={
+            files[key].name: files[key] for key in ("allocation", "targets") if key in files
+        },
+        gate={
+            "r_hat_max": gate.r_hat_max,
+            "ess_bulk_min": gate.ess_bulk_min,
+            "divergences_max": gate.divergences_max,
+            "ppc_max_extreme_share": gate.ppc_max_extreme_share,
+        },
+    )
+    return atomic_write_text(
+        render_html(inputs, currency=config.report.currency), out / "report.html"
     )
 
 

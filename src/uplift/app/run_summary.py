@@ -109,6 +109,7 @@ class RunSummary:
     crossfit_skipped: str | None = None
     plan_value: PlanValue | None = None
     frontier: Frontier | None = None
+    frontier_skipped: str | None = None
     truth_check: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -121,6 +122,23 @@ class RunSummary:
     def status(self) -> str:
         """``refused`` when the gate or the rules stopped the plan, else ``complete``."""
         return "refused" if self.decision.error is not None or self.gate.refused else "complete"
+
+    def plan_by_arm(self) -> pd.DataFrame | None:
+        """The plan's totals per (tactic, arm) (:meth:`Allocation.by_arm`), None without one."""
+        allocation, problem = self.decision.allocation, self.decision.problem
+        if allocation is None or problem is None:
+            return None
+        return allocation.by_arm(problem, self.config.report.hdi_prob)
+
+    def budget_step(self) -> dict[str, float] | None:
+        """What one more :func:`~uplift.optimize.factory.marginal_step` of budget returns,
+        from the frontier (None without one)."""
+        from uplift.optimize.factory import marginal_step
+
+        if self.frontier is None:
+            return None
+        budget = self.config.optimize.budget
+        return self.frontier.step_gain(budget, marginal_step(budget))
 
     def to_dict(self) -> dict[str, Any]:
         """``summary.json`` (without ``status``, which :func:`write_outputs` adds last)."""
@@ -206,6 +224,13 @@ class RunSummary:
                 "customers_treated": int(allocation.table["customers"].sum()),
                 "optimizer": allocation.summary(hp),
             }
+            by_arm = self.plan_by_arm()
+            if by_arm is not None:
+                out["plan_by_arm"] = by_arm.to_dict(orient="records")
+            if self.frontier is not None:
+                out["budget_step"] = self.budget_step()
+            elif self.frontier_skipped is not None:
+                out["budget_step"] = {"skipped": self.frontier_skipped}
             if self.crossfit is not None:
                 out["crossfit"] = self.crossfit.to_dict()
             elif self.crossfit_skipped is not None:

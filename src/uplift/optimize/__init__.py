@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from uplift.optimize.allocator import (
         ALLOCATION_COLUMNS,
         FRONTIER_COLUMNS,
+        PLAN_BY_ARM_COLUMNS,
         Allocation,
         AllocationError,
         BudgetAllocator,
@@ -91,6 +92,7 @@ _WHERE = {
     "ExcludeSegments": "constraints",
     "ExpectedProfit": "objectives",
     "FRONTIER_COLUMNS": "allocator",
+    "PLAN_BY_ARM_COLUMNS": "allocator",
     "FairnessBand": "pricing",
     "Frontier": "allocator",
     "InfeasibleAllocationError": "allocator",
@@ -137,6 +139,7 @@ __all__ = [
     "ExcludeSegments",
     "ExpectedProfit",
     "FRONTIER_COLUMNS",
+    "PLAN_BY_ARM_COLUMNS",
     "FairnessBand",
     "Frontier",
     "InfeasibleAllocationError",

@@ -47,6 +47,7 @@ from uplift.stats import hdi
 __all__ = [
     "ALLOCATION_COLUMNS",
     "FRONTIER_COLUMNS",
+    "PLAN_BY_ARM_COLUMNS",
     "Allocation",
     "AllocationError",
     "AllocationProblem",
@@ -88,6 +89,21 @@ FRONTIER_COLUMNS = [
     "binding_constraints",
     "solve_seconds",
     "note",
+]
+
+#: the plan's totals per (tactic, arm): :meth:`Allocation.by_arm`
+PLAN_BY_ARM_COLUMNS = [
+    "tactic",
+    "arm",
+    "customers",
+    "segments",
+    "spend",
+    "expected_profit",
+    "profit_hdi_low",
+    "profit_hdi_high",
+    "prob_profit_positive",
+    "prob_loss",
+    "unit",
 ]
 
 INTEGER_METHODS = tuple(IntegerMethod)
@@ -138,6 +154,52 @@ class Allocation:
         lo, hi = hdi(self.total_profit_draws, prob)
         return float(lo), float(hi)
 
+    def by_arm(self, problem: AllocationProblem, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """The plan's totals per (tactic, arm), one row per arm of ``problem`` (0 customers: the
+        arm gets nobody): customers, segments treated, spend, and the posterior mean, HDI and
+        chance of a loss of the arm's profit.
+
+        The interval is that of the draws of the arm's profit summed over its cells (one draw
+        of the plan's profit per posterior draw), not a sum of cell intervals, which would be
+        too wide: cell errors are not perfectly correlated. ``problem`` is the one the plan was
+        solved on (its cells are the rows of :attr:`table`, in order).
+        """
+        t = self.table
+        keys = ["segment", "tactic", "arm"]
+        if (
+            len(t) != problem.n_cells
+            or not (
+                t[keys].astype(str).to_numpy() == problem.cells[keys].astype(str).to_numpy()
+            ).all()
+        ):
+            raise ValueError("by_arm needs the problem this allocation was solved on")
+        decision = t["decision"].to_numpy(dtype=float)
+        draws = problem.cell_profit(decision)  # (S, C)
+        rows = []
+        for (tactic, arm), idx in t.groupby(["tactic", "arm"], sort=False).indices.items():
+            total = draws[:, idx].sum(axis=1)
+            lo, hi = hdi(total, hdi_prob)
+            units = set(t["unit"].iloc[idx])
+            rows.append(
+                {
+                    "tactic": str(tactic),
+                    "arm": str(arm),
+                    "customers": t["customers"].iloc[idx].sum(),
+                    "segments": int((decision[idx] > 0).sum()),
+                    "spend": float(t["spend"].iloc[idx].sum()),
+                    "expected_profit": float(total.mean()),
+                    "profit_hdi_low": float(lo),
+                    "profit_hdi_high": float(hi),
+                    "prob_profit_positive": float((total > 0).mean()),
+                    "prob_loss": float((total < 0).mean()),
+                    "unit": units.pop() if len(units) == 1 else "mixed",
+                }
+            )
+        out = pd.DataFrame(rows, columns=PLAN_BY_ARM_COLUMNS)
+        num = out.select_dtypes("float").columns
+        out[num] = out[num] + 0.0  # an untreated arm's profit is 0, never -0
+        return out
+
     def summary(self, hdi_prob: float = 0.94) -> dict[str, Any]:
         """Plain-JSON facts for summary.json and reports."""
         lo, hi = self.profit_interval(hdi_prob)
@@ -171,6 +233,28 @@ class Frontier:
     shadow_prices: pd.DataFrame
     budget_constraint: str
     objective_name: str
+
+    def step_gain(self, budget: float, step: float) -> dict[str, float] | None:
+        """What ``step`` more budget above ``budget`` returns: the expected-profit and spend
+        differences between the two levels (both must be solved levels of this frontier) and
+        the budget's dual at ``budget`` (the return of its last unit). None when either level
+        is missing or unsolved."""
+        t = self.table.set_index("budget")
+        if budget not in t.index or budget + step not in t.index:
+            return None
+        at, above = t.loc[budget], t.loc[budget + step]
+        ok = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+        if at["status"] not in ok or above["status"] not in ok:
+            return None
+        return {
+            "budget": float(budget),
+            "step": float(step),
+            "spend": float(at["spend"]),
+            "expected_profit": float(at["expected_profit"]),
+            "expected_profit_gain": float(above["expected_profit"] - at["expected_profit"]),
+            "spend_gain": float(above["spend"] - at["spend"]),
+            "marginal_return": float(at["marginal_return"]),
+        }
 
 
 @dataclass

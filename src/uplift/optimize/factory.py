@@ -8,6 +8,7 @@ rules with the same parser and run their solver from the same :class:`SolverSett
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -76,6 +77,15 @@ def budget_grid(
     if not len(out) or (out < 0).any():
         raise ValueError(f"frontier budgets must be >= 0, got {out.tolist()}")
     return out
+
+
+def marginal_step(budget: float) -> float:
+    """A round budget increment about a tenth of ``budget`` or less (1,000 for budgets from
+    10,000 to 99,999; at least 1): the "one more ... of budget" a report quotes, and the level
+    above the chosen budget that a frontier always solves."""
+    if not budget > 10:
+        return 1.0
+    return float(10 ** math.floor(math.log10(budget / 10)))
 
 
 def price_optimizer_from_settings(

@@ -587,6 +587,7 @@ class PricingResult:
             "mip_gap": self.mip_gap,
             "expected_profit": self.expected_profit,
             "profit_hdi": [lo, hi],
+            "prob_profit_positive": float((self.total_profit_draws > 0).mean()),
             "cost_plus_expected_profit": self.cost_plus_expected_profit,
             "gain_over_cost_plus": float(gain.mean()),
             "gain_over_cost_plus_hdi": [float(glo), float(ghi)],

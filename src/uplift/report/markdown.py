@@ -6,6 +6,8 @@ import re
 
 import pandas as pd
 
+from uplift.report.formatting import Kind, cell, column_kind, significant
+
 #: characters of a text cell that would change the Markdown around it (table breaks, links,
 #: inline HTML, code spans), escaped with a backslash
 _MD_SPECIAL = re.compile(r"([\\|`<>\[\]])")
@@ -18,15 +20,21 @@ def md_text(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def md_table(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            return format(v, floatfmt)
-        return md_text(v)
+def md_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table: numbers by what their column holds
+    (:func:`~uplift.report.formatting.column_kind`: money and counts thousands-separated, never
+    scientific notation), text escaped (:func:`md_text`)."""
+    kinds = [column_kind(c, frame[c]) for c in frame.columns]
+
+    def fmt(v: object, kind: Kind) -> str:
+        return md_text(cell(v, kind, html=False))
 
     head = "| " + " | ".join(map(md_text, frame.columns)) + " |"
     sep = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(fmt(v, k) for v, k in zip(row, kinds, strict=True)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([head, sep, *body])
 
 
@@ -268,7 +276,7 @@ def evaluation_section(table: pd.DataFrame, figures: dict[str, str]) -> str:
     for m in metrics:
         se = table.get(f"{m}_se")
         shown[m] = [
-            f"{v:.4g}" + (f" ± {s:.2g}" if se is not None and pd.notna(s) else "")
+            significant(v) + (f" ± {significant(s, 2)}" if se is not None and pd.notna(s) else "")
             for v, s in zip(table[m], se if se is not None else [None] * len(table), strict=True)
         ]
     lines = ["## Held-out ranking", ""]
