@@ -97,6 +97,10 @@ def test_a_mistyped_key_in_a_users_preset_is_refused_naming_the_file(
         in done.stderr
     )
     assert str(mine / "spring.yaml") in done.stderr
+    # a preset building on it is refused for the same key
+    (mine / "wave2.yaml").write_text("# @package _global_\ndefaults:\n  - spring\n")
+    child = uplift_cli("experiment=wave2")
+    assert child.returncode == 2 and str(mine / "spring.yaml") in child.stderr
     assert not (tmp_path / "outputs").exists()
 
 

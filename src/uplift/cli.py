@@ -156,13 +156,18 @@ def check_arguments(argv: list[str]) -> str | None:
         bad = unknown_key_path(key)
         if bad is not None:
             return unknown_key_message(*bad, where=f"on the command line, {text!r}")
-    for name in experiments:
+    seen: set[str] = set()
+    while experiments:
+        name = experiments.pop(0)
         path = PRESET_FILES.get(name)
-        if path is None:
+        if path is None or name in seen:
             continue  # Hydra lists the presets there are
+        seen.add(name)
         node = OmegaConf.load(path)
         if not isinstance(node, DictConfig):
             continue
+        # a preset may build on another (defaults: [hillstrom_email]): check that one too
+        experiments += [d for d in node.get("defaults") or [] if isinstance(d, str)]
         keys = [str(k) for k in node if k not in ("defaults", "hydra")]
         unknown = unknown_keys(OmegaConf.masked_copy(node, keys), AppConfig)
         if unknown:

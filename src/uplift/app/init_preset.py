@@ -176,7 +176,7 @@ def render(det: Detection, name: str, data: Path, source: str, options: dict[str
     if derive:
         mapping = ", ".join(f"{q(a.name)}: all" for a in c.arms)
         lines.append(f"  derive:\n    {derive}: {{column: {q(c.arm.column)}, map: {{{mapping}}}}}")
-    lines += ["tactics:", "  arms:"]
+    lines += ["tactics:", "  arms:" if c.arms else "  arms: {}"]
     tactics = ", ".join(t.value for t in Tactic if t is not Tactic.CONTROL)
     control = c.control
     if control:
@@ -194,16 +194,17 @@ def render(det: Detection, name: str, data: Path, source: str, options: dict[str
             4,
         )
     else:
-        lines += _comment(
-            "TODO: one entry per arm value of the arm column: {tactic: ..., cost: ...}", 4
+        lines.insert(
+            len(lines) - 1,
+            "\n".join(
+                _comment("TODO: one entry per value of the arm column: {tactic: ..., cost: ...}", 2)
+            ),
         )
     width = max((len(q(a.name)) for a in c.arms), default=0)
     for a in c.arms:
         key = f"{q(a.name)}:".ljust(width + 1)
         spec = "{tactic: control, cost: 0.0}" if a.control else f"{{tactic: {TODO}, cost: {TODO}}}"
         lines.append(f"    {key} {spec}  # {a.customers:,} customers")
-    if not c.arms:
-        lines[-1] += " {}"
     lines.append("value:")
     if c.revenue.column:
         lines += _comment(
