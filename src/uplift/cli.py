@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -47,6 +49,10 @@ def preset_problem(node: object) -> str | None:
     return None
 
 
+#: preset name -> the file registered under it (a later folder's file replaces an earlier one)
+PRESET_FILES: dict[str, Path] = {}
+
+
 def register_experiments(*folders: Path) -> list[str]:
     """Register every ``*.yaml`` in ``folders`` as option ``experiment=<stem>`` (global package).
 
@@ -67,8 +73,113 @@ def register_experiments(*folders: Path) -> list[str]:
                 print(f"uplift: preset {path} left out: {problem}", file=sys.stderr)
                 continue
             cs.store(group="experiment", name=path.stem, node=node, package="_global_")
+            PRESET_FILES[path.stem] = path
             names.append(path.stem)
     return names
+
+
+#: the preset conf/config.yaml selects when the command line names none
+DEFAULT_EXPERIMENT = "synthetic_demo"
+
+#: how to give arms whose names a dotted key cannot hold (spaces, dots, quotes)
+ARMS_BY_MAP = (
+    "'+tactics.arms={No E-Mail: {tactic: control}, Womens E-Mail: {tactic: cross_sell, "
+    "cost: 0.1}}' (one map, arm names unquoted inside it, the whole argument in single quotes "
+    "for the shell; with tactics=custom to start from no arms), or list the arms in a preset "
+    "(`uplift init <data file>` drafts one)"
+)
+
+
+def _quoting_hint(text: str) -> str | None:
+    """A fix for an override Hydra cannot parse, when we know the usual cause."""
+    key = text.split("=", 1)[0].lstrip("+~")
+    if key.startswith("tactics.arms") or text.startswith(("+tactics.arms.", "tactics.arms.")):
+        return (
+            f"cannot read the override {text!r}: an arm name with a space (or a dot or quote) "
+            f"cannot be part of a dotted key, and the shell splits it unless quoted. Give the "
+            f"arms as {ARMS_BY_MAP}"
+        )
+    if "=" in text and re.search(r"[{,]\s*[\"']", text.split("=", 1)[1]):
+        return (
+            f"cannot read the override {text!r}: keys inside {{...}} are written without "
+            "quotes, e.g. '+tactics.arms={No E-Mail: {tactic: control}}' (quote the whole "
+            "argument for the shell instead)"
+        )
+    return None
+
+
+def check_arguments(argv: list[str]) -> str | None:
+    """Why this command line cannot run, in one line naming the key and the fix, or None.
+
+    Runs before Hydra composes anything (so before any output folder, data or sampling):
+
+    * an override Hydra cannot parse for a reason we can explain (arm names with spaces,
+      quoted dict keys: :func:`_quoting_hint`); other parse errors are left to Hydra's message;
+    * a key the schema does not have, with or without ``+`` (``optimize.budgt=100``): the
+      closest valid keys (:func:`uplift.config.unknown_key_path`). Keys under fields that take
+      any key (``tactics.arms``, ``model.families``, ``data.derive``, ...) and ``hydra.*`` are
+      free;
+    * the same for every key of the selected preset (``experiment=NAME``, shipped or from
+      ``UPLIFT_EXPERIMENTS_DIR``), naming its file, and any TODO left in it by ``uplift init``.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from uplift.config import todo_keys, unknown_key_message, unknown_key_path, unknown_keys
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    parser = OverridesParser.create()
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"experiment", "hydra"}
+    experiments = [DEFAULT_EXPERIMENT]
+    for text in args.overrides:
+        try:
+            (override,) = parser.parse_overrides([text])
+        except OverrideParseException:
+            hint = _quoting_hint(text)
+            if hint:
+                return hint
+            continue  # Hydra names it
+        key = override.key_or_group
+        if override.is_delete() or override.package is not None or "/" in key:
+            continue
+        if key.split(".")[0] == "hydra":
+            continue
+        if key in groups:
+            if key == "experiment":
+                experiments = (
+                    list(override.sweep_string_iterator())
+                    if override.is_sweep_override()
+                    else [str(override.value())]
+                )
+            continue
+        bad = unknown_key_path(key)
+        if bad is not None:
+            return unknown_key_message(*bad, where=f"on the command line, {text!r}")
+    seen: set[str] = set()
+    while experiments:
+        name = experiments.pop(0)
+        path = PRESET_FILES.get(name)
+        if path is None or name in seen:
+            continue  # Hydra lists the presets there are
+        seen.add(name)
+        node = OmegaConf.load(path)
+        if not isinstance(node, DictConfig):
+            continue
+        # a preset may build on another (defaults: [hillstrom_email]): check that one too
+        experiments += [d for d in node.get("defaults") or [] if isinstance(d, str)]
+        keys = [str(k) for k in node if k not in ("defaults", "hydra")]
+        unknown = unknown_keys(OmegaConf.masked_copy(node, keys), AppConfig)
+        if unknown:
+            return unknown_key_message(*unknown[0], where=f"in preset {name}, {path}")
+        todo = todo_keys(node)
+        if todo:
+            return (
+                f"preset {name} ({path}) still has {len(todo)} TODO mark(s): {', '.join(todo)}. "
+                "`uplift init` leaves them where only you can decide; replace each (the "
+                "comment above it says what goes there)"
+            )
+    return None
 
 
 def _experiment_folders() -> list[Path]:
@@ -130,8 +241,8 @@ def _log_to_files(message: str) -> None:
             handler.handle(record)
 
 
-def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception], ...]):
-    """Typed config -> ``job(config, output_dir)``; user errors exit 2 with their message only."""
+def _typed(cfg: DictConfig) -> tuple[AppConfig, Path]:
+    """The composed config as typed objects and the run folder; a bad value exits 2."""
     global _STARTED
     _STARTED = True
     try:
@@ -139,13 +250,46 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
     except (ValueError, TypeError) as e:
         print(f"uplift: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    out = Path(HydraConfig.get().runtime.output_dir)
+    return config, Path(HydraConfig.get().runtime.output_dir)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _announce(config: AppConfig, out: Path) -> None:
+    """The run's first console line, before the modelling stack loads (seconds on 2 cores):
+    what runs, where its outputs go, and what it does first."""
+    first = "reading data" if config.data.path else "generating data"
+    print(f"uplift: run {config.experiment_name} -> {_shown(out)} ({first})", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _execute(
+    verb: str,
+    typed: tuple[AppConfig, Path],
+    job,
+    user_errors: tuple[type[Exception], ...],
+):
+    """``job(config, output_dir)``; user errors exit 2 with their message only. ``uplift``
+    (run) shows its stages on stderr while it works when stderr is a terminal
+    (:mod:`uplift.progress`)."""
+    config, out = typed
     from uplift.report.run_folder import RunFolderError, run_staged
 
     user_errors = (*user_errors, RunFolderError)
     try:
         if verb == "run":  # pipeline.run stages its own outputs (refused runs are published)
-            return config, out, job(config, out)
+            from uplift import progress
+
+            shown = progress.display(sys.stderr) if sys.stderr.isatty() else nullcontext()
+            with shown:
+                result = job(config, out)
+            return config, out, result
         staged = run_staged(
             out, config.report.existing.value, config.experiment_name, lambda d: job(config, d)
         )
@@ -162,6 +306,8 @@ def _execute(verb: str, cfg: DictConfig, job, user_errors: tuple[type[Exception]
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     _quiet_libraries()
+    typed = _typed(cfg)
+    _announce(*typed)
     from uplift.data import DataValidationError
     from uplift.experiment.health import HealthCheckError
     from uplift.optimize import AllocationError
@@ -169,7 +315,7 @@ def _app(cfg: DictConfig) -> float | None:
     from uplift.pipeline import run as run_pipeline
 
     errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
-    config, out, result = _execute("run", cfg, run_pipeline, errors)
+    config, out, result = _execute("run", typed, run_pipeline, errors)
     run, name = result.run, config.experiment_name
     if run.gate.overridden:
         print(
@@ -207,7 +353,9 @@ def _design(cfg: DictConfig) -> None:
     from uplift.app.plan import plan_experiment
     from uplift.data import DataValidationError
 
-    config, out, table = _execute("design", cfg, plan_experiment, (DataValidationError, ValueError))
+    config, out, table = _execute(
+        "design", _typed(cfg), plan_experiment, (DataValidationError, ValueError)
+    )
     seg = table.drop_duplicates("segment")
     short = int((~seg["enough"]).sum())
     print(
@@ -223,7 +371,7 @@ def _clv(cfg: DictConfig) -> None:
     from uplift.app.clv_run import run_clv
     from uplift.data import DataValidationError
 
-    _, out, summary = _execute("clv", cfg, run_clv, (DataValidationError, ValueError))
+    _, out, summary = _execute("clv", _typed(cfg), run_clv, (DataValidationError, ValueError))
     print(f"uplift clv: {summary.get('message', 'done')}; outputs in {out}")
 
 
@@ -255,13 +403,22 @@ def _share_config_store() -> None:
 
 def main() -> None:
     """``uplift [run|design|clv] [overrides...]``: ``run`` (default) fits and allocates; ``design``
-    sizes a test; ``clv`` values customers from their transactions."""
+    sizes a test; ``clv`` values customers from their transactions. ``uplift init DATA`` drafts
+    a preset for a data file (:mod:`uplift.app.init_preset`)."""
+    if len(sys.argv) > 1 and sys.argv[1] == "init":
+        from uplift.app.init_preset import main as init
+
+        raise SystemExit(init(sys.argv[2:], shipped=EXPERIMENTS_DIR))
     register_configs()
     register_experiments(*_experiment_folders())
     _share_config_store()
     verb = "run"
     if len(sys.argv) > 1 and sys.argv[1] in VERBS:
         verb = sys.argv.pop(1)
+    problem = check_arguments(sys.argv[1:])
+    if problem:
+        print(f"uplift{'' if verb == 'run' else ' ' + verb}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     try:
         VERBS[verb]()
     except SystemExit as e:

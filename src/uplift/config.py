@@ -715,30 +715,100 @@ def env_interpolations(cfg: DictConfig) -> list[str]:
     ]
 
 
-def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, str]]:
-    """Keys of ``node`` that the dataclass ``schema`` (recursively) does not define, each with a
-    "did you mean" hint. Fields typed as mappings (``tactics.arms``, ``health.expected_split``,
-    ``data.derive``, ...) take any key and are not searched."""
+def _schema_fields(schema: type) -> dict[str, Any]:
+    """A dataclass's field names -> their resolved types."""
     import dataclasses
-    import difflib
     import typing
+
+    hints = typing.get_type_hints(schema)
+    return {f.name: hints.get(f.name) for f in dataclasses.fields(schema)}
+
+
+def _leaf_paths(schema: type, where: str = "") -> list[str]:
+    """Every dotted key of the schema (dataclass fields, recursively)."""
+    import dataclasses
+
+    out = []
+    for name, sub in _schema_fields(schema).items():
+        path = f"{where}.{name}" if where else name
+        out.append(path)
+        if dataclasses.is_dataclass(sub):
+            out += _leaf_paths(sub, path)  # type: ignore[arg-type]
+    return out
+
+
+def closest_keys(key: str, schema: type, where: str = "") -> list[str]:
+    """Valid keys a mistyped ``key`` under ``where`` most likely meant: up to three siblings
+    spelled like it (difflib) or containing it, else the same name elsewhere in the schema (``optimize.margin``
+    -> ``value.margin``)."""
+    import difflib
+
+    prefix = f"{where}." if where else ""
+    names = list(_schema_fields(schema))
+    close = difflib.get_close_matches(key, names, n=3)
+    close = close or [n for n in names if len(key) > 2 and (key in n or n in key)][:3]
+    if close:
+        return [prefix + c for c in close]
+    return [p for p in _leaf_paths(AppConfig) if p.rsplit(".", 1)[-1] == key][:3]
+
+
+def unknown_key_message(path: str, close: list[str], where: str = "") -> str:
+    """``unknown key 'optimize.budgt'; did you mean 'optimize.budget'?``, where it was set and
+    why it matters."""
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"unknown key {path!r}{hint} ({where + ': ' if where else ''}the schema has no such "
+        "key, so its value would be ignored; `uplift --cfg job` lists the keys)"
+    )
+
+
+def unknown_key_path(dotted: str, schema: type | None = None) -> tuple[str, list[str]] | None:
+    """Where the dotted key ``dotted`` leaves the schema: the unknown part and the closest valid
+    keys, or None when the key exists or lies under a field that takes any key (mappings such
+    as ``tactics.arms`` or ``model.families``, lists, ``Any``)."""
+    import dataclasses
+
+    node: Any = schema or AppConfig
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        fields = _schema_fields(node)
+        where = ".".join(parts[:i])
+        if part not in fields:
+            return ".".join(parts[: i + 1]), closest_keys(part, node, where)
+        node = fields[part]
+        if not dataclasses.is_dataclass(node):
+            return None  # a value, or a free container: whatever follows is its content
+    return None
+
+
+def unknown_keys(node: Any, schema: type, where: str = "") -> list[tuple[str, list[str]]]:
+    """Keys of ``node`` that the dataclass ``schema`` (recursively) does not define, each with
+    the closest valid keys (:func:`closest_keys`). Fields typed as mappings (``tactics.arms``,
+    ``health.expected_split``, ``data.derive``, ...) take any key and are not searched."""
+    import dataclasses
 
     if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
         return []
-    hints = typing.get_type_hints(schema)
-    names = [f.name for f in dataclasses.fields(schema)]
-    out: list[tuple[str, str]] = []
+    fields = _schema_fields(schema)
+    out: list[tuple[str, list[str]]] = []
     for key in node:
         path = f"{where}.{key!s}" if where else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            prefix = f"{where}." if where else ""
-            out.append((path, f" (did you mean {prefix}{close[0]}?)" if close else ""))
+        if key not in fields:
+            out.append((path, closest_keys(str(key), schema, where)))
             continue
-        sub = hints.get(str(key))
+        sub = fields[str(key)]
         if dataclasses.is_dataclass(sub):
             out += unknown_keys(node._get_node(key), sub, path)  # type: ignore[arg-type]
     return out
+
+
+#: the mark ``uplift init`` leaves on every choice only the user can make
+TODO = "TODO"
+
+
+def todo_keys(cfg: Any) -> list[str]:
+    """Keys whose value is still ``TODO`` (left by ``uplift init`` for the user to decide)."""
+    return [path for path, _, value in walk_config(cfg) if value == TODO]
 
 
 def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
@@ -758,10 +828,13 @@ def to_app_config(cfg: DictConfig | dict[str, Any]) -> AppConfig:
         )
     unknown = unknown_keys(cfg, AppConfig)
     if unknown:
-        key, hint = unknown[0]
+        raise ValueError(unknown_key_message(*unknown[0]))
+    todo = todo_keys(cfg)
+    if todo:
         raise ValueError(
-            f"unknown key {key!r}{hint}: a '+' override or a preset added a key the schema does "
-            "not have, so it would be ignored; check its spelling"
+            f"{', '.join(todo)} still say{'s' if len(todo) == 1 else ''} TODO: `uplift init` "
+            "marks the choices only you can make; replace each TODO in the preset (the comment "
+            "beside it says what goes there)"
         )
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, AppConfig):  # composed without the schema: merge it in

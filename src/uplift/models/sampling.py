@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 
+from uplift import progress
 from uplift.models.settings import SamplerBackend, SamplerSettings, VIMethod
 
 
@@ -84,11 +85,14 @@ def sample_nutpie(
     full_key = (key, fixed, tuple((k, np.shape(v)) for k, v in sorted(data.items())))
     compiled = _COMPILED.get(full_key) if key is not None else None
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model)
+        with progress.stage("compiling the model"):  # seconds: say so on the stage's line
+            compiled = nutpie.compile_pymc_model(model)
         if key is not None:
             _COMPILED[full_key] = compiled
     else:
         compiled = compiled.with_data(**data)
+    # progress: on when a run shows its stages on a terminal (uplift.progress), through
+    # nutpie's callback onto the stage's line; nutpie's own bar would draw over those lines
     tree = nutpie.sample(
         compiled,
         draws=settings.draws,
@@ -96,6 +100,7 @@ def sample_nutpie(
         chains=settings.chains,
         seed=seed,
         progress_bar=False,
+        progress_callback=progress.sampling_callback(),
         save_warmup=False,
         target_accept=settings.target_accept,
     )
