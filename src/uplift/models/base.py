@@ -12,10 +12,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.observations import CellObservations
 from uplift.models.persist import ModelLoadError, SavedModel
 
 __all__ = ["FittedTactic", "ModelLoadError", "SavedModel", "UpliftModel"]
@@ -65,7 +67,28 @@ class UpliftModel(SavedModel, ABC):
             self.idata = sample_numpyro(model, self.sampler, seed, key, self.relabel_dims)
         else:
             self.idata = sample(model, self.sampler, seed=seed)
+        self.observe(cells)
         self._stamp()
+        return self
+
+    def cell_observations(
+        self, cells: pd.DataFrame, rng: np.random.Generator
+    ) -> CellObservations | None:
+        """The fitted tactic's cells as its likelihood sees them: observed statistics, their
+        pointwise log-likelihood under each draw and replicates drawn from each draw
+        (:mod:`uplift.models.observations`); None: the model keeps none."""
+        return None
+
+    def observe(self, cells: pd.DataFrame) -> Self:
+        """Put ``observed_data``, ``constant_data``, ``log_likelihood`` and
+        ``posterior_predictive`` of the fitted cells into the posterior, so that a saved file
+        supports ``az.loo`` and ``az.plot_ppc_dist`` on its own. Seeded from the sampler seed
+        and the tactic: the same fit gives the same replicates."""
+        self._require_fit()
+        rng = np.random.default_rng(self.sampler.seed_for(str(self.tactic), "predictive"))
+        obs = self.cell_observations(cells, rng)
+        if obs is not None:
+            self.idata = obs.attach(self.idata)
         return self
 
     def _saved_attrs(self) -> dict[str, Any]:
