@@ -276,6 +276,18 @@ class NegBinomialCountModel(UpliftModel):
         self._require_fit()
         return arm_segment_draws(self.idata, "uplift")
 
+    def fit_data(self, cells: pd.DataFrame, tactic: str) -> list[pd.DataFrame]:
+        """The cells and the count histograms of the tactic's cells (the likelihood's data)."""
+        control, treated = split_cells(cells, str(tactic))
+        return [*super().fit_data(cells, tactic), *self._cell_histograms(control, treated)]
+
+    def with_posterior(self, idata: Any) -> Self:
+        """As :meth:`UpliftModel.with_posterior`, keeping this model's histograms (they are
+        not saved with the posterior; the predictive checks read them)."""
+        obj = super().with_posterior(idata)
+        obj.histograms = self.histograms
+        return obj
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(

@@ -133,6 +133,13 @@ def binomial_loglik(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     return stats.binom.logpmf(k, n, p)
 
 
+def binomial_replicates(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``Binomial(n, p)`` replicates per draw and cell, as int32 (they are at most ``n``; half
+    the size of int64 in the saved file) unless a cell is too large for it."""
+    dtype = np.int32 if int(np.max(n, initial=0)) < 2**31 else np.int64
+    return rng.binomial(n, p).astype(dtype)
+
+
 def binomial_observations(
     posterior: Any,
     control: pd.DataFrame,
@@ -152,5 +159,5 @@ def binomial_observations(
         observed={"conversions": k},
         constant={"n": n, **(constant or {})},
         log_likelihood={"conversions": binomial_loglik(k, n, p)},
-        predictive={"conversions": rng.binomial(n, p).astype(np.int64)},
+        predictive={"conversions": binomial_replicates(rng, n, p)},
     )

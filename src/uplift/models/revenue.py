@@ -47,6 +47,7 @@ from uplift.models.observations import (
     CellObservations,
     arm_segment_cell_draws,
     binomial_loglik,
+    binomial_replicates,
     cell_labels,
     control_and_treated,
     segment_cell_draws,
@@ -307,7 +308,7 @@ class HurdleRevenueModel(UpliftModel):
             [no_effect, treated_effect], axis=-1
         )
         sd = segment_cell_draws(post, "spend_sd", segment)
-        k_rep = rng.binomial(n, p).astype(np.int64)
+        k_rep = binomial_replicates(rng, n, p)
         return CellObservations(
             segment,
             arm,
