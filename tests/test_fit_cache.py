@@ -212,3 +212,12 @@ def test_multirun_writes_a_comparison_table_and_reuses_the_fits(tmp_path, uplift
     # the uplift estimates are the same fits in every job
     tables = [(sweep / f / "uplift_by_segment.csv").read_bytes() for f in table["run_folder"]]
     assert tables[0] == tables[1] == tables[2]
+
+
+def test_an_unwritable_cache_costs_a_warning_not_the_run(tmp_path, fake_sampler, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    config, data, cells = _one_fit(tmp_path, blocker / "cache")
+    with caplog.at_level(logging.WARNING, logger="uplift.models.fit_cache"):
+        fit = fit_tactic(config, "cross_sell", data, cells)
+    assert not fit.from_cache and "could not store" in caplog.text

@@ -201,7 +201,17 @@ class FitCache:
         if not self.enabled:
             return None
         model.idata.attrs[KEY_ATTR] = key
-        return model.save(self.path(label, key))
+        return self._write(lambda path: model.save(path), self.path(label, key))
+
+    @staticmethod
+    def _write(write: Callable[[Path], Path], path: Path) -> Path | None:
+        """``write(path)``; a cache that cannot be written (read-only or full disk) costs the
+        next run a fit, not this run: a warning, and None."""
+        try:
+            return write(path)
+        except OSError as e:
+            log.warning("fit cache: could not store %s (%s); continuing without it", path, e)
+            return None
 
     def draws(
         self, label: str, key: str, compute: Callable[[], xr.DataArray]
@@ -220,7 +230,7 @@ class FitCache:
         draws = compute()
         ds = draws.to_dataset(name="uplift")
         ds.attrs[KEY_ATTR] = key
-        atomic_write_netcdf(ds, path)
+        self._write(lambda p: atomic_write_netcdf(ds, p), path)
         return draws, False
 
     def summary(self, fits: Mapping[str, bool]) -> dict[str, Any]:

@@ -90,13 +90,28 @@ def lognormal_cell_logp(
     """Log-density of each cell's k positive spends under LogNormal(mu, sigma), from its sums.
 
     Equals ``sum_i lognormal.logpdf(y_i)`` over the cell's buyers exactly. With
-    ``jacobian=False`` the ``-sum log y`` term (a data constant) is left out. Numpy arrays of
-    ``mu`` and ``sigma`` (e.g. ``(chain, draw, cell)`` posterior draws) give a numpy result.
+    ``jacobian=False`` the ``-sum log y`` term (a data constant) is left out.
     """
+    return _cell_logp(k, sum_log, sum_log_sq, mu, sigma, pt.log(sigma), jacobian)
+
+
+def lognormal_cell_loglik(
+    k: np.ndarray,
+    sum_log: np.ndarray,
+    sum_log_sq: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    jacobian: bool = True,
+) -> np.ndarray:
+    """:func:`lognormal_cell_logp` in numpy, for posterior draws (``mu`` and ``sigma`` shaped
+    ``(chain, draw, cell)``): the pointwise log-likelihood a saved posterior carries."""
+    return _cell_logp(k, sum_log, sum_log_sq, mu, sigma, np.log(sigma), jacobian)
+
+
+def _cell_logp(k, sum_log, sum_log_sq, mu, sigma, log_sigma, jacobian: bool):
     mean, ss = lognormal_cell_stats(k, sum_log, sum_log_sq)
     kf = np.asarray(k, dtype=np.float64)
-    log = np.log if isinstance(sigma, np.ndarray | float) else pt.log
-    out = -kf * log(sigma) - 0.5 * kf * _LOG_2PI - (ss + kf * (mean - mu) ** 2) / (2 * sigma**2)
+    out = -kf * log_sigma - 0.5 * kf * _LOG_2PI - (ss + kf * (mean - mu) ** 2) / (2 * sigma**2)
     if jacobian:
         out = out - np.asarray(sum_log, dtype=np.float64)
     return out
@@ -316,7 +331,7 @@ class HurdleRevenueModel(UpliftModel):
             constant={"n": n},
             log_likelihood={
                 "n_buyers": binomial_loglik(k, n, p),
-                "revenue": lognormal_cell_logp(k, s1, s2, mu, sd),
+                "revenue": lognormal_cell_loglik(k, s1, s2, mu, sd),
             },
             predictive={
                 "n_buyers": k_rep,
