@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,30 @@ def customers(synthetic, arm_map):
 @pytest.fixture(scope="session")
 def cells(customers) -> pd.DataFrame:
     return aggregate_cells(customers)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_fit_cache(tmp_path_factory):
+    """The fit cache of session- and module-scoped fixtures in a temporary folder, never the
+    working folder's outputs/.fit_cache (uplift.models.fit_cache; subprocesses inherit it)."""
+    from uplift.models.fit_cache import ENV_FOLDER
+
+    before = os.environ.get(ENV_FOLDER)
+    os.environ[ENV_FOLDER] = str(tmp_path_factory.mktemp("fit_cache_session"))
+    yield
+    if before is None:
+        os.environ.pop(ENV_FOLDER, None)
+    else:
+        os.environ[ENV_FOLDER] = before
+
+
+@pytest.fixture(autouse=True)
+def _fit_cache(monkeypatch, tmp_path_factory):
+    """Each test its own empty fit cache: a test samples as it did before the cache existed
+    (a fit repeated within one test is read back from the cache)."""
+    from uplift.models.fit_cache import ENV_FOLDER
+
+    monkeypatch.setenv(ENV_FOLDER, str(tmp_path_factory.mktemp("fit_cache")))
 
 
 @pytest.fixture

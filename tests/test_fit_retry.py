@@ -84,6 +84,7 @@ def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(s
     import uplift.pipeline as pipeline
 
     config, data, cells = sparse
+    monkeypatch.setattr(config.sampler, "cache", False)  # a scripted stub, not a posterior
     log: list = []
     par = dataclasses.replace(config.model.parameterization, baseline="centered")
     monkeypatch.setattr(

@@ -7,12 +7,14 @@ usable from the CLI, a notebook or a test alike. Every input check happens befor
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import platform
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -35,8 +37,9 @@ from uplift.data.cells import segment_dimensions, segment_sizes
 from uplift.data.checks import check_plausible
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.inputs import load_data
-from uplift.models import FittedTactic, UpliftModel
+from uplift.models import Diagnostics, FittedTactic, UpliftModel
 from uplift.models.families import FAMILIES, Family, ModelInputs, get_family
+from uplift.models.fit_cache import FitCache, code_digest, model_key
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
@@ -342,16 +345,76 @@ def _sampling_failures(config: AppConfig, diagnostics) -> list[str]:
     ]
 
 
+def fit_cache_key(
+    config: AppConfig, tactic: str, model: UpliftModel, cells: pd.DataFrame, kind: str
+) -> str:
+    """The fit cache key of ``model`` fit on ``cells`` for ``tactic``: the model's own part
+    (:func:`uplift.models.fit_cache.model_key`), the tables it reads, this module's code (the
+    retry ladder), and for a full fit (``kind="fit"``) what decides its retries."""
+    parts = {"kind": kind, "pipeline": code_digest(__file__), **model_key(model, tactic)}
+    if kind == "fit":
+        gate = config.optimize.gate
+        parts["retry"] = {
+            "retry": config.sampler.retry,
+            "allow_unconverged": config.optimize.allow_unconverged,
+            "gate": [gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max],
+        }
+    return FitCache.key(parts, model.fit_data(cells, tactic))
+
+
 def fit_tactic(
-    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+    config: AppConfig,
+    tactic: str,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    cache: FitCache | None = None,
 ) -> FittedTactic:
-    """Fit one tactic; a fit that diverges is refit along :data:`RETRY_LADDER`, one that only
-    failed to mix (r-hat) is sampled twice as long (:data:`LONGER`); ``sampler.retry``, skipped
-    when ``optimize.allow_unconverged`` accepts it anyway. The first clean attempt, else the one
-    with the fewest failed checks, then divergences, is kept. Every attempt is recorded on the
-    result (``summary.json: diagnostics.<tactic>.attempts``)."""
+    """Fit one tactic, or read its posterior from the fit cache (``cache``; default: the one
+    ``sampler.cache`` configures) when nothing that decides it changed.
+
+    A fit that diverges is refit along :data:`RETRY_LADDER`, one that only failed to mix (r-hat)
+    is sampled twice as long (:data:`LONGER`); ``sampler.retry``, skipped when
+    ``optimize.allow_unconverged`` accepts it anyway. The first clean attempt, else the one with
+    the fewest failed checks, then divergences, is kept. Every attempt is recorded on the result
+    (``summary.json: diagnostics.<tactic>.attempts``) and in the cached posterior's attributes.
+    """
     t0 = time.perf_counter()
+    cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     model = build_model(config, tactic, data, cells)
+    if not cache.enabled:
+        return _fit_tactic(config, tactic, data, cells, model, t0)
+    key = fit_cache_key(config, tactic, model, cells, "fit")
+    cached = cache.load(tactic, key, model)
+    if cached is not None:
+        attrs = cached.idata.attrs
+        attempts = json.loads(attrs.get(ATTEMPTS_ATTR, "[]"))
+        stored = attrs.get(DIAGNOSTICS_ATTR)
+        diagnostics = Diagnostics(**json.loads(stored)) if stored else cached.diagnostics()
+        seconds = time.perf_counter() - t0
+        return FittedTactic(tactic, cached, diagnostics, seconds, attempts, True)
+    best = _fit_tactic(config, tactic, data, cells, model, t0)
+    best.model.idata.attrs[ATTEMPTS_ATTR] = json.dumps(best.attempts)
+    best.model.idata.attrs[DIAGNOSTICS_ATTR] = json.dumps(best.diagnostics.to_dict())
+    cache.store(tactic, key, best.model)
+    return best
+
+
+#: attributes of a posterior holding the fit's attempts and diagnostics (:func:`fit_tactic`):
+#: a cached fit reports them as the fresh one did, without recomputing r-hat and ESS (~1 s)
+ATTEMPTS_ATTR = "uplift_fit_attempts"
+DIAGNOSTICS_ATTR = "uplift_fit_diagnostics"
+
+
+def _fit_tactic(
+    config: AppConfig,
+    tactic: str,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    model: UpliftModel,
+    t0: float,
+) -> FittedTactic:
+    """:func:`fit_tactic` without the cache: ``model`` (built for ``tactic``) fit on ``cells``,
+    refit along the ladder when needed; ``t0``: when the fit started."""
     model.fit(cells, tactic)
     best = FittedTactic(tactic, model, model.diagnostics(), time.perf_counter() - t0)
     failures = _sampling_failures(config, best.diagnostics)
@@ -418,21 +481,25 @@ def _attempt(model, failures: list[str], diagnostics) -> dict:
 
 
 def fit_tactics(
-    cells: pd.DataFrame, data: CustomerData, config: AppConfig
+    cells: pd.DataFrame, data: CustomerData, config: AppConfig, cache: FitCache | None = None
 ) -> dict[str, FittedTactic]:
+    """Every tactic's fit (:func:`fit_tactic`), through ``cache`` (default: as configured)."""
+    cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     fits: dict[str, FittedTactic] = {}
     for tactic in data.arm_map.tactics():
         with progress.stage(f"fit {tactic.value}"):
-            fits[tactic.value] = fit = fit_tactic(config, tactic.value, data, cells)
+            fits[tactic.value] = fit = fit_tactic(config, tactic.value, data, cells, cache)
             d = fit.diagnostics
             progress.note(
                 f"{d.method}, k-hat {d.pareto_k:.2f}"
                 if d.approximate and d.pareto_k is not None
                 else f"r-hat {d.r_hat_max:.3f}, {d.divergences} divergent"
+                + (" (fit cache)" if fit.from_cache else "")
             )
         par = getattr(fit.model, "parameterization", None)
         form = f" ({par.baseline} baselines, {par.effect} effects)" if par is not None else ""
-        log.info("fitted %s in %.1fs%s: %s", tactic.value, fit.seconds, form, fit.diagnostics)
+        how = "read from the fit cache" if fit.from_cache else "fitted"
+        log.info("%s %s in %.1fs%s: %s", how, tactic.value, fit.seconds, form, fit.diagnostics)
     return fits
 
 
@@ -610,11 +677,15 @@ def crossfit_plan(
     cells: pd.DataFrame,
     values: dict[str, pd.Series],
     tactics: list[str],
+    cache: FitCache | None = None,
 ):
     """Cross-fitted value of the plan this run's procedure chooses, on customers its fit never
     saw: fit on K-1 folds, plan for the full eligible base with the same optimizer and rules,
     score the plan on the held-out fold (stratified difference in means per segment x arm).
+    Each fold's uplift draws go through the fit cache (``cache``; default: as configured), so a
+    sweep over ``optimize.*`` re-plans every fold from one set of fits.
     """
+    cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     elig = eligible_customers(config, cells)
     allocator = build_allocator(config)
     arm_map = data.arm_map
@@ -636,7 +707,15 @@ def crossfit_plan(
         for t in tactics:
             with progress.stage(f"fold {done[0]}/{folds}: fit {t}"):
                 model = build_model(fold_config, t, train, tcells)
-                fits[t] = model.fit(tcells, t).uplift_draws()
+
+                def draw(model: UpliftModel = model, t: str = t) -> xr.DataArray:
+                    return model.fit(tcells, t).uplift_draws()
+
+                if cache.enabled:
+                    key = fit_cache_key(fold_config, t, model, tcells, "crossfit_fold")
+                    fits[t] = cache.draws(f"{t}-fold", key, draw)[0]
+                else:
+                    fits[t] = draw()
         problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
         return allocator.solve(problem)
 
@@ -853,14 +932,16 @@ def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
     )
 
 
-def cross_fit(config: AppConfig, run: RunSummary, tactics: list[str]) -> None:
+def cross_fit(
+    config: AppConfig, run: RunSummary, tactics: list[str], cache: FitCache | None = None
+) -> None:
     """The cross-fitted plan value into ``run`` (``run.crossfit``), or why it was skipped
     (``run.crossfit_skipped``); nothing with ``evaluate.crossfit_folds=0``."""
     if config.evaluate.crossfit_folds < 2:
         return
     p = run.prepared
     try:
-        run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics)
+        run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics, cache)
     except ValueError as e:  # too few customers per fold, spend-type cells
         run.crossfit_skipped = str(e)
         log.warning("cross-fitting skipped: %s", e)
@@ -907,8 +988,9 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
     health = check_health(config, data)
+    cache = FitCache.from_settings(config.sampler)
     with clock.stage("fit"):
-        fits = fit_tactics(cells, data, config)
+        fits = fit_tactics(cells, data, config, cache)
     covariate_models: dict = {}
     scores: pd.DataFrame | None = None
     if config.model.covariate_model.enabled:
@@ -937,7 +1019,10 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     if config.evaluate.holdout_fraction > 0:
         with clock.stage("evaluate"):
             run.evaluation = run_holdout(
-                config, data, fit_tactics, fit_covariate_models if covariate_models else None
+                config,
+                data,
+                partial(fit_tactics, cache=cache),
+                fit_covariate_models if covariate_models else None,
             )
     if budget_fits and not run.gate.refused:
         with clock.stage("optimize"):
@@ -949,7 +1034,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         with clock.stage("targets"):
             run.targets = plan_targets(config, run)
         with clock.stage("crossfit"):
-            cross_fit(config, run, list(budget_fits))
+            cross_fit(config, run, list(budget_fits), cache)
         run.plan_value = calibrate_headline(
             run.allocation.expected_profit,
             run.crossfit,
@@ -967,6 +1052,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
                     log.warning("budget frontier skipped: %s", e)
         run.truth_check = truth_check(config, run)
 
+    run.fit_cache = cache.summary({t: f.from_cache for t, f in fits.items()})
     files = write_tables(run, out)
     with clock.stage("report"):
         plots, figures = draw_figures(run, out)

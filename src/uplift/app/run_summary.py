@@ -113,6 +113,8 @@ class RunSummary:
     truth_check: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: summary.json ``fit_cache`` (:meth:`uplift.models.fit_cache.FitCache.summary`)
+    fit_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def allocation(self) -> Allocation | None:
@@ -176,6 +178,7 @@ class RunSummary:
                 | ({"attempts": f.attempts} if f.attempts else {})
                 for t, f in self.fits.items()
             },
+            **({"fit_cache": self.fit_cache} if self.fit_cache else {}),
             "parameterization": {
                 t: {k: getattr(f.model.parameterization, k) for k in ("baseline", "effect")}
                 for t, f in self.fits.items()

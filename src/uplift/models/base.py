@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
+from uplift.models.observations import CellObservations
 from uplift.models.persist import ModelLoadError, SavedModel
 
 __all__ = ["FittedTactic", "ModelLoadError", "SavedModel", "UpliftModel"]
@@ -49,8 +52,6 @@ class UpliftModel(SavedModel, ABC):
         nutpie and numpyro reuse one compiled graph per model structure across tactics
         (compiling dominates their cost); pymc NUTS and ADVI go through :func:`sample`.
         """
-        from uplift.models.sampling import sample, sample_numpyro, sample_nutpie
-
         self.tactic = str(tactic)
         model = self.build_model(cells, self.tactic)
         seed = self.sampler.seed_for(self.tactic)
@@ -59,13 +60,54 @@ class UpliftModel(SavedModel, ABC):
             json.dumps(self.model_config(), sort_keys=True),
         )
         key = key if self.reuse_compiled and model.data_vars else None
-        if self.sampler.backend == "nutpie":
-            self.idata = sample_nutpie(model, self.sampler, seed, key, self.relabel_dims)
-        elif self.sampler.backend == "numpyro":
-            self.idata = sample_numpyro(model, self.sampler, seed, key, self.relabel_dims)
+        draw = self.sampling_function()
+        if self.sampler.backend in ("nutpie", "numpyro"):
+            self.idata = draw(model, self.sampler, seed, key, self.relabel_dims)
         else:
-            self.idata = sample(model, self.sampler, seed=seed)
+            self.idata = draw(model, self.sampler, seed=seed)
+        self.observe(cells)
         self._stamp()
+        return self
+
+    def sampling_function(self) -> Callable[..., Any]:
+        """The function of :mod:`uplift.models.sampling` that :meth:`fit` draws with for the
+        configured backend (looked up at call time, so a replaced sampler is the one used)."""
+        from uplift.models import sampling
+
+        name = {"nutpie": "sample_nutpie", "numpyro": "sample_numpyro"}
+        return getattr(sampling, name.get(str(self.sampler.backend), "sample"))
+
+    def fit_data(self, cells: pd.DataFrame, tactic: str) -> list[pd.DataFrame]:
+        """Every table the fit of ``tactic`` reads (the fit cache hashes them): its control and
+        treated cells; models that read more (count histograms) add it."""
+        return [cells[cells["tactic"].isin(["control", str(tactic)])]]
+
+    def with_posterior(self, idata: Any) -> Self:
+        """This model's class, data and sampler around a saved posterior of the same model (a
+        fit cache hit): the saved config wins, as a refit after divergences may have changed the
+        parameterization."""
+        obj = type(self)._from_saved(idata)
+        obj.sampler = self.sampler
+        return obj
+
+    def cell_observations(
+        self, cells: pd.DataFrame, rng: np.random.Generator
+    ) -> CellObservations | None:
+        """The fitted tactic's cells as its likelihood sees them: observed statistics, their
+        pointwise log-likelihood under each draw and replicates drawn from each draw
+        (:mod:`uplift.models.observations`); None: the model keeps none."""
+        return None
+
+    def observe(self, cells: pd.DataFrame) -> Self:
+        """Put ``observed_data``, ``constant_data``, ``log_likelihood`` and
+        ``posterior_predictive`` of the fitted cells into the posterior, so that a saved file
+        supports ``az.loo`` and ``az.plot_ppc_dist`` on its own. Seeded from the sampler seed
+        and the tactic: the same fit gives the same replicates."""
+        self._require_fit()
+        rng = np.random.default_rng(self.sampler.seed_for(str(self.tactic), "predictive"))
+        obs = self.cell_observations(cells, rng)
+        if obs is not None:
+            self.idata = obs.attach(self.idata)
         return self
 
     def _saved_attrs(self) -> dict[str, Any]:
@@ -98,6 +140,8 @@ class FittedTactic:
     seconds: float
     #: every fit tried when the first one diverged or did not mix (empty: the first one served)
     attempts: list[dict] = field(default_factory=list)
+    #: the posterior was read from the fit cache (``sampler.cache``) instead of sampled
+    from_cache: bool = False
 
     def draws(self) -> xr.DataArray:
         return self.model.uplift_draws()

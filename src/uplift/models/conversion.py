@@ -27,6 +27,7 @@ import xarray as xr
 
 from uplift.models.base import UpliftModel
 from uplift.models.families import binomial
+from uplift.models.observations import CellObservations, binomial_observations
 from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import ConversionPriors, Parameterization
@@ -173,6 +174,12 @@ class ConversionUpliftModel(UpliftModel):
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
             binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm)
         return model
+
+    def cell_observations(self, cells: pd.DataFrame, rng: np.random.Generator) -> CellObservations:
+        """``conversions`` per cell (observed, log-likelihood, replicates), ``n`` constant."""
+        self._require_fit()
+        control, treated = split_cells(cells, str(self.tactic))
+        return binomial_observations(self.idata["posterior"], control, treated, rng)
 
     def uplift_draws(self) -> xr.DataArray:
         self._require_fit()

@@ -36,6 +36,12 @@ from uplift.data.contract import SEGMENT, CustomerData
 from uplift.models.base import UpliftModel
 from uplift.models.conversion import Parameterization, cell_index, split_cells
 from uplift.models.families import negative_binomial
+from uplift.models.observations import (
+    CellObservations,
+    cell_labels,
+    control_and_treated,
+    segment_cell_draws,
+)
 from uplift.models.persist import settings_from
 from uplift.models.revenue import TensorLike, arm_segment_draws
 from uplift.models.sampling import SamplerSettings
@@ -223,10 +229,64 @@ class NegBinomialCountModel(UpliftModel):
             )
         return model
 
+    def cell_observations(self, cells: pd.DataFrame, rng: np.random.Generator) -> CellObservations:
+        """The histogram likelihood per cell. Observed: ``<column>_histogram`` (customers per
+        observed count value, dims ``cell, count``) and ``<column>_sum`` (``n`` constant).
+        Log-likelihood: ``<column>_histogram`` (the sum over the cell's customers of
+        ``NegBinomial(mu, alpha).logpmf(count)``). Replicates: ``<column>_sum``, the total of the
+        cell's ``n`` customers, ``NegBinomial(n alpha, alpha / (alpha + mu))`` exactly."""
+        from scipy import stats
+
+        self._require_fit()
+        control, treated = split_cells(cells, str(self.tactic))
+        h_control, h_treated = self._cell_histograms(control, treated)
+        column = str((self.histograms.attrs if self.histograms is not None else {}).get("column"))
+        column = column if column != "None" else "orders"
+        post = self.idata["posterior"]
+        segment, arm = cell_labels(control, treated)
+        where = {(s, a): i for i, (s, a) in enumerate(zip(segment, arm, strict=True))}
+        rows = pd.concat([h_control, h_treated])
+        row_cell = np.array(
+            [where[(str(s), str(a))] for s, a in zip(rows[SEGMENT], rows["arm"], strict=True)]
+        )
+        counts = rows["count"].to_numpy(dtype=np.int64)
+        customers = rows["customers"].to_numpy(dtype=np.int64)
+        support = np.unique(counts)
+        histogram = np.zeros((len(segment), len(support)), dtype=np.int64)
+        np.add.at(histogram, (row_cell, np.searchsorted(support, counts)), customers)
+        mu = control_and_treated(post, "mu_control", "mu_treated", control, treated)
+        alpha = segment_cell_draws(post, "alpha", segment)
+        p = alpha / (alpha + mu)
+        row_ll = customers * stats.nbinom.logpmf(counts, alpha[..., row_cell], p[..., row_cell])
+        one_hot = np.zeros((len(rows), len(segment)))
+        one_hot[np.arange(len(rows)), row_cell] = 1.0
+        n = histogram.sum(axis=1)
+        return CellObservations(
+            segment,
+            arm,
+            observed={f"{column}_histogram": histogram, f"{column}_sum": histogram @ support},
+            constant={"n": n},
+            log_likelihood={f"{column}_histogram": row_ll @ one_hot},
+            predictive={f"{column}_sum": rng.negative_binomial(n * alpha, p).astype(np.int64)},
+            extra_coords={"count": support},
+        )
+
     def uplift_draws(self) -> xr.DataArray:
         """Incremental count (e.g. orders) per treated customer."""
         self._require_fit()
         return arm_segment_draws(self.idata, "uplift")
+
+    def fit_data(self, cells: pd.DataFrame, tactic: str) -> list[pd.DataFrame]:
+        """The cells and the count histograms of the tactic's cells (the likelihood's data)."""
+        control, treated = split_cells(cells, str(tactic))
+        return [*super().fit_data(cells, tactic), *self._cell_histograms(control, treated)]
+
+    def with_posterior(self, idata: Any) -> Self:
+        """As :meth:`UpliftModel.with_posterior`, keeping this model's histograms (they are
+        not saved with the posterior; the predictive checks read them)."""
+        obj = super().with_posterior(idata)
+        obj.histograms = self.histograms
+        return obj
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:

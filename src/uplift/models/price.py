@@ -42,6 +42,7 @@ from uplift.models.conversion import (
     split_cells,
 )
 from uplift.models.families import price_logit
+from uplift.models.observations import CellObservations, binomial_observations
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import Form, require_positive
 from uplift.models.structure import pooled
@@ -183,6 +184,15 @@ class PriceResponseModel(UpliftModel):
             pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
             binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm)
         return model
+
+    def cell_observations(self, cells: pd.DataFrame, rng: np.random.Generator) -> CellObservations:
+        """``conversions`` per (segment, price arm) cell; ``n`` and the arm's ``price``
+        constant."""
+        self._require_fit()
+        control, treated = split_cells(cells, str(self.tactic))
+        price = self._price_of([*control["arm"].astype(str), *treated["arm"].astype(str)])
+        posterior = self.idata["posterior"]
+        return binomial_observations(posterior, control, treated, rng, {"price": price})
 
     # ---- outputs ------------------------------------------------------------------------------
     def _draws(self, name: str) -> xr.DataArray:

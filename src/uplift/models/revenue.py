@@ -43,6 +43,15 @@ from uplift.models.conversion import (
     split_cells,
 )
 from uplift.models.families import hurdle_lognormal
+from uplift.models.observations import (
+    CellObservations,
+    arm_segment_cell_draws,
+    binomial_loglik,
+    binomial_replicates,
+    cell_labels,
+    control_and_treated,
+    segment_cell_draws,
+)
 from uplift.models.persist import settings_from
 from uplift.models.sampling import SamplerSettings
 from uplift.models.settings import SpendPriors
@@ -83,9 +92,26 @@ def lognormal_cell_logp(
     Equals ``sum_i lognormal.logpdf(y_i)`` over the cell's buyers exactly. With
     ``jacobian=False`` the ``-sum log y`` term (a data constant) is left out.
     """
+    return _cell_logp(k, sum_log, sum_log_sq, mu, sigma, pt.log(sigma), jacobian)
+
+
+def lognormal_cell_loglik(
+    k: np.ndarray,
+    sum_log: np.ndarray,
+    sum_log_sq: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    jacobian: bool = True,
+) -> np.ndarray:
+    """:func:`lognormal_cell_logp` in numpy, for posterior draws (``mu`` and ``sigma`` shaped
+    ``(chain, draw, cell)``): the pointwise log-likelihood a saved posterior carries."""
+    return _cell_logp(k, sum_log, sum_log_sq, mu, sigma, np.log(sigma), jacobian)
+
+
+def _cell_logp(k, sum_log, sum_log_sq, mu, sigma, log_sigma, jacobian: bool):
     mean, ss = lognormal_cell_stats(k, sum_log, sum_log_sq)
     kf = np.asarray(k, dtype=np.float64)
-    out = -kf * pt.log(sigma) - 0.5 * kf * _LOG_2PI - (ss + kf * (mean - mu) ** 2) / (2 * sigma**2)
+    out = -kf * log_sigma - 0.5 * kf * _LOG_2PI - (ss + kf * (mean - mu) ** 2) / (2 * sigma**2)
     if jacobian:
         out = out - np.asarray(sum_log, dtype=np.float64)
     return out
@@ -272,6 +298,46 @@ class HurdleRevenueModel(UpliftModel):
                     ).sum(),
                 )
         return model
+
+    def cell_observations(self, cells: pd.DataFrame, rng: np.random.Generator) -> CellObservations:
+        """Both parts of the hurdle per cell. Observed: ``n_buyers``, ``log_revenue_sum``,
+        ``log_revenue_sq_sum`` (``n`` constant). Log-likelihood: ``n_buyers`` (the purchase
+        part, Binomial) and ``revenue`` (the spend part: the lognormal density of the cell's
+        buyers' revenue, Jacobian included; 0 for a cell without buyers). Replicates:
+        ``n_buyers`` and, given those buyers, ``log_revenue_sum``."""
+        self._require_fit()
+        control, treated = split_cells(cells, str(self.tactic))
+        post = self.idata["posterior"]
+        segment, arm = cell_labels(control, treated)
+        both = pd.concat([control, treated])
+        n = both["n"].to_numpy(dtype=np.int64)
+        k = both["n_buyers"].to_numpy(dtype=np.int64)
+        s1 = both["log_revenue_sum"].to_numpy(dtype=np.float64)
+        s2 = both["log_revenue_sq_sum"].to_numpy(dtype=np.float64)
+        p = control_and_treated(post, "p_control", "p_treated", control, treated)
+        treated_effect = arm_segment_cell_draws(
+            post, "spend_effect", arm[len(control) :], segment[len(control) :]
+        )
+        no_effect = np.zeros((*treated_effect.shape[:-1], len(control)))
+        mu = segment_cell_draws(post, "spend_log_mean", segment) + np.concatenate(
+            [no_effect, treated_effect], axis=-1
+        )
+        sd = segment_cell_draws(post, "spend_sd", segment)
+        k_rep = binomial_replicates(rng, n, p)
+        return CellObservations(
+            segment,
+            arm,
+            observed={"n_buyers": k, "log_revenue_sum": s1, "log_revenue_sq_sum": s2},
+            constant={"n": n},
+            log_likelihood={
+                "n_buyers": binomial_loglik(k, n, p),
+                "revenue": lognormal_cell_loglik(k, s1, s2, mu, sd),
+            },
+            predictive={
+                "n_buyers": k_rep,
+                "log_revenue_sum": rng.normal(k_rep * mu, np.sqrt(k_rep) * sd),
+            },
+        )
 
     def uplift_draws(self) -> xr.DataArray:
         """Incremental revenue per treated customer (P(buy) x mean spend, treated - control)."""

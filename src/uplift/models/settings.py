@@ -258,6 +258,12 @@ class SamplerSettings:
     vi_learning_rate: float = 0.01
     #: refit a diverging or unmixed fit with target_accept 0.99 and the other parameterization
     retry: bool = True
+    #: reuse a tactic's posterior when everything that decides it is unchanged (data cells,
+    #: family, model config, these sampler settings, seed, package versions and model code):
+    #: a sweep over optimize.* or a repeated run re-solves from one fit (uplift.models.fit_cache)
+    cache: bool = True
+    #: the cache folder; null: $UPLIFT_FIT_CACHE, else outputs/.fit_cache under the working folder
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.backend = choice(SamplerBackend, "sampler.backend", self.backend)
