@@ -366,3 +366,11 @@ def test_price_test_sentences_beside_the_budget_plan(tmp_path):
         "$5,234 more than cost-plus pricing (chance it beats cost-plus > 99.9%), chance of a "
         "loss < 0.1%."
     )
+
+
+def test_arm_names_read_as_words_and_labels_stay_as_written():
+    from uplift.report.html import arm_name
+
+    assert arm_name("womens_email") == "Womens email"
+    assert arm_name("Womens E-Mail") == "Womens E-Mail"  # already words: as the data say it
+    assert arm_name("gate_40") == "Gate 40"

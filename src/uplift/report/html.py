@@ -113,9 +113,13 @@ class HtmlInputs:
 
 # ---- small text helpers ------------------------------------------------------------------------
 def arm_name(arm: str) -> str:
-    """An arm's data label as words: ``womens_email`` -> ``Womens email``."""
-    words = str(arm).replace("_", " ").replace("-", " ").strip()
-    return words[:1].upper() + words[1:] if words else str(arm)
+    """An arm's data label as words: an identifier ``womens_email`` -> ``Womens email``; a label
+    that is already words (a space in it, as ``Womens E-Mail``) is kept as written."""
+    text = str(arm).strip()
+    if " " in text or not text:
+        return text or str(arm)
+    words = text.replace("_", " ")
+    return words[:1].upper() + words[1:]
 
 
 def plural(n: float, word: str, many: str | None = None) -> str:
