@@ -374,3 +374,11 @@ def test_arm_names_read_as_words_and_labels_stay_as_written():
     assert arm_name("womens_email") == "Womens email"
     assert arm_name("Womens E-Mail") == "Womens E-Mail"  # already words: as the data say it
     assert arm_name("gate_40") == "Gate 40"
+
+
+def test_percent_of_a_share_that_is_not_finite_is_words_not_a_crash():
+    from uplift.report.formatting import percent
+
+    assert percent(float("inf")) == "∞"
+    assert percent(float("nan")) == "n/a"
+    assert percent(0.5) == "50%"

@@ -134,6 +134,8 @@ def money(value: object, currency: str = "") -> str:
 def percent(value: object, digits: int | None = None) -> str:
     """A share as a percentage: 2%, 99.9%, "< 0.1%" and "> 99.9%" near the ends."""
     v = float(value) * 100 + 0.0  # type: ignore[arg-type]
+    if not math.isfinite(v):  # a threshold set to inf (no limit) or a share that is not known
+        return "n/a" if math.isnan(v) else ("∞" if v > 0 else "-∞")
     if digits is None:
         if 0 < v < 0.1:
             return "< 0.1%"
