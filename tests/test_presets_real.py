@@ -15,7 +15,13 @@ import uplift
 from uplift.data.datasets import shipped_path
 from uplift.experiment.run_checks import srm_for_run
 
-QUICK = ["sampler=fast", "optimize.allow_unconverged=true", "report.plots=false"]
+QUICK = [
+    "sampler=fast",
+    "optimize.allow_unconverged=true",
+    "report.plots=false",
+    "evaluate.crossfit_folds=0",  # cross-fitting refits every tactic per fold (test_crossfit_run)
+    "optimize.frontier.enabled=false",
+]
 
 
 @pytest.fixture(scope="module")

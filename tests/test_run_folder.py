@@ -164,13 +164,14 @@ def _complete_or_nothing(out: Path) -> str:
 @pytest.mark.parametrize(
     "fractions",
     [
-        pytest.param((0.8,), id="late"),
+        pytest.param((0.8,), id="late", marks=pytest.mark.slow),
         pytest.param((0.5, 0.97), id="early-and-at-publication", marks=pytest.mark.slow),
     ],
 )
 def test_sigkill_at_any_point_leaves_nothing_or_a_complete_run(tmp_path, fractions):
-    """Kill a run at ``fractions`` of a measured full run's time: each run is ~10 s of
-    subprocess, so the default tier kills once, late, and the slow tier at two more points."""
+    """Kill a run at ``fractions`` of a measured full run's time (slow tier: each run is a
+    subprocess of 10-20 s; the default tier checks staging, publication and stale-staging
+    cleanup in process above)."""
     csv = small_csv(tmp_path / "c.csv")
     t0 = time.perf_counter()
     full = _start(tmp_path / "full", csv)
