@@ -452,6 +452,7 @@ def test_pricing_preset_chooses_prices_near_the_true_optimum(tmp_path, uplift_cl
         "experiment=synthetic_pricing",
         "sampler=fast",
         "optimize.allow_unconverged=true",
+        "evaluate.crossfit_folds=0",
         f"hydra.run.dir={tmp_path}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
