@@ -466,6 +466,71 @@ class HealthConfig:
     expected_split: dict[str, float] = field(default_factory=dict)
     srm_alpha: float = 0.001
     override: bool = False
+    #: covariate balance (with ``data.columns.covariates``): |standardised mean difference| of a
+    #: covariate, arm vs control, above this is flagged (0.1: the usual rule of thumb, Austin 2009)
+    balance_threshold: float = 0.1
+    #: a flagged covariate refuses the run (as a sample-ratio mismatch does) instead of warning
+    balance_fail: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.balance_threshold > 0 and self.balance_threshold < float("inf")):
+            raise ValueError(
+                "health.balance_threshold: the |standardised mean difference| flagged as "
+                f"imbalance must be a finite number > 0 (0.1 is usual); got {self.balance_threshold}"
+            )
+
+
+#: a guardrail's harmful direction: ``increase`` (unsubscribes, complaints) or ``decrease``
+GUARDRAIL_DIRECTIONS = ("increase", "decrease")
+
+
+@dataclass
+class GuardrailConfig:
+    """One guardrail metric (``guardrails: [{column: unsubscribed, threshold: 0.002}]``).
+
+    ``column``: a 0/1 customer column of a bad (``direction: increase``) or good
+    (``direction: decrease``) outcome. Harm is the arm's change of its rate vs control in the
+    harmful direction, per treated customer; ``threshold`` is the harm tolerated (a rate, e.g.
+    0.002 = 0.2 percentage points). With ``veto`` the plan does not treat a (segment, arm) whose
+    P(harm > threshold) exceeds ``veto_probability``. Why 0.2 by default: harm such as a lost
+    subscriber is not undone by the profit it bought, so the rule is precautionary (a 1-in-5
+    chance of harm beyond what you tolerate is enough to hold an arm back, not 95% certainty),
+    yet an arm with no harm whose estimate is as wide as the tolerance (P(harm > threshold)
+    ~0.16 at one posterior sd) is not vetoed for its uncertainty alone.
+    """
+
+    column: str = ""
+    threshold: float | None = None
+    direction: str = "increase"
+    veto: bool = True
+    veto_probability: float = 0.2
+    name: str = ""  # the metric's label in guardrails.csv and the report (default: column)
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            raise ValueError(
+                "guardrails: each guardrail names its 0/1 customer column, e.g. "
+                "guardrails=[{column: unsubscribed, threshold: 0.002}]"
+            )
+        if not self.name:
+            self.name = self.column
+        where = f"guardrails[{self.name}]"
+        if self.threshold is None or not (0 <= self.threshold < 1):
+            raise ValueError(
+                f"{where}.threshold: give the harm you tolerate as a rate in [0, 1) (e.g. 0.002: "
+                f"the arm may raise the {self.column!r} rate by 0.2 percentage points); got "
+                f"{self.threshold}"
+            )
+        if self.direction not in GUARDRAIL_DIRECTIONS:
+            raise ValueError(
+                f"{where}.direction: {self.direction!r} is not one of {list(GUARDRAIL_DIRECTIONS)} "
+                "(increase: the outcome is bad, e.g. unsubscribed; decrease: it is good)"
+            )
+        if not (0 < self.veto_probability < 0.5):
+            raise ValueError(
+                f"{where}.veto_probability: the chance of harm beyond the threshold that vetoes "
+                f"an arm must be in (0, 0.5) (default 0.2); got {self.veto_probability}"
+            )
 
 
 @dataclass
@@ -650,8 +715,17 @@ class AppConfig:
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    #: guardrail metrics: fit and reported per arm and segment, optionally vetoing arms
+    guardrails: list[GuardrailConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        names = [g.name for g in self.guardrails]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"guardrails: {dup} appear more than once; give each guardrail one entry (or a "
+                "distinct name)"
+            )
         if not self.experiment_name:
             self.experiment_name = default_experiment_name(self.data.source, self.data.path)
         if not EXPERIMENT_NAME.fullmatch(self.experiment_name):

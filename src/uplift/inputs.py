@@ -69,7 +69,8 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     raw = derive_columns(raw, dict(dc.derive))
     if config.value.kind is ValueKind.clv and config.value.join_tier:
         raw = _join_clv_tier(config, raw)
-    return validate_customers(raw, ColumnMap.from_config(dc.columns), arm_map), truth
+    columns = ColumnMap.from_config(dc.columns, [g.column for g in config.guardrails])
+    return validate_customers(raw, columns, arm_map), truth
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:

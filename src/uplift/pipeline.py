@@ -33,7 +33,7 @@ from uplift.app.outputs import (
 from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
-from uplift.data.cells import segment_dimensions, segment_sizes
+from uplift.data.cells import guardrail_cell_column, segment_dimensions, segment_sizes
 from uplift.data.checks import check_plausible
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.inputs import load_data
@@ -239,13 +239,18 @@ def cell_events(cells: pd.DataFrame, family: str, arms: list[str]) -> float:
 
 
 def resolved_parameterization(
-    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+    config: AppConfig,
+    tactic: str,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    family: str | None = None,
 ):
-    """``model.parameterization`` with any ``auto`` replaced by the choice the data favour."""
+    """``model.parameterization`` with any ``auto`` replaced by the choice the data favour
+    (``family``: the likelihood it is for, default the tactic's)."""
     par = config.model.parameterization
     if "auto" not in (par.baseline, par.effect):
         return par
-    fam = config.model.family_of(tactic)
+    fam = family or config.model.family_of(tactic)
     treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
     chosen = par.resolve(
         cell_events(cells, fam, [data.arm_map.control.name]),
@@ -258,12 +263,17 @@ def resolved_parameterization(
 
 
 def build_model(
-    config: AppConfig, tactic: str, data: CustomerData, cells: pd.DataFrame
+    config: AppConfig,
+    tactic: str,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    family: str | None = None,
 ) -> UpliftModel:
-    """The model object for ``tactic``'s configured likelihood family (``cells``: what it will
-    be fit on, which decides any ``auto`` parameterization)."""
+    """The model object for ``tactic``'s configured likelihood family, or ``family`` (a
+    guardrail's binary outcome: ``binomial``); ``cells``: what it will be fit on, which decides
+    any ``auto`` parameterization."""
     mc = config.model
-    par = resolved_parameterization(config, tactic, data, cells)
+    par = resolved_parameterization(config, tactic, data, cells, family)
     dims = tuple(segment_dimensions(data)) if mc.pool_by_dimensions else ()
     structure = {
         "segment_dims": dims,
@@ -274,7 +284,8 @@ def build_model(
     inputs = ModelInputs(
         mc, data, par, structure, sampler, config.sampler, dict(config.pricing.prices)
     )
-    return family_of(config, tactic).build(inputs)
+    fam = get_family(family) if family is not None else family_of(config, tactic)
+    return fam.build(inputs)
 
 
 def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
@@ -503,6 +514,93 @@ def fit_tactics(
     return fits
 
 
+#: the likelihood a guardrail's 0/1 outcome is fit with
+GUARDRAIL_FAMILY = "binomial"
+
+
+def fit_guardrail(
+    config: AppConfig,
+    tactic: str,
+    column: str,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    cache: FitCache,
+) -> tuple[xr.DataArray, dict]:
+    """The posterior change of guardrail ``column``'s rate per treated customer of ``tactic``'s
+    arms vs control, dims ``(sample, arm, segment)``, and its fit's diagnostics.
+
+    The tactic's cells with the guardrail's sums as the conversions, fit by the binomial model
+    with the run's structure, priors and sampler: one small fit per (guardrail, tactic), cached
+    like the tactic's own. Fit once, without the retry ladder; its diagnostics are reported in
+    summary.json ``guardrails.fits`` (a guardrail informs the plan, it does not gate it).
+    """
+    gcells = cells.assign(conversions=cells[guardrail_cell_column(column)])
+    model = build_model(config, tactic, data, gcells, family=GUARDRAIL_FAMILY)
+    label = f"guardrail-{column}-{tactic}"
+    key = fit_cache_key(config, tactic, model, gcells, f"guardrail:{column}")
+    cached = cache.load(label, key, model) if cache.enabled else None
+    if cached is not None:
+        model, hit = cached, True
+    else:
+        model.fit(gcells, tactic)
+        cache.store(label, key, model)
+        hit = False
+    d = model.diagnostics()
+    info = {
+        "r_hat_max": round(float(d.r_hat_max), 4),
+        "divergences": int(d.divergences),
+        "from_cache": hit,
+    }
+    return model.uplift_draws(), info
+
+
+def guardrail_check(
+    config: AppConfig,
+    data: CustomerData,
+    cells: pd.DataFrame,
+    tactics: list[str],
+    cache: FitCache,
+) -> tuple[pd.DataFrame, dict]:
+    """guardrails.csv (:func:`uplift.experiment.readout.guardrail_harm_table` per guardrail
+    and tactic) and the diagnostics of each guardrail fit."""
+    from uplift.experiment.readout import GUARDRAIL_HARM_COLUMNS, guardrail_harm_table
+
+    tables, fits = [], {}
+    sizes = segment_sizes(cells)
+    for g in config.guardrails:
+        for tactic in tactics:
+            with progress.stage(f"guardrail {g.name} ({tactic})"):
+                draws, info = fit_guardrail(config, tactic, g.column, data, cells, cache)
+            fits[f"{g.name}/{tactic}"] = info
+            tables.append(
+                guardrail_harm_table(
+                    tactic,
+                    g.name,
+                    draws,
+                    threshold=float(g.threshold or 0.0),
+                    direction=g.direction,
+                    veto=g.veto,
+                    veto_probability=g.veto_probability,
+                    segment_sizes=sizes,
+                    hdi_prob=config.report.hdi_prob,
+                )
+            )
+    table = pd.concat(tables, ignore_index=True) if tables else None
+    if table is None:
+        table = pd.DataFrame(columns=GUARDRAIL_HARM_COLUMNS)
+    return table, fits
+
+
+def vetoed_cells(guardrails: pd.DataFrame | None) -> list[str]:
+    """``segment|arm`` of every vetoed cell of guardrails.csv, sorted (the veto rule's cells)."""
+    from uplift.optimize.constraints import cell_label
+
+    if guardrails is None or not len(guardrails):
+        return []
+    v = guardrails[guardrails["vetoed"].astype(bool)]
+    return sorted({cell_label(str(s), str(a)) for s, a in zip(v["segment"], v["arm"], strict=True)})
+
+
 def covariate_columns(config: AppConfig) -> list[str]:
     cm = config.model.covariate_model
     return list(cm.columns or config.data.columns.covariates)
@@ -565,15 +663,18 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
     return models
 
 
-def build_allocator(config: AppConfig) -> BudgetAllocator:
+def build_allocator(config: AppConfig, vetoed: list[str] | None = None) -> BudgetAllocator:
+    """The configured allocator; with ``vetoed`` cells (``segment|arm``) the ``guardrail_veto``
+    rule is added to ``optimize.constraints`` (:class:`uplift.optimize.constraints.GuardrailVeto`)."""
     oc = config.optimize
+    veto = [{"type": "guardrail_veto", "cells": list(vetoed)}] if vetoed else []
     return allocator_from_settings(
         oc.budget,
         max_offers_per_customer=oc.max_offers_per_customer,
         objective=oc.objective.value,
         alpha=oc.alpha,
         risk_aversion=oc.risk_aversion,
-        constraints=[dict(c) for c in oc.constraints],
+        constraints=[dict(c) for c in oc.constraints] + veto,
         integer=oc.integer,
         integer_method=oc.integer_method,
         solver=oc.solver,
@@ -773,6 +874,89 @@ def check_health(config: AppConfig, data: CustomerData) -> dict:
     return info
 
 
+def check_balance(config: AppConfig, data: CustomerData) -> tuple[dict | None, pd.DataFrame | None]:
+    """Covariate balance beside the SRM test (``data.columns.covariates`` set): standardised
+    mean difference of each numeric covariate, each treated arm vs control, overall and per
+    segment (balance.csv), and summary.json ``health.balance``.
+
+    Flagged on the overall SMD (|SMD| > ``health.balance_threshold``): a segment's SMD is noise
+    of sd ~sqrt(2 / n per arm) (0.14 at 100 customers an arm), so segments are reported (the
+    worst one per covariate and arm) but do not flag. A flag warns; it refuses the run only with
+    ``health.balance_fail=true`` (and not ``health.override``). Non-numeric covariates are
+    skipped (named in ``skipped``): an SMD needs a mean.
+    """
+    from uplift.experiment.health import OVERALL, HealthCheckError, covariate_balance
+
+    covs = [c for c in config.data.columns.covariates if c not in data.segment_columns]
+    if not covs:
+        return None, None
+    f = data.frame
+    numeric = [
+        c
+        for c in covs
+        if pd.api.types.is_numeric_dtype(f[c]) and not pd.api.types.is_complex_dtype(f[c])
+    ]
+    hc = config.health
+    info: dict = {
+        "threshold": hc.balance_threshold,
+        "covariates": numeric,
+        "skipped": [c for c in covs if c not in numeric],
+    }
+    if not numeric:
+        info |= {"passed": True, "flagged": [], "worst": []}
+        return info, None
+    result = covariate_balance(
+        f.assign(**{c: f[c].astype(float) for c in numeric}),
+        "arm",
+        numeric,
+        data.arm_map.control.name,
+        segment_col="segment",
+        threshold=hc.balance_threshold,
+    )
+    table = result.table
+    overall = table[table["segment"] == OVERALL]
+    segs = table[table["segment"] != OVERALL].assign(abs_smd=lambda t: t["smd"].abs())
+    worst = []
+    for r in overall.itertuples(index=False):
+        mine = segs[(segs["covariate"] == r.covariate) & (segs["arm"] == r.arm)].dropna(
+            subset=["abs_smd"]
+        )
+        w = mine.loc[mine["abs_smd"].idxmax()] if len(mine) else None
+        worst.append(
+            {
+                "covariate": r.covariate,
+                "arm": r.arm,
+                "smd": float(r.smd),
+                "flagged": bool(r.flagged),
+                "worst_segment": None if w is None else str(w["segment"]),
+                "worst_segment_smd": None if w is None else float(w["smd"]),
+                "worst_segment_n_arm": None if w is None else int(w["n_arm"]),
+            }
+        )
+    flagged = [
+        f"{r.covariate!r} in arm {r.arm!r}: SMD {r.smd:+.3f} vs control (|SMD| > "
+        f"{hc.balance_threshold:g}; mean {r.mean_arm:.4g} vs {r.mean_control:.4g})"
+        for r in overall[overall["flagged"]].itertuples(index=False)
+    ]
+    info |= {
+        "passed": not flagged,
+        "flagged": flagged,
+        "worst": worst,
+        "fail_on_imbalance": hc.balance_fail,
+    }
+    if flagged:
+        log.warning("covariate imbalance: %s", "; ".join(flagged))
+        if hc.balance_fail and not hc.override:
+            raise HealthCheckError(
+                [f"covariate imbalance: {m}" for m in flagged]
+                + [
+                    "the arms differ before treatment: check the assignment; to read out anyway "
+                    "set health.balance_fail=false (warn only) or health.override=true"
+                ]
+            )
+    return info, table
+
+
 def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     """Run the whole pipeline and write every artifact into ``output_dir``.
 
@@ -904,15 +1088,21 @@ def gate_fix(config: AppConfig, failures: dict[str, list[str]]) -> str:
     return text[0].upper() + text[1:]
 
 
-def decide(config: AppConfig, prepared: Prepared, fits: dict[str, FittedTactic]) -> Decision:
-    """The budget plan over the budget tactics' posterior draws, or the optimizer's error."""
+def decide(
+    config: AppConfig,
+    prepared: Prepared,
+    fits: dict[str, FittedTactic],
+    vetoed: list[str] | None = None,
+) -> Decision:
+    """The budget plan over the budget tactics' posterior draws, or the optimizer's error;
+    ``vetoed`` (``segment|arm``) cells a guardrail holds back get no customers."""
     problem = AllocationProblem.from_uplift(
         {t: f.draws() for t, f in fits.items()},
         prepared.values,
         prepared.data.arm_map,
         eligible_customers(config, prepared.cells),
     )
-    allocator = build_allocator(config)
+    allocator = build_allocator(config, vetoed)
     try:
         return Decision(allocator.solve(problem), problem, allocator)
     except AllocationError as e:
@@ -988,6 +1178,9 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         "%d customers -> %d cells, %d segments", len(data), len(cells), cells["segment"].nunique()
     )
     health = check_health(config, data)
+    balance_info, balance = check_balance(config, data)
+    if balance_info is not None:
+        health["balance"] = balance_info
     cache = FitCache.from_settings(config.sampler)
     with clock.stage("fit"):
         fits = fit_tactics(cells, data, config, cache)
@@ -1011,6 +1204,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         gate=gate_status(config, fits, checks),
         covariate_models=covariate_models,
         scores=scores,
+        balance=balance,
     )
     if budget_fits:
         run.readout, run.next_wave = readout_and_next_wave(
@@ -1024,9 +1218,14 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
                 partial(fit_tactics, cache=cache),
                 fit_covariate_models if covariate_models else None,
             )
+    if config.guardrails and budget_fits:
+        with clock.stage("guardrails"):
+            run.guardrails, run.guardrail_fits = guardrail_check(
+                config, data, cells, list(budget_fits), cache
+            )
     if budget_fits and not run.gate.refused:
         with clock.stage("optimize"):
-            run.decision = decide(config, prep, budget_fits)
+            run.decision = decide(config, prep, budget_fits, vetoed_cells(run.guardrails))
     if pricing_tactics and not run.gate.refused:
         with clock.stage("pricing"):
             run.prices, run.pricing, run.demand = optimize_prices(config, fits, cells, arm_map)

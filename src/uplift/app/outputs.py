@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from uplift.app.run_summary import RunSummary
 from uplift.atomic_io import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
+from uplift.report.guardrails import guardrails_section
 from uplift.report.html import HtmlInputs, render_html
 from uplift.report.markdown import evaluation_section, render_report
 from uplift.report.model_checks import checks_section
@@ -59,6 +60,10 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
     for key, name, table in gated:
         if table is not None:
             files[key] = atomic_write_csv(with_gate(table, failures), out / name)
+    if run.guardrails is not None:
+        files["guardrails"] = atomic_write_csv(run.guardrails, out / "guardrails.csv")
+    if run.balance is not None:
+        files["balance"] = atomic_write_csv(run.balance, out / "balance.csv")
     if run.evaluation is not None:
         files["evaluation"] = atomic_write_csv(run.evaluation.table, out / "evaluation.csv")
     if run.prices is not None:
@@ -139,6 +144,7 @@ def write_report(
             with_gate(run.readout, run.gate.failures) if run.readout is not None else None,
             run.prices,
             extra=[
+                *([guardrails_section(summary)] if guardrails_section(summary) else []),
                 *([evaluation_section(run.evaluation.table, figures)] if run.evaluation else []),
                 checks_section(run.checks, figures),
             ],

@@ -115,6 +115,46 @@ class RunSummary:
     versions: dict[str, str] = field(default_factory=dict)
     #: summary.json ``fit_cache`` (:meth:`uplift.models.fit_cache.FitCache.summary`)
     fit_cache: dict[str, Any] = field(default_factory=dict)
+    #: guardrails.csv (``guardrails`` configured), and each guardrail fit's diagnostics
+    guardrails: pd.DataFrame | None = None
+    guardrail_fits: dict[str, Any] = field(default_factory=dict)
+    #: balance.csv (``data.columns.covariates`` set): SMD per segment, covariate and arm
+    balance: pd.DataFrame | None = None
+
+    def guardrail_summary(self) -> dict[str, Any] | None:
+        """summary.json ``guardrails``: the configured metrics, the vetoed (segment, arm)
+        cells with their P(harm > threshold), and each guardrail fit's diagnostics."""
+        if self.guardrails is None:
+            return None
+        g = self.guardrails
+        vetoed = g[g["vetoed"].astype(bool)]
+        return {
+            "rule": "guardrail_veto",
+            "metrics": [
+                {
+                    "name": c.name,
+                    "column": c.column,
+                    "threshold": c.threshold,
+                    "direction": c.direction,
+                    "veto": c.veto,
+                    "veto_probability": c.veto_probability,
+                }
+                for c in self.config.guardrails
+            ],
+            "n_vetoed": len(vetoed),
+            "vetoed": [
+                {
+                    "tactic": str(r.tactic),
+                    "arm": str(r.arm),
+                    "segment": str(r.segment),
+                    "metric": str(r.metric),
+                    "prob_harm": round(float(r.prob_harm), 4),
+                    "mean": float(r.mean),
+                }
+                for r in vetoed.itertuples(index=False)
+            ],
+            "fits": self.guardrail_fits,
+        }
 
     @property
     def allocation(self) -> Allocation | None:
@@ -195,6 +235,7 @@ class RunSummary:
                 for t, m in self.covariate_models.items()
             },
             "health": self.health,
+            **({"guardrails": gs} if (gs := self.guardrail_summary()) is not None else {}),
             "value_notes": list(getattr(self.prepared.segment_value, "notes", []) or []),
             "value_per_unit": {
                 t: {"metric": self.fits[t].model.metric}

@@ -29,6 +29,11 @@ CELL_COLUMNS = [
 ]
 
 
+def guardrail_cell_column(column: str) -> str:
+    """The cells' column holding the sum of guardrail ``column`` (customers with the outcome)."""
+    return f"guardrail__{column}"
+
+
 def aggregate_cells(data: CustomerData) -> pd.DataFrame:
     """Collapse customer rows to one row per (segment, arm) with the sums every model needs.
 
@@ -52,6 +57,9 @@ def aggregate_cells(data: CustomerData) -> pd.DataFrame:
             "orders_sq_sum": f["orders"] ** 2,
         }
     )
+    guards = [guardrail_cell_column(g) for g in data.guardrails]
+    for g, c in zip(data.guardrails, guards, strict=True):
+        work[c] = f[g]
     dims = segment_dimensions(data)
     for c in dims:
         work[c] = f[c]
@@ -59,9 +67,9 @@ def aggregate_cells(data: CustomerData) -> pd.DataFrame:
     arm_map = data.arm_map
     cells["tactic"] = cells["arm"].map({a.name: a.tactic.value for a in arm_map.arms})
     cells["cost"] = cells["arm"].map({a.name: a.cost for a in arm_map.arms}).astype(float)
-    for c in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum"):
+    for c in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum", *guards):
         cells[c] = cells[c].astype(np.int64)
-    return cells[[*CELL_COLUMNS, *dims]]
+    return cells[[*CELL_COLUMNS, *dims, *guards]]
 
 
 def segment_dimensions(data: CustomerData) -> list[str]:

@@ -52,10 +52,13 @@ class ColumnMap:
     revenue: str | None = "revenue"
     orders: str | None = "orders"
     covariates: tuple[str, ...] = ()  # raw columns kept as they are for row-level models
+    #: 0/1 guardrail outcome columns (``guardrails[].column``), summed into the cells
+    guardrails: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, cfg: ColumnSettings) -> ColumnMap:
+    def from_config(cls, cfg: ColumnSettings, guardrails: Sequence[str] = ()) -> ColumnMap:
         return cls(
+            guardrails=tuple(guardrails),
             customer_id=cfg.customer_id,
             segments=tuple(cfg.segments),
             arm=cfg.arm,
@@ -95,6 +98,8 @@ class CustomerData:
     arm_map: ArmMap
     has_revenue: bool
     has_orders: bool
+    #: the guardrail columns (0/1, kept under their own names; summed into the cells)
+    guardrails: tuple[str, ...] = ()
 
     @property
     def segments(self) -> list[str]:
@@ -301,6 +306,8 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "column of the contract; rename them in your file (or derive a copy with data.derive)."
         )
 
+    guard = _check_guardrails(df, columns, canonical)
+    extra = [c for c in extra if c not in guard]
     tactic_of = {a.name: a.tactic.value for a in arm_map.arms}
     frame = pd.DataFrame(
         {
@@ -313,6 +320,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "revenue": revenue.to_numpy() if revenue is not None else np.zeros(len(df)),
             "orders": orders.to_numpy() if orders is not None else conv.to_numpy(),
             **{c: df[c].to_numpy() for c in extra},
+            **guard,
         }
     )
     return CustomerData(
@@ -321,4 +329,40 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         arm_map=arm_map,
         has_revenue=revenue is not None,
         has_orders=orders is not None,
+        guardrails=tuple(guard),
     )
+
+
+def _check_guardrails(
+    df: pd.DataFrame, columns: ColumnMap, canonical: set[str]
+) -> dict[str, np.ndarray]:
+    """Each guardrail column as 0/1 integers; a missing, non-binary or clashing one is a named
+    error (before any sampling)."""
+    out: dict[str, np.ndarray] = {}
+    for col in dict.fromkeys(columns.guardrails):
+        key = f"guardrails[{col}].column"
+        if col not in df.columns:
+            _fail(
+                f"guardrail column {col!r} ({key}) is not in the data; available columns: "
+                f"{list(map(str, df.columns))}. Map the guardrail to a 0/1 column of your file."
+            )
+        if col in canonical or col in columns.segments or col == columns.arm:
+            _fail(
+                f"guardrail column {col!r} ({key}) is a column the contract already uses "
+                "(segment, arm or a canonical outcome); name a separate 0/1 column"
+            )
+        if df[col].isna().any():
+            rows = df.index[df[col].isna()].tolist()
+            _fail(
+                f"guardrail column {col!r} ({key}) has {len(rows)} missing value(s), e.g. at rows "
+                f"{_examples(rows)}. Fill them (0: the bad outcome did not happen) or drop the rows."
+            )
+        s = _check_numeric(df, col, f"guardrails[{col}]")
+        bad = s[~s.isin([0, 1])]
+        if len(bad):
+            _fail(
+                f"guardrail column {col!r} ({key}) must be 0/1 (1: the outcome happened); found "
+                f"{_examples(bad.tolist())}. Recode it as a binary flag per customer."
+            )
+        out[col] = s.astype(np.int64).to_numpy()
+    return out

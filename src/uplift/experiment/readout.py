@@ -365,6 +365,76 @@ def guardrail_table(
     return pd.DataFrame(rows, columns=GUARDRAIL_COLUMNS)
 
 
+#: guardrails.csv: one row per (tactic, arm, segment incl. ``__overall__``, metric)
+GUARDRAIL_HARM_COLUMNS = [
+    "tactic",
+    "arm",
+    "segment",
+    "metric",
+    "mean",
+    "hdi_low",
+    "hdi_high",
+    "prob_harm",
+    "threshold",
+    "vetoed",
+    "direction",
+    "veto_probability",
+    "hdi_prob",
+]
+
+
+def guardrail_harm_table(
+    tactic: str,
+    metric: str,
+    draws: xr.DataArray,
+    *,
+    threshold: float,
+    direction: str = "increase",
+    veto: bool = True,
+    veto_probability: float = 0.2,
+    segment_sizes: pd.Series | None = None,
+    hdi_prob: float = 0.94,
+) -> pd.DataFrame:
+    """P(harm > threshold) of each arm per segment (and ``__overall__``, size-weighted), and
+    whether the arm is vetoed there.
+
+    ``draws``: the posterior change of the guardrail rate per treated customer, arm vs control,
+    dims ``(sample, arm, segment)``. Harm is that change in the ``direction`` that hurts
+    (``increase`` for a bad outcome such as unsubscribes). It is the non-inferiority test of
+    :func:`guardrail_table` read the other way round: ``prob_harm = 1 - P(non-inferior at
+    margin = threshold)``. ``mean``/``hdi_*`` are the change itself (signed, the outcome's rate).
+    A segment row is vetoed when ``veto`` and ``prob_harm > veto_probability``; the overall row
+    is for reading only (``vetoed`` false): the rule acts where the harm is, segment by segment.
+    """
+    g = Guardrail(
+        metric,
+        draws,
+        margin=float(threshold),
+        threshold=1.0 - float(veto_probability),
+        higher_is_better=direction == "decrease",
+    )
+    t = guardrail_table([g], segment_sizes=segment_sizes, hdi_prob=hdi_prob)
+    prob_harm = 1.0 - t["prob_non_inferior"]
+    out = pd.DataFrame(
+        {
+            "tactic": tactic,
+            "arm": t["arm"],
+            "segment": t["segment"],
+            "metric": metric,
+            "mean": t["mean"],
+            "hdi_low": t["hdi_low"],
+            "hdi_high": t["hdi_high"],
+            "prob_harm": prob_harm,
+            "threshold": float(threshold),
+            "vetoed": bool(veto) & (prob_harm > veto_probability) & (t["segment"] != OVERALL),
+            "direction": direction,
+            "veto_probability": float(veto_probability),
+            "hdi_prob": hdi_prob,
+        }
+    )
+    return out[GUARDRAIL_HARM_COLUMNS]
+
+
 # --------------------------------------------------------------------------------------------
 # decision
 # --------------------------------------------------------------------------------------------

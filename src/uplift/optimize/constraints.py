@@ -286,6 +286,48 @@ class ExcludeSegments(LinearConstraint):
         return self.cell_mask(problem) & (first_unit > 0)
 
 
+def cell_label(segment: str, arm: str) -> str:
+    """A (segment, arm) cell's label in rules and messages: ``segment|arm`` (as ``cell_cap``)."""
+    return f"{segment}|{arm}"
+
+
+@dataclass(frozen=True)
+class GuardrailVeto(LinearConstraint):
+    """No customers for the listed (segment, arm) cells, labelled ``segment|arm``: the arms a
+    guardrail metric says are likely to harm there (``guardrails[].veto``; the run fills
+    ``cells`` from guardrails.csv). Cells absent from the problem are ignored (an arm may be
+    vetoed for a segment this plan does not cover)."""
+
+    cells: tuple[str, ...] = ()
+    name: str = "guardrail_veto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cells", as_labels(self.cells))
+
+    def cell_mask(self, problem: AllocationProblem) -> np.ndarray:
+        seg = problem.cells["segment"].astype(str).to_numpy()
+        arm = problem.cells["arm"].astype(str).to_numpy()
+        vetoed = set(self.cells)
+        labels = np.array([cell_label(s, a) for s, a in zip(seg, arm, strict=True)])
+        return np.isin(labels, list(vetoed)) & problem.customer_mask
+
+    def rows(self, problem: AllocationProblem) -> Rows:
+        idx = np.flatnonzero(self.cell_mask(problem))
+        a = np.zeros((len(idx), problem.n_cells))
+        a[np.arange(len(idx)), idx] = 1.0
+        seg = problem.cells["segment"].astype(str).to_numpy()
+        arm = problem.cells["arm"].astype(str).to_numpy()
+        return Rows(a, np.zeros(len(idx)), [cell_label(seg[i], arm[i]) for i in idx])
+
+    def binding_cells(
+        self, x: np.ndarray, problem: AllocationProblem, tol: float, step: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Only vetoed cells that would have paid (as ``exclude_segments``): vetoing a cell the
+        plan would not have treated anyway costs nothing and zeroed nothing."""
+        first_unit = problem.unit_profit(np.zeros(problem.n_cells)).mean(axis=0)
+        return self.cell_mask(problem) & (first_unit > 0)
+
+
 class _PlanRiskRule:
     """Shared by rules on the whole plan's profit scenarios (ROI floor, loss probability).
 
@@ -381,6 +423,7 @@ CONSTRAINT_TYPES: dict[str, type] = {
     "tactic_capacity": TacticCapacity,
     "min_tier_share": MinTierShare,
     "exclude_segments": ExcludeSegments,
+    "guardrail_veto": GuardrailVeto,
     "roi_floor": ROIFloor,
     "loss_probability": LossProbability,
 }

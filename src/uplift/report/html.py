@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from uplift.optimize.factory import marginal_step
 from uplift.report.formatting import Kind, cell, column_kind, count, money, percent, significant
+from uplift.report.guardrails import balance_lines, guardrail_lines
 
 #: a CSV larger than this is linked beside the report instead of embedded in it
 EMBED_LIMIT = 5 * 1024 * 1024
@@ -509,6 +510,7 @@ def health(summary: Mapping[str, Any], gate: Mapping[str, float | None]) -> tupl
             else "The arms do NOT hold the designed shares (sample-ratio mismatch, overridden): "
             "the assignment may be broken."
         )
+    lines.extend(balance_lines(summary))
     return bool(g.get("passed", True)), lines
 
 
@@ -888,6 +890,7 @@ def render_html(inputs: HtmlInputs, currency: str = "$", embed_limit: int = EMBE
         "evaluation": evaluation,
         "passed": passed,
         "health": health_lines,
+        "guardrails": guardrail_lines(s),
         "diagnostics": diagnostics,
         "ppc": sorted(k for k in figures if k.startswith("ppc_")),
         "truth": truth,

@@ -7,6 +7,7 @@ import re
 import pandas as pd
 
 from uplift.report.formatting import Kind, cell, column_kind, significant
+from uplift.report.guardrails import balance_lines
 
 #: characters of a text cell that would change the Markdown around it (table breaks, links,
 #: inline HTML, code spans), escaped with a backslash
@@ -87,6 +88,12 @@ def render_report(
             "`optimize.allow_unconverged=true` let the plan use them anyway: its numbers may be "
             "wrong. Rows that rest on them say `gate_passed = False` in allocation.csv, "
             "targets.csv and readout.csv.",
+            "",
+        ]
+    if (summary.get("health") or {}).get("balance", {}).get("flagged"):
+        lines += [
+            "> **Warning: covariate imbalance** (health.balance, balance.csv): "
+            + " ".join(balance_lines(summary)),
             "",
         ]
     if allocation is not None:
@@ -207,6 +214,7 @@ def render_report(
             f"Sample-ratio check: {'passed' if h.get('srm_passed') else 'FAILED (overridden)'} "
             f"(p = {h.get('srm_p_value', float('nan')):.3g}, alpha {h.get('srm_alpha', 0.001)}).",
             "",
+            *[f"{x}\n" for x in balance_lines(summary)],
             "Shipping each arm to every segment (profit per treated customer, expected losses in money):",
             "",
             md_table(
