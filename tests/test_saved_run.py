@@ -99,3 +99,10 @@ def test_what_is_not_a_finished_run_is_named(finished, tmp_path):
     (broken / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(RunLoadError, match="pass the run's configuration"):
         uplift.load_run(broken)
+
+
+def test_a_run_loads_again_and_again_in_one_process(finished):
+    """Posterior files are read whole and closed: HDF5 failed ("NetCDF: HDF error") on the
+    third load of the same run when xarray kept them open."""
+    runs = [uplift.load_run(finished) for _ in range(4)]
+    assert all(r.plan().expected_profit == runs[0].plan().expected_profit for r in runs)

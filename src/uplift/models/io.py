@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import arviz as az
-
 from uplift.models.base import UpliftModel
-from uplift.models.persist import ModelLoadError, SavedModel, saved_family
+from uplift.models.persist import ModelLoadError, SavedModel, read_netcdf, saved_family
 
 
 def model_classes() -> dict[str, type[UpliftModel]]:
@@ -30,7 +28,7 @@ def loadable_classes() -> dict[str, type[SavedModel]]:
 def load_model(path: str | Path) -> SavedModel:
     """The model saved at ``path`` (a run's ``posterior_<tactic>.nc``), loaded by the class that
     wrote it: the stored model class, else (older files) the stored family."""
-    idata = az.from_netcdf(path)  # read once: checked and wrapped by the class that wrote it
+    idata = read_netcdf(path)  # read once: checked and wrapped by the class that wrote it
     attrs = idata.attrs
     classes = loadable_classes()
     name = attrs.get("uplift_model_class")

@@ -72,6 +72,23 @@ def check_saved(idata: Any, cls: type, path: str | Path) -> None:
         )
 
 
+def read_netcdf(path: str | Path) -> Any:
+    """The saved posterior at ``path``, read into memory with its file closed.
+
+    ``arviz.from_netcdf`` opens lazily and leaves the file open in xarray's file cache; HDF5 then
+    fails ("NetCDF: HDF error") when the same files are opened again and again in one process
+    (the third ``uplift.load_run`` of a run folder did). A posterior is read whole anyway.
+    """
+    import arviz as az
+
+    tree = az.from_netcdf(path)
+    try:
+        tree.load()
+    finally:
+        tree.close()
+    return tree
+
+
 class SavedModel:
     """Save/load shared by every model class; subclasses say what their config is and how to
     rebuild from it."""
@@ -120,9 +137,7 @@ class SavedModel:
     def load(cls, path: str | Path) -> Self:
         """The model saved at ``path``; a file another class wrote is a :class:`ModelLoadError`
         naming it (load any uplift model with :func:`uplift.models.load_model`)."""
-        import arviz as az
-
-        idata = az.from_netcdf(path)
+        idata = read_netcdf(path)
         check_saved(idata, cls, path)
         return cls._from_saved(idata)
 
