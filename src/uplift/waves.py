@@ -179,7 +179,7 @@ def customer_list(
             f"data.columns.segments={seg_cols}; add them (or a 'segment' column with the run's "
             f"labels, e.g. {SEGMENT_SEP.join(seg_cols)}); the file has {list(frame.columns)}"
         )
-    _require(frame, [id_col], key, f"the customer id, data.columns.customer_id of the run")
+    _require(frame, [id_col], key, "the customer id, data.columns.customer_id of the run")
     ids = frame[id_col]
     if ids.isna().any():
         raise WaveError(f"{key}: {int(ids.isna().sum())} row(s) have no {id_col!r}")
