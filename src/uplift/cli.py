@@ -375,7 +375,31 @@ def _clv(cfg: DictConfig) -> None:
     print(f"uplift clv: {summary.get('message', 'done')}; outputs in {out}")
 
 
-VERBS = {"run": _app, "design": _design, "clv": _clv}
+def _wave_verb(verb: str, job_name: str):
+    """``uplift next-wave`` / ``uplift evaluate-policy`` (:mod:`uplift.waves`): bad input (a
+    missing run folder or column, an unknown segment) exits 2 with its message."""
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def _verb(cfg: DictConfig) -> None:
+        _quiet_libraries()
+        from uplift import waves
+        from uplift.data import DataValidationError
+
+        job = getattr(waves, job_name)
+        errors = (DataValidationError, waves.WaveError)
+        _, out, summary = _execute(verb, _typed(cfg), job, errors)
+        print(f"uplift {verb}: {summary.get('message', 'done')}; outputs in {out}")
+
+    return _verb
+
+
+VERBS = {
+    "run": _app,
+    "design": _design,
+    "clv": _clv,
+    "next-wave": _wave_verb("next-wave", "next_wave"),
+    "evaluate-policy": _wave_verb("evaluate-policy", "evaluate_wave_policy"),
+}
 
 
 def _shallow_copy(source: object, memo: dict[int, object]) -> object:
@@ -402,8 +426,10 @@ def _share_config_store() -> None:
 
 
 def main() -> None:
-    """``uplift [run|design|clv] [overrides...]``: ``run`` (default) fits and allocates; ``design``
-    sizes a test; ``clv`` values customers from their transactions. ``uplift init DATA`` drafts
+    """``uplift [run|design|clv|next-wave|evaluate-policy] [overrides...]``: ``run`` (default)
+    fits and allocates; ``design`` sizes a test; ``clv`` values customers from their
+    transactions; ``next-wave`` assigns the next wave from a run, ``evaluate-policy`` values a
+    run's policy on a later wave (:mod:`uplift.waves`). ``uplift init DATA`` drafts
     a preset for a data file (:mod:`uplift.app.init_preset`)."""
     if len(sys.argv) > 1 and sys.argv[1] == "init":
         from uplift.app.init_preset import main as init

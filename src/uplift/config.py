@@ -544,6 +544,46 @@ class ReadoutConfig:
 
 
 @dataclass
+class WaveConfig:
+    """``uplift next-wave`` and ``uplift evaluate-policy`` (wave to wave, :mod:`uplift.waves`).
+
+    ``run``: the finished run folder the next wave (or the policy) comes from. next-wave:
+    ``customers`` (the list to assign: customer id and the run's segment columns), a global
+    ``holdout_share``, ``min_share`` per arm (null: the run's ``readout.next_wave_min_share``),
+    ``number`` (null: one more than the contact history's last wave, else 2) and ``salt`` (null:
+    ``<experiment>:wave<number>``, so a re-run with more customers keeps every earlier arm);
+    ``contacts`` (history: ``customer_id`` and ``wave`` rows or a ``contacts`` count) with
+    ``max_contacts``. evaluate-policy: ``outcomes`` (the later randomized wave with outcomes),
+    ``policy`` (``allocation``, ``targets`` or a file with either's columns) and ``level``.
+    """
+
+    run: str | None = None
+    customers: str | None = None
+    number: int | None = None
+    salt: str | None = None
+    holdout_share: float = 0.05
+    min_share: float | None = None
+    contacts: str | None = None
+    max_contacts: int | None = None
+    outcomes: str | None = None
+    policy: str = "allocation"
+    outcome_column: str = "outcome"
+    level: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.holdout_share < 1:
+            raise ValueError(f"wave.holdout_share must be in [0, 1), got {self.holdout_share}")
+        if self.max_contacts is not None and self.max_contacts < 1:
+            raise ValueError(
+                f"wave.max_contacts must be >= 1 (or null: no cap), got {self.max_contacts}"
+            )
+        if self.number is not None and self.number < 1:
+            raise ValueError(f"wave.number must be >= 1 (or null), got {self.number}")
+        if not 0 < self.level < 1:
+            raise ValueError(f"wave.level must be in (0, 1), got {self.level}")
+
+
+@dataclass
 class PricingConfig:
     """Per-segment prices for tactics fit with ``model.families.<tactic>=price_logit``.
 
@@ -717,6 +757,7 @@ class AppConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     #: guardrail metrics: fit and reported per arm and segment, optionally vetoing arms
     guardrails: list[GuardrailConfig] = field(default_factory=list)
+    wave: WaveConfig = field(default_factory=WaveConfig)
 
     def __post_init__(self) -> None:
         names = [g.name for g in self.guardrails]

@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -736,20 +736,16 @@ def readout_and_next_wave(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ship / keep testing / stop per tactic arm and segment (in money), and Thompson shares of
     the next wave per segment from the posterior profit of every arm (control at 0)."""
-    import xarray as xr
-
-    from uplift.experiment.nextwave import next_wave_shares
-    from uplift.experiment.readout import DecisionRule, profit_draws, readout_table
+    from uplift.experiment.readout import DecisionRule, readout_table
 
     rc = config.readout
     rule = DecisionRule(ship_prob=rc.ship_prob, stop_prob=rc.stop_prob, tolerance=rc.tolerance)
     sizes = segment_sizes(cells)
-    tables, profits = [], []
+    tables = []
     for tactic, fit in fits.items():
-        draws = fit.draws()
         tables.append(
             readout_table(
-                {tactic: draws},
+                {tactic: fit.draws()},
                 values[tactic],
                 arm_map,
                 segment_sizes=sizes,
@@ -758,14 +754,33 @@ def readout_and_next_wave(
                 metric=fit.model.metric,
             )
         )
-        profits.append(profit_draws(draws, values[tactic], arm_map))
-    shares = next_wave_shares(
+    shares = thompson_shares(config, {t: f.draws() for t, f in fits.items()}, values, arm_map)
+    return pd.concat(tables, ignore_index=True), shares
+
+
+def thompson_shares(
+    config: AppConfig,
+    draws: dict[str, Any],
+    values: dict[str, pd.Series],
+    arm_map: ArmMap,
+    min_share: float | None = None,
+) -> pd.DataFrame:
+    """Thompson shares of the next wave per segment (``next_wave_shares.csv``) from each budget
+    tactic's uplift draws: posterior profit of every arm, control at 0. One function for the run
+    and for ``uplift next-wave`` (:mod:`uplift.waves`), so both give the same shares.
+    ``min_share``: None uses ``readout.next_wave_min_share``."""
+    import xarray as xr
+
+    from uplift.experiment.nextwave import next_wave_shares
+    from uplift.experiment.readout import profit_draws
+
+    profits = [profit_draws(d, values[t], arm_map) for t, d in draws.items()]
+    return next_wave_shares(
         xr.concat(profits, dim="arm"),
-        rc.next_wave_min_share,
+        config.readout.next_wave_min_share if min_share is None else min_share,
         control=arm_map.control.name,
         seed=config.sampler.seed,
     )
-    return pd.concat(tables, ignore_index=True), shares
 
 
 #: customer column each family's outcome is read from when a plan is scored on held-out rows

@@ -26,7 +26,8 @@ estimating the cell means), or a seeded nonparametric bootstrap over rows with p
 intervals. With propensities that are constant within segment x arm, DR with cell means equals
 DM exactly (the residual term sums to zero per cell); both then have far lower variance than IPW.
 
-Policies: a mapping segment -> arm (or -> {arm: probability}), a function row -> arm, or a table:
+Policies: a mapping segment -> arm (or -> {arm: probability}), a function row -> arm, the name
+of a column of the rows holding each customer's arm (a customer-level policy), or a table:
 ``segment, arm|tactic, probability`` or the optimizer's allocation ``segment, arm|tactic,
 customers[, eligible_customers]`` (probability = customers / eligible, the rest control).
 Segments the policy does not mention are treated as control.
@@ -52,7 +53,9 @@ ESTIMATORS = ("ipw", "snipw", "dm", "dr")
 VALUE_COLUMNS = ["estimator", "estimate", "se", "ci_low", "ci_high", "level", "n", "method"]
 POLICY_COLUMNS = ["segment", "arm", "probability"]
 
-type Policy = Mapping[str, str | Mapping[str, float]] | Callable[[pd.Series], object] | pd.DataFrame
+type Policy = (
+    Mapping[str, str | Mapping[str, float]] | Callable[[pd.Series], object] | pd.DataFrame | str
+)
 type Propensity = str | Mapping[str, float] | pd.DataFrame
 
 
@@ -245,6 +248,20 @@ def policy_probabilities(
 ) -> np.ndarray:
     """``(n_rows, n_arms)`` probability the policy gives each arm for each row (rows sum to 1)."""
     seg = _labels(rows[segment_col])
+    if isinstance(policy, str):  # a column of rows: the arm the policy gives each customer
+        if policy not in rows.columns:
+            raise ValueError(f"policy: column {policy!r} not in rows ({list(rows.columns)})")
+        chosen = _labels(rows[policy])
+        idx = _codes(chosen, arms)
+        if (idx < 0).any():
+            unknown = sorted(set(chosen[idx < 0].tolist()))
+            raise ValueError(
+                f"policy: arm(s) {unknown[:10]} in column {policy!r} never appear in the "
+                f"experiment rows (arms: {arms}); their value cannot be estimated from them"
+            )
+        out = np.zeros((len(rows), len(arms)))
+        out[np.arange(len(rows)), idx] = 1.0
+        return out
     if isinstance(policy, pd.DataFrame):
         table = allocation_policy(policy, eligible=eligible, arm_map=arm_map)
         return _probs_from_table(table, seg, arms, control)
