@@ -39,12 +39,12 @@ from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.inputs import load_data
 from uplift.models import Diagnostics, FittedTactic, UpliftModel
 from uplift.models.families import (
-    DEFAULT_FAMILY,
     FAMILIES,
     Family,
     ModelInputs,
     get_family,
 )
+from uplift.models.families import binomial as binomial_family
 from uplift.models.fit_cache import FitCache, code_digest, model_key
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
@@ -520,8 +520,8 @@ def fit_tactics(
     return fits
 
 
-#: the likelihood a guardrail's 0/1 outcome is fit with (the binomial family, the default)
-GUARDRAIL_FAMILY = DEFAULT_FAMILY
+#: the likelihood a guardrail's 0/1 outcome is fit with
+GUARDRAIL_FAMILY = binomial_family.NAME
 
 
 def fit_guardrail(
