@@ -25,10 +25,10 @@ TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(VENV)/bin/python -m pytest $(XDIST) -m slow $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(XDIST) --durations=15 -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench notebooks

@@ -54,6 +54,7 @@ def test_shrinkage_pulls_small_noisy_cells_toward_the_pool(cells, fast_sampler):
     assert sd["high/variety"] > 1.3 * sd.drop("high/variety").median()
 
 
+@pytest.mark.slow  # compiles the graph a second time on purpose (~25 s)
 def test_reused_compiled_model_gives_the_same_draws_as_a_fresh_compile(cells, fast_sampler):
     """nutpie compiles each graph structure once; a later tactic swaps in its data and labels."""
     from uplift.models import sampling

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -361,6 +362,7 @@ def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(
 
 
 # ---- generated: random damage to a good file ------------------------------------------------
+@pytest.mark.slow  # 25 in-process runs of the console script (~20 s); the cases above are default
 @settings(
     max_examples=25,
     deadline=None,

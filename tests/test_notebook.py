@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import run_notebook
 
 
+@pytest.mark.slow  # real NUTS for six tactics in a kernel (~30 s); the planner notebook is default
 def test_quickstart_runs(tmp_path, monkeypatch):
     nb = run_notebook("01_quickstart.py", tmp_path, monkeypatch)
     assert "intervals cover the true uplift" in nb.stdout

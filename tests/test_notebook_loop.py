@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import run_notebook
 
 
+@pytest.mark.slow  # a design, a real-NUTS fit and off-policy scoring in a kernel (~30 s)
 def test_experiment_loop_runs(tmp_path: Path, monkeypatch) -> None:
     r = run_notebook("02_experiment_loop.py", tmp_path, monkeypatch)
     for marker in ("DESIGN:", "SRM: overall", "READOUT", "ALLOCATION", "OFF-POLICY:", "NEXT WAVE:"):
