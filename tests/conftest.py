@@ -135,3 +135,30 @@ def run_notebook(
     )
     client.execute()  # a failing cell raises CellExecutionError with its traceback
     return ExecutedNotebook(nb)
+
+
+#: a small finished run on the fake sampler: what the reload, re-plan and wave tests start from
+FINISHED_RUN = [
+    "data.synthetic.n_customers=12000",
+    "sampler=fast",
+    "optimize.allow_unconverged=true",
+    "optimize.budget=3000",
+    "report.plots=false",
+    "evaluate.crossfit_folds=0",
+]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a finished run (:data:`FINISHED_RUN`), made once per test module."""
+    import fast_tier
+    import uplift
+
+    mp = pytest.MonkeyPatch()
+    fast_tier.install(mp)
+    try:
+        out = tmp_path_factory.mktemp("run") / "out"
+        uplift.run(uplift.compose_config(FINISHED_RUN), out)
+    finally:
+        mp.undo()
+    return out

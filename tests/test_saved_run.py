@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,29 +16,6 @@ import pytest
 
 import uplift
 from uplift.runs import RunLoadError
-
-OVERRIDES = [
-    "data.synthetic.n_customers=12000",
-    "sampler=fast",
-    "optimize.allow_unconverged=true",
-    "optimize.budget=3000",
-    "report.plots=false",
-    "evaluate.crossfit_folds=0",
-]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import fast_tier
-
-    mp = pytest.MonkeyPatch()
-    fast_tier.install(mp)
-    try:
-        out = tmp_path_factory.mktemp("run") / "out"
-        uplift.run(uplift.compose_config(OVERRIDES), out)
-    finally:
-        mp.undo()
-    return out
 
 
 def test_replan_at_the_runs_settings_gives_its_allocation_and_targets_back(finished, tmp_path):

@@ -8,7 +8,6 @@ simulated later wave whose outcomes come from the synthetic generator's known tr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,29 +17,6 @@ import uplift
 from uplift import waves
 from uplift.experiment.assignment import HOLDOUT
 from uplift.experiment.offpolicy import evaluate_policy
-
-OVERRIDES = [
-    "data.synthetic.n_customers=12000",
-    "sampler=fast",
-    "optimize.allow_unconverged=true",
-    "optimize.budget=3000",
-    "report.plots=false",
-    "evaluate.crossfit_folds=0",
-]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import fast_tier
-
-    mp = pytest.MonkeyPatch()
-    fast_tier.install(mp)
-    try:
-        out = tmp_path_factory.mktemp("run") / "out"
-        uplift.run(uplift.compose_config(OVERRIDES), out)
-    finally:
-        mp.undo()
-    return out
 
 
 @pytest.fixture(scope="module")
