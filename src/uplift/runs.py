@@ -154,7 +154,8 @@ def load_run(folder: str | Path, config: AppConfig | None = None) -> SavedRun:
     with tempfile.TemporaryDirectory(prefix="uplift-load-") as tmp:
         prepared = prepare(config, Path(tmp))  # synthetic truth goes to a scratch folder
     draws = {}
-    for tactic in summary["tactics"]:
+    priced = set(price_tactics(config, dict.fromkeys(summary["tactics"])))
+    for tactic in (t for t in summary["tactics"] if t not in priced):  # budget tactics only
         path = folder / f"posterior_{tactic}.nc"
         if not path.is_file():
             raise RunLoadError(
@@ -165,8 +166,6 @@ def load_run(folder: str | Path, config: AppConfig | None = None) -> SavedRun:
         if not isinstance(model, UpliftModel):
             raise RunLoadError(f"{path.name} holds a {type(model).__name__}, not an uplift model")
         draws[tactic] = model.uplift_draws()
-    for tactic in price_tactics(config, draws):
-        draws.pop(tactic)
     allocation = folder / "allocation.csv"
     scores = folder / "customer_scores.csv"
     return SavedRun(
