@@ -544,13 +544,13 @@ def fit_guardrail(
     model = build_model(config, tactic, data, gcells, family=GUARDRAIL_FAMILY)
     label = f"guardrail-{column}-{tactic}"
     key = fit_cache_key(config, tactic, model, gcells, f"guardrail:{column}")
-    cached = cache.load(label, key, model) if cache.enabled else None
+    cached = cache.load(label, key, model)  # None when the cache is off (store is then a no-op)
+    hit = cached is not None
     if cached is not None:
-        model, hit = cached, True
+        model = cached
     else:
         model.fit(gcells, tactic)
         cache.store(label, key, model)
-        hit = False
     d = model.diagnostics()
     info = {
         "r_hat_max": round(float(d.r_hat_max), 4),
