@@ -21,23 +21,12 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     assert any("Budget" in md for md in nb.shown("text/markdown"))  # the report's decision
 
 
-def test_planner_compares_two_budgets_and_exports_targets(tmp_path: Path, monkeypatch):
-    """On a finished run (made here with the fake sampler: the notebook only loads and
-    re-solves, which is what is under test)."""
-    import fast_tier
-    import uplift
-
-    with monkeypatch.context() as mp:
-        fast_tier.install(mp)
-        overrides = [
-            "data.synthetic.n_customers=12000",
-            "sampler=fast",
-            "optimize.allow_unconverged=true",
-            "evaluate.crossfit_folds=0",
-            "report.plots=false",
-        ]
-        uplift.run(uplift.compose_config(overrides), tmp_path / "run")
-    nb = run_notebook("03_planner.py", tmp_path, monkeypatch, UPLIFT_RUN=str(tmp_path / "run"))
+def test_planner_compares_two_budgets_and_exports_targets(
+    tmp_path: Path, monkeypatch, finished: Path
+):
+    """On a finished run (conftest ``finished``, made with the fake sampler: the notebook only
+    loads and re-solves, which is what is under test)."""
+    nb = run_notebook("03_planner.py", tmp_path, monkeypatch, UPLIFT_RUN=str(finished))
     assert "the extra" in nb.stdout and "TARGETS:" in nb.stdout
     assert nb.shown("image/png") and nb.shown("text/html")
     (path,) = tmp_path.glob("targets_budget_*.csv")
