@@ -1,0 +1,208 @@
+"""``uplift demand``: pricing from weekly sales history (the Dominick's tuna preset).
+
+Why: the win-win price is only as good as the elasticities behind it. The fast tier checks the
+preset's wiring end to end (files, documented columns, today's price and cost read from the
+data, cost-plus arithmetic, bad input named before sampling); the slow tier checks real NUTS
+recovers known elasticities and the profit-maximising price on a synthetic log-log market.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from uplift.app.demand_run import DEMAND_PRICE_COLUMNS
+from uplift.data.datasets import shipped_path
+from uplift.models.demand import LogLogDemandModel, weekly_sales
+from uplift.models.settings import SamplerSettings
+
+TUNA = "dominicks_tuna/tuna_weekly.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def tuna() -> pd.DataFrame:
+    return pd.read_csv(shipped_path(TUNA))
+
+
+def test_shipped_tuna_matches_its_source_note(tuna: pd.DataFrame) -> None:
+    """SOURCE.md: 338 weeks x 7 products, medians of units and prices as listed there."""
+    assert tuna.shape == (2366, 7)
+    assert tuna.groupby("product")["week"].nunique().eq(338).all()
+    star = tuna[tuna["product"] == "Star Kist 6oz"]
+    assert star["units"].median() == 10801
+    assert np.exp(star["log_price"]).median() == pytest.approx(0.818, abs=5e-4)
+    assert np.exp(star["log_wholesale_price"]).median() == pytest.approx(0.573, abs=5e-4)
+
+
+def test_tuna_preset_runs_end_to_end(uplift_cli, fake_sampler, tmp_path: Path, tuna) -> None:
+    out = tmp_path / "run"
+    r = uplift_cli(
+        "demand",
+        "experiment=dominicks_tuna_pricing",
+        "sampler.draws=200",
+        "sampler.chains=2",
+        f"hydra.run.dir={out}",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "uplift demand: 7 segments priced" in r.stdout
+    t = pd.read_csv(out / "demand_prices.csv")
+    assert list(t.columns) == DEMAND_PRICE_COLUMNS
+    assert len(t) == 7 and set(t["segment"]) == set(tuna["product"])
+    t = t.set_index("segment")
+    # today's price and cost: medians of the product's last 52 weeks of data (hand-computed)
+    last = (
+        tuna.sort_values("week")
+        .groupby("product")
+        .tail(52)
+        .assign(
+            price=lambda d: np.exp(d["log_price"]), cost=lambda d: np.exp(d["log_wholesale_price"])
+        )
+    )
+    today = last.groupby("product")["price"].median()
+    cost = last.groupby("product")["cost"].median()
+    np.testing.assert_allclose(t["current_price"], today.reindex(t.index), rtol=1e-5)
+    np.testing.assert_allclose(t["unit_cost"], cost.reindex(t.index), rtol=1e-5)
+    np.testing.assert_allclose(t["cost_plus_price"], 1.3 * t["unit_cost"], rtol=1e-5)
+    # the win-win price and its interval lie in the observed price range; it never earns less
+    # in expectation than cost-plus or today's price (both are candidates on the grid, or
+    # cost-plus lies outside the range the optimizer searches)
+    tol = 1e-6
+    assert (t["win_win_price"] >= t["price_floor"] - tol).all()
+    assert (t["win_win_price"] <= t["price_ceiling"] + tol).all()
+    assert (t["win_win_price_hdi_low"] <= t["win_win_price_hdi_high"]).all()
+    assert (t["win_win_profit_hdi_low"] <= t["win_win_expected_profit"]).all()
+    assert (t["win_win_expected_profit"] <= t["win_win_profit_hdi_high"]).all()
+    assert (t["win_win_expected_profit"] >= t["today_expected_profit"] - 1e-6).all()
+    inside = t["cost_plus_in_range"].astype(bool)
+    assert (
+        t.loc[inside, "win_win_expected_profit"]
+        >= t.loc[inside, "cost_plus_expected_profit"] - 1e-6
+    ).all()
+    np.testing.assert_allclose(
+        t["win_win_margin"], 1 - t["unit_cost"] / t["win_win_price"], rtol=1e-4
+    )  # the csv holds 6 significant digits
+    assert (t["elasticity"] < 0).all()
+    coef = pd.read_csv(out / "elasticities.csv")
+    assert {"elasticity", "cross_price_elasticity", "traffic_elasticity"} <= set(
+        coef["coefficient"]
+    )
+    assert "control_effect[display]" in set(coef["coefficient"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["converged"] and summary["model"]["cross_price"]
+    assert set(summary["total_profit"]) == {"win_win", "cost_plus", "today"}
+    assert "| Star Kist 6oz |" in (out / "report.md").read_text()
+    prices = pd.read_csv(out / "prices.csv")
+    np.testing.assert_allclose(
+        prices.set_index("segment")["price"].reindex(t.index), t["win_win_price"]
+    )
+
+
+def _weekly(rows: dict) -> pd.DataFrame:
+    base = {"segment": ["a", "a", "b", "b"], "period": [1, 2, 1, 2]}
+    base.update({"units": [10, 12, 5, 6], "price": [1.0, 0.9, 2.0, 1.8]})
+    base.update(rows)
+    return pd.DataFrame(base)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"units": [10, 0, 5, 6]}, "units <= 0"),
+        ({"price": [1.0, 1.0, 2.0, 1.8]}, r"\['a'\] never change price"),
+        ({"period": [1, 1, 1, 2]}, "duplicated"),
+        ({"units": [10, None, 5, 6]}, "missing or non-numeric"),
+    ],
+)
+def test_bad_weekly_sales_are_named(rows: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        weekly_sales(_weekly(rows))
+
+
+def test_bad_preset_settings_stop_before_sampling(uplift_cli, no_sampling, tmp_path: Path):
+    r = uplift_cli(
+        "demand",
+        "experiment=dominicks_tuna_pricing",
+        "demand.units=sales",
+        f"hydra.run.dir={tmp_path / 'a'}",
+    )
+    assert r.returncode == 2 and "demand.units='sales'" in r.stderr
+    r = uplift_cli(
+        "demand",
+        "experiment=dominicks_tuna_pricing",
+        "demand.unit_cost=null",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )
+    assert r.returncode == 2 and "no unit cost for segment(s)" in r.stderr
+    r = uplift_cli("demand", "demand.price_range=[0.9,0.1]", f"hydra.run.dir={tmp_path / 'c'}")
+    assert r.returncode == 2 and "demand.price_range" in r.stderr
+
+
+# ---- slow: real NUTS recovers a known log-log market ----------------------------------------
+TRUE_ELASTICITY = {"p1": -1.8, "p2": -2.5, "p3": -3.2, "p4": -4.0}
+TRUE_COST = {"p1": 1.0, "p2": 1.5, "p3": 2.0, "p4": 0.8}
+
+
+def synthetic_market(seed: int = 7, weeks: int = 208) -> tuple[pd.DataFrame, dict]:
+    """Weekly log-log demand with promotions that cut price and add display, traffic and a
+    yearly level shift: the confounding the model's controls are there for."""
+    rng = np.random.default_rng(seed)
+    traffic = np.exp(rng.normal(np.log(1e5), 0.08, weeks))
+    year = np.arange(weeks) // 52
+    rows, truth = [], {}
+    for j, (seg, e) in enumerate(TRUE_ELASTICITY.items()):
+        regular = TRUE_COST[seg] * 1.45
+        promo = rng.random(weeks) < 0.2
+        price = regular * np.exp(rng.normal(0, 0.04, weeks) - promo * rng.uniform(0.1, 0.3, weeks))
+        display = promo * rng.uniform(0.5, 1.0, weeks)
+        shift = 0.1 * (year - year.mean()) * (1 if j % 2 else -1)
+        log_units = (
+            np.log(2000 + 500 * j)
+            + e * np.log(price / regular)
+            + 0.4 * display
+            + 0.8 * np.log(traffic / 1e5)
+            + shift
+            + rng.normal(0, 0.2, weeks)
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "segment": seg,
+                    "week": np.arange(1, weeks + 1),
+                    "units": np.round(np.exp(log_units)).astype(int),
+                    "price": price,
+                    "unit_cost": TRUE_COST[seg],
+                    "display": display,
+                    "traffic": traffic,
+                }
+            )
+        )
+        truth[seg] = {"elasticity": e, "price": TRUE_COST[seg] * e / (1 + e)}
+    return pd.concat(rows, ignore_index=True), truth
+
+
+@pytest.mark.slow
+def test_nuts_recovers_known_elasticities_and_price(tmp_path: Path) -> None:
+    frame, truth = synthetic_market()
+    sales = weekly_sales(
+        frame.rename(columns={"week": "period"}), controls=["display"], has_traffic=True
+    )
+    model = LogLogDemandModel(sampler=SamplerSettings(draws=500, tune=500, chains=2, seed=5))
+    model.fit(sales)
+    assert model.diagnostics().r_hat_max < 1.02
+    e = model.elasticity_draws()
+    for seg, t in truth.items():
+        d = np.asarray(e.sel(segment=seg).values)
+        lo, hi = np.quantile(d, [0.02, 0.98])
+        assert lo <= t["elasticity"] <= hi, (seg, lo, hi, t)
+        assert abs(d.mean() - t["elasticity"]) < 0.2, (seg, d.mean(), t)
+    # the profit-maximising price on a fine grid sits at the Lerner price c e / (1 + e)
+    grid = np.linspace(0.8, 6.0, 1041)
+    units = model.demand_curve(grid).mean("sample")
+    for seg, t in truth.items():
+        cost = TRUE_COST[seg]
+        best = grid[np.argmax((grid - cost) * units.sel(segment=seg).values)]
+        assert best == pytest.approx(t["price"], rel=0.08), (seg, best, t)
