@@ -93,12 +93,40 @@ def test_tuna_preset_runs_end_to_end(uplift_cli, fake_sampler, tmp_path: Path, t
     assert "control_effect[display]" in set(coef["coefficient"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["converged"] and summary["model"]["cross_price"]
-    assert set(summary["total_profit"]) == {"win_win", "cost_plus", "today"}
+    assert set(summary["total_profit"]) == {"win_win", "cost_plus", "today", "win_win_together"}
     assert "| Star Kist 6oz |" in (out / "report.md").read_text()
     prices = pd.read_csv(out / "prices.csv")
     np.testing.assert_allclose(
         prices.set_index("segment")["price"].reindex(t.index), t["win_win_price"]
     )
+
+
+def test_joint_prices_agree_with_the_curves_where_they_should(fake_sampler) -> None:
+    """All segments at today's prices: the joint scenario is each curve read at today's price.
+    One segment moved: only its own units follow its curve; the others move by their cross
+    effect, exp(kappa[h] x log(p_new / p_today) / (G - 1)) (hand-computed)."""
+    frame, _ = synthetic_market(weeks=104)
+    sales = weekly_sales(frame.rename(columns={"week": "period"}), controls=["display"])
+    model = LogLogDemandModel(
+        sampler=SamplerSettings(draws=50, chains=2, seed=1), cross_price=True
+    ).fit(sales)
+    today = {"p1": 1.4, "p2": 2.1, "p3": 2.9, "p4": 1.2}
+    segs = model.segments
+    joint = model.expected_units(today)
+    for i, s in enumerate(segs):
+        curve = model.demand_curve([today[s]], others_at=today).sel(segment=s).values[:, 0]
+        np.testing.assert_allclose(joint[:, i], curve, rtol=1e-10)
+    moved = model.expected_units({**today, "p1": 1.2})
+    kappa = np.asarray(
+        model.idata["posterior"]["cross_price_elasticity"]
+        .stack(sample=("chain", "draw"))
+        .transpose("sample", ...)
+        .values
+    )
+    factor = np.exp(kappa[:, 1:] * np.log(1.2 / 1.4) / 3)
+    np.testing.assert_allclose(moved[:, 1:], joint[:, 1:] * factor, rtol=1e-10)
+    own = model.demand_curve([1.2], others_at=today).sel(segment="p1").values[:, 0]
+    np.testing.assert_allclose(moved[:, 0], own, rtol=1e-10)
 
 
 def _weekly(rows: dict) -> pd.DataFrame:

@@ -324,7 +324,8 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
             "not to be trusted. Sample longer (sampler.draws=4000 sampler.tune=2000) or, to "
             "look anyway, optimize.allow_unconverged=true"
         )
-    units = model.demand_curve(grid)  # (sample, segment, price), units per period
+    # (sample, segment, price) units per period, the other segments at today's prices
+    units = model.demand_curve(grid, others_at=today.to_dict())
     step = -(-units.sizes["sample"] // PRICING_DRAWS)
     units = units.isel(sample=slice(None, None, step))
     scale = units.max(dim=("sample", "price"))  # demand in [0, 1] x scale = units
@@ -362,6 +363,11 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
             pdraws[:, g, problem.snap(today.to_numpy(float))].sum(axis=1), cfg.hdi_prob
         ),
     }
+    if cfg.cross_price:
+        # every segment at its win-win price at once: own and cross effects together
+        together = model.expected_units(table.set_index("segment")["win_win_price"].to_dict())
+        margin = table["win_win_price"].to_numpy(float) - problem.unit_cost
+        totals["win_win_together"] = _total((together[::step] * margin).sum(axis=1), cfg.hdi_prob)
     notes = [
         "win-win price: the price maximising expected profit per period, (price - unit cost) x "
         "expected units, within the segment's observed price range (no extrapolation of the "
@@ -379,7 +385,8 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
         notes.append(
             "each segment's win-win price holds the others at today's prices; moving several at "
             "once gains less where segments substitute (cross_price_elasticity > 0 in "
-            "elasticities.csv)"
+            "elasticities.csv); total_profit.win_win_together: every segment at its win-win "
+            "price at once"
         )
     out_of_range = table.loc[~table["cost_plus_in_range"], "segment"].tolist()
     if out_of_range:

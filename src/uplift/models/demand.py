@@ -37,7 +37,7 @@ at 0 (no promotion), traffic at its mean over that block, lognormal mean ``exp(m
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -183,7 +183,7 @@ class LogLogDemandModel:
             raise ValueError(f"block_periods must be >= 2 or null, got {block_periods}")
         self.block_periods = block_periods
         self.cross_price = cross_price
-        self._today_other = np.zeros(0)
+        self._today_x = np.zeros(0)
         self.idata = None
         self.segments: list[str] = []
         self.reference: dict[str, float] = {}
@@ -273,7 +273,6 @@ class LogLogDemandModel:
         today = pd.Series(x[block == 0]).groupby(seg[block == 0]).median()
         today = today.reindex(range(G)).fillna(0.0).to_numpy()
         self._today_x = today
-        self._today_other = (today.sum() - today) / max(G - 1, 1)
         return other
 
     def fit(self, sales: WeeklySales) -> LogLogDemandModel:
@@ -306,21 +305,52 @@ class LogLogDemandModel:
             name="elasticity",
         )
 
-    def demand_curve(self, price_grid: Sequence[float] | np.ndarray) -> xr.DataArray:
+    def _level(self) -> np.ndarray:
+        """(sample, segment) log expected units at the reference price in an ordinary period
+        of the latest block, before the other segments' prices (lognormal mean included)."""
+        alpha, sigma = self._draws("intercept"), self._draws("sigma")
+        level = alpha + sigma**2 / 2
+        post = self.idata["posterior"]  # type: ignore[index]
+        if "block_effect" in post:
+            level = level + self._draws("block_effect")[:, :, 0]  # block 0: the latest
+        if "traffic_elasticity" in post:
+            level = level + self._draws("traffic_elasticity") * self._latest_log_traffic
+        return level
+
+    def _log_relative(self, prices: Mapping[str, float] | None) -> np.ndarray:
+        """(segment,) log(price / reference); None: the medians of the latest block."""
+        if prices is None:
+            return np.asarray(self._today_x if self.cross_price else np.zeros(len(self.segments)))
+        missing = sorted(set(self.segments) - {str(k) for k in prices})
+        if missing:
+            raise ValueError(f"no price given for segment(s) {missing}")
+        p = np.array([float(prices[s]) for s in self.segments])
+        if not np.isfinite(p).all() or (p <= 0).any():
+            raise ValueError(f"prices must be positive and finite, got {dict(prices)}")
+        return np.log(p) - np.log([self.reference[s] for s in self.segments])
+
+    def _cross(self, x: np.ndarray) -> np.ndarray:
+        """(sample, segment) cross-price term with the segments at log relative prices x."""
+        G = len(self.segments)
+        other = (x.sum() - x) / max(G - 1, 1)
+        return self._draws("cross_price_elasticity") * other[None, :]
+
+    def demand_curve(
+        self,
+        price_grid: Sequence[float] | np.ndarray,
+        others_at: Mapping[str, float] | None = None,
+    ) -> xr.DataArray:
         """Expected units per period in an ordinary period of the latest block (controls 0,
-        traffic at that block's mean, the other segments at today's prices when
-        ``cross_price``) at each grid price; dims (sample, segment, price)."""
+        traffic at that block's mean) at each grid price, one segment's price moving while,
+        with ``cross_price``, the others stay at ``others_at`` (default: the latest block's
+        median prices); dims (sample, segment, price)."""
         grid = np.asarray(price_grid, dtype=float)
         if grid.ndim != 1 or grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
             raise ValueError("price_grid must be a non-empty 1-D array of positive prices")
-        alpha, beta, sigma = (self._draws(n) for n in ("intercept", "elasticity", "sigma"))
-        level = alpha + sigma**2 / 2
-        if "block_effect" in self.idata["posterior"]:  # type: ignore[index]
-            level = level + self._draws("block_effect")[:, :, 0]  # block 0: the latest
-        if "traffic_elasticity" in self.idata["posterior"]:  # type: ignore[index]
-            level = level + self._draws("traffic_elasticity") * self._latest_log_traffic
-        if self.cross_price:  # the other segments at today's prices
-            level = level + self._draws("cross_price_elasticity") * self._today_other[None, :]
+        level = self._level()
+        if self.cross_price:
+            level = level + self._cross(self._log_relative(others_at))
+        beta = self._draws("elasticity")
         ref = np.log([self.reference[s] for s in self.segments])
         x = np.log(grid)[None, None, :] - ref[None, :, None]
         return xr.DataArray(
@@ -329,6 +359,16 @@ class LogLogDemandModel:
             coords={"segment": self.segments, "price": grid},
             name="expected_units",
         )
+
+    def expected_units(self, prices: Mapping[str, float]) -> np.ndarray:
+        """(sample, segment) expected units per period with every segment at ``prices`` at
+        once (own and, with ``cross_price``, cross effects): the joint scenario that
+        per-segment curves, each holding the others fixed, do not show."""
+        x = self._log_relative(prices)
+        log_units = self._level() + self._draws("elasticity") * x[None, :]
+        if self.cross_price:
+            log_units = log_units + self._cross(x)
+        return np.exp(log_units)
 
     def coefficient_table(self, hdi_prob: float) -> pd.DataFrame:
         """One row per (segment, coefficient): mean, sd and HDI of every per-segment term."""
