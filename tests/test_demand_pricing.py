@@ -93,7 +93,14 @@ def test_tuna_preset_runs_end_to_end(uplift_cli, fake_sampler, tmp_path: Path, t
     assert "control_effect[display]" in set(coef["coefficient"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["converged"] and summary["model"]["cross_price"]
-    assert set(summary["total_profit"]) == {"win_win", "cost_plus", "today", "win_win_together"}
+    totals = summary["total_profit"]
+    assert set(totals) == {"win_win", "cost_plus", "today", "win_win_together", "category"}
+    # the category search starts from the win-win prices and only takes improving moves
+    assert totals["category"]["mean"] >= totals["win_win_together"]["mean"] - 1e-6
+    assert (t["category_price"] >= t["price_floor"] - tol).all()
+    assert (t["category_price"] <= t["price_ceiling"] + tol).all()
+    assert (t["category_price_hdi_low"] <= t["category_price_hdi_high"]).all()
+    assert t["category_expected_profit"].sum() == pytest.approx(totals["category"]["mean"])
     assert "| Star Kist 6oz |" in (out / "report.md").read_text()
     prices = pd.read_csv(out / "prices.csv")
     np.testing.assert_allclose(

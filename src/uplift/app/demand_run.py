@@ -68,6 +68,13 @@ DEMAND_PRICE_COLUMNS = [
     "gain_over_today_hdi_high",
     "prob_beats_today",
     "binding_constraints",
+    "category_price",
+    "category_price_hdi_low",
+    "category_price_hdi_high",
+    "category_expected_units",
+    "category_expected_profit",
+    "category_profit_hdi_low",
+    "category_profit_hdi_high",
 ]
 
 
@@ -245,7 +252,51 @@ def demand_price_table(
             "binding_constraints": t["binding_constraints"].to_numpy(),
         }
     )
-    return out[DEMAND_PRICE_COLUMNS]
+    return out
+
+
+def category_prices(
+    model: LogLogDemandModel,
+    grids: list[np.ndarray],
+    cost: np.ndarray,
+    start: np.ndarray,
+    step: int,
+    sweeps: int = 25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prices that maximise the whole category's profit, each segment's substitution included.
+
+    Coordinate ascent over each segment's own grid (``grids[g]``), from ``start``: move one
+    segment to its best grid price given the others, sweep until nothing moves. Returns the
+    expected-profit optimum (G,) and the same search run draw by draw (S, G), whose spread is
+    the interval. Coupled through the cross-price effects, so not the separable problem
+    ``PriceOptimizer`` solves; a local optimum in general (the profit surface of a
+    constant-elasticity model with modest cross effects has one peak in the searched box).
+    """
+    G = len(grids)
+    S = model.joint_units(start[None, None, :], step).shape[0]
+
+    def ascend(per_draw: bool) -> np.ndarray:
+        cur = np.tile(np.asarray(start, dtype=float), (S if per_draw else 1, 1))  # (R, G)
+        for _ in range(sweeps):
+            moved = False
+            for g in range(G):
+                cand = np.repeat(cur[:, None, :], len(grids[g]), axis=1)  # (R, K, G)
+                cand[:, :, g] = grids[g][None, :]
+                if per_draw:
+                    prof = (model.joint_units(cand, step) * (cand - cost)).sum(axis=-1)
+                    best = grids[g][prof.argmax(axis=1)]  # (S,)
+                else:
+                    units = model.joint_units(np.broadcast_to(cand, (S, *cand.shape[1:])), step)
+                    prof = (units * (cand - cost)).sum(axis=-1).mean(axis=0)  # (K,)
+                    best = np.full(1, grids[g][prof.argmax()])
+                if not np.allclose(best, cur[:, g]):
+                    moved = True
+                cur[:, g] = best
+            if not moved:
+                break
+        return cur
+
+    return ascend(False)[0], ascend(True)
 
 
 def _total(draws: np.ndarray, prob: float) -> dict[str, float]:
@@ -264,11 +315,13 @@ def _markdown(table: pd.DataFrame, summary: dict[str, Any]) -> str:
         f"-{summary['data']['last_period']}). Model: {NAME}, fit {summary['fit_seconds']:.1f} s, "
         f"{summary['diagnostics']}.",
         "",
-        f"Profit is per period at the latest level of demand, {pct}% HDIs in brackets.",
+        f"Profit is per period at the latest level of demand, {pct}% HDIs in brackets. "
+        "Win-win: each segment's best price with the others at today's; category: all set "
+        "together, substitution between segments included.",
         "",
         "| segment | elasticity | today | cost | cost-plus | win-win price | win-win profit "
-        "| cost-plus profit | P(beats cost-plus) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cost-plus profit | P(beats cost-plus) | category price | category profit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table.itertuples():
         lines.append(
@@ -278,7 +331,9 @@ def _markdown(table: pd.DataFrame, summary: dict[str, Any]) -> str:
             f"{r.win_win_price_hdi_high:.3f}] | {r.win_win_expected_profit:,.0f} "
             f"[{r.win_win_profit_hdi_low:,.0f}, {r.win_win_profit_hdi_high:,.0f}] "
             f"| {r.cost_plus_expected_profit:,.0f} [{r.cost_plus_profit_hdi_low:,.0f}, "
-            f"{r.cost_plus_profit_hdi_high:,.0f}] | {r.prob_beats_cost_plus:.2f} |"
+            f"{r.cost_plus_profit_hdi_high:,.0f}] | {r.prob_beats_cost_plus:.2f} "
+            f"| {r.category_price:.3f} [{r.category_price_hdi_low:.3f}, "
+            f"{r.category_price_hdi_high:.3f}] | {r.category_expected_profit:,.0f} |"
         )
     tot = summary["total_profit"]
     lines += [
@@ -363,11 +418,30 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
             pdraws[:, g, problem.snap(today.to_numpy(float))].sum(axis=1), cfg.hdi_prob
         ),
     }
-    if cfg.cross_price:
-        # every segment at its win-win price at once: own and cross effects together
-        together = model.expected_units(table.set_index("segment")["win_win_price"].to_dict())
-        margin = table["win_win_price"].to_numpy(float) - problem.unit_cost
-        totals["win_win_together"] = _total((together[::step] * margin).sum(axis=1), cfg.hdi_prob)
+    # the category view: every segment's price set together, substitution included
+    cost_g = problem.unit_cost
+    grids = [problem.prices[allowed[i]] for i in range(len(segments))]
+    win_prices = table["win_win_price"].to_numpy(float)
+    cat, cat_draws = category_prices(model, grids, cost_g, win_prices, step)
+    S = cat_draws.shape[0]
+
+    def joint_profit(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        units = model.joint_units(np.broadcast_to(prices, (S, 1, len(segments))), step)[:, 0]
+        return units, units * (prices - cost_g)
+
+    cat_units, cat_profit = joint_profit(cat)
+    c_lo, c_hi = _interval(cat_draws, cfg.hdi_prob)
+    cp_lo, cp_hi = _interval(cat_profit, cfg.hdi_prob)
+    table["category_price"] = cat
+    table["category_price_hdi_low"] = c_lo
+    table["category_price_hdi_high"] = c_hi
+    table["category_expected_units"] = cat_units.mean(axis=0)
+    table["category_expected_profit"] = cat_profit.mean(axis=0)
+    table["category_profit_hdi_low"] = cp_lo
+    table["category_profit_hdi_high"] = cp_hi
+    table = table[DEMAND_PRICE_COLUMNS]
+    totals["win_win_together"] = _total(joint_profit(win_prices)[1].sum(axis=1), cfg.hdi_prob)
+    totals["category"] = _total(cat_profit.sum(axis=1), cfg.hdi_prob)
     notes = [
         "win-win price: the price maximising expected profit per period, (price - unit cost) x "
         "expected units, within the segment's observed price range (no extrapolation of the "
@@ -386,7 +460,8 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
             "each segment's win-win price holds the others at today's prices; moving several at "
             "once gains less where segments substitute (cross_price_elasticity > 0 in "
             "elasticities.csv); total_profit.win_win_together: every segment at its win-win "
-            "price at once"
+            "price at once; category_price: the prices that maximise the category's profit "
+            "with substitution included (total_profit.category)"
         )
     out_of_range = table.loc[~table["cost_plus_in_range"], "segment"].tolist()
     if out_of_range:

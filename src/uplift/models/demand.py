@@ -370,6 +370,23 @@ class LogLogDemandModel:
             log_units = log_units + self._cross(x)
         return np.exp(log_units)
 
+    def joint_units(self, prices: np.ndarray, step: int = 1) -> np.ndarray:
+        """Expected units with every segment's price set together, draw by draw.
+
+        ``prices``: (S, C, G) prices per draw (every ``step``-th draw, S of them), candidate
+        scenario C and segment (order :attr:`segments`); returns units of the same shape.
+        Vectorised for the joint price search, where each candidate moves one segment.
+        """
+        ref = np.log([self.reference[s] for s in self.segments])
+        x = np.log(np.asarray(prices, dtype=float)) - ref
+        level = self._level()[::step, None, :]
+        log_units = level + self._draws("elasticity")[::step, None, :] * x
+        if self.cross_price:
+            G = len(self.segments)
+            other = (x.sum(axis=-1, keepdims=True) - x) / max(G - 1, 1)
+            log_units = log_units + self._draws("cross_price_elasticity")[::step, None, :] * other
+        return np.exp(log_units)
+
     def coefficient_table(self, hdi_prob: float) -> pd.DataFrame:
         """One row per (segment, coefficient): mean, sd and HDI of every per-segment term."""
         from uplift.stats import hdi
