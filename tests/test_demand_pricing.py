@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uplift.app.demand_run import DEMAND_PRICE_COLUMNS
+from uplift.app.demand_run import DEMAND_PRICE_COLUMNS, category_prices
 from uplift.data.datasets import shipped_path
 from uplift.models.demand import LogLogDemandModel, weekly_sales
 from uplift.models.settings import SamplerSettings
@@ -134,6 +134,22 @@ def test_joint_prices_agree_with_the_curves_where_they_should(fake_sampler) -> N
     np.testing.assert_allclose(moved[:, 1:], joint[:, 1:] * factor, rtol=1e-10)
     own = model.demand_curve([1.2], others_at=today).sel(segment="p1").values[:, 0]
     np.testing.assert_allclose(moved[:, 0], own, rtol=1e-10)
+
+
+def test_category_search_without_substitution_is_each_segments_own_optimum(fake_sampler):
+    """No cross effects: the joint search must land on each segment's own grid optimum, the
+    brute-force argmax of (price - cost) x units, from any start; draw by draw too."""
+    frame, _ = synthetic_market(weeks=104)
+    sales = weekly_sales(frame.rename(columns={"week": "period"}), controls=["display"])
+    model = LogLogDemandModel(sampler=SamplerSettings(draws=40, chains=2, seed=2)).fit(sales)
+    cost = np.array([TRUE_COST[s] for s in model.segments])
+    grids = [np.linspace(c * 1.05, c * 3.0, 60) for c in cost]
+    cat, per_draw = category_prices(model, grids, cost, cost * 2.9, step=1)
+    for g, s in enumerate(model.segments):
+        units = model.demand_curve(grids[g]).sel(segment=s).values  # (sample, price)
+        profit = (grids[g] - cost[g]) * units
+        assert cat[g] == grids[g][profit.mean(axis=0).argmax()]
+        np.testing.assert_array_equal(per_draw[:, g], grids[g][profit.argmax(axis=1)])
 
 
 def _weekly(rows: dict) -> pd.DataFrame:
