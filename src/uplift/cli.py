@@ -375,6 +375,16 @@ def _clv(cfg: DictConfig) -> None:
     print(f"uplift clv: {summary.get('message', 'done')}; outputs in {out}")
 
 
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _demand(cfg: DictConfig) -> None:
+    """``uplift demand``: win-win prices per segment from weekly sales history."""
+    _quiet_libraries()
+    from uplift.app.demand_run import run_demand
+
+    _, out, summary = _execute("demand", _typed(cfg), run_demand, (ValueError,))
+    print(f"uplift demand: {summary.get('message', 'done')}; outputs in {out}")
+
+
 def _wave_verb(verb: str, job_name: str):
     """``uplift next-wave`` / ``uplift evaluate-policy`` (:mod:`uplift.waves`): bad input (a
     missing run folder or column, an unknown segment) exits 2 with its message."""
@@ -397,6 +407,7 @@ VERBS = {
     "run": _app,
     "design": _design,
     "clv": _clv,
+    "demand": _demand,
     "next-wave": _wave_verb("next-wave", "next_wave"),
     "evaluate-policy": _wave_verb("evaluate-policy", "evaluate_wave_policy"),
 }
@@ -426,9 +437,9 @@ def _share_config_store() -> None:
 
 
 def main() -> None:
-    """``uplift [run|design|clv|next-wave|evaluate-policy] [overrides...]``: ``run`` (default)
-    fits and allocates; ``design`` sizes a test; ``clv`` values customers from their
-    transactions; ``next-wave`` assigns the next wave from a run, ``evaluate-policy`` values a
+    """``uplift [run|design|clv|demand|next-wave|evaluate-policy] [overrides...]``: ``run``
+    (default) fits and allocates; ``design`` sizes a test; ``clv`` values customers from their
+    transactions; ``demand`` prices segments from weekly sales history; ``next-wave`` assigns the next wave from a run, ``evaluate-policy`` values a
     run's policy on a later wave (:mod:`uplift.waves`). ``uplift init DATA`` drafts
     a preset for a data file (:mod:`uplift.app.init_preset`)."""
     if len(sys.argv) > 1 and sys.argv[1] == "init":

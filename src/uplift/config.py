@@ -652,6 +652,59 @@ class ClvConfig:
 
 
 @dataclass
+class DemandConfig:
+    """``uplift demand``: per-segment prices from weekly sales history (scanner data).
+
+    ``path``: a csv/parquet table with one row per segment (a product, a store cluster) and
+    period; the other keys name its columns. ``log_prices``: the price and unit-cost columns hold
+    log prices (as in the Dominick's data). ``unit_cost`` (a column) or ``unit_cost_by_segment``
+    gives cost; today's price and cost are the medians over the last ``today_periods`` periods.
+    Prices are searched in each segment's observed range (the ``price_range`` quantiles of its
+    prices in the fit), so the constant-elasticity curve is never extrapolated; cost-plus is
+    ``cost x (1 + cost_plus_markup)``. See README, "Pricing from sales history".
+    """
+
+    path: str | None = None
+    segment: str = "segment"
+    period: str = "week"
+    units: str = "units"
+    price: str = "price"
+    unit_cost: str | None = "unit_cost"
+    unit_cost_by_segment: dict[str, float] = field(default_factory=dict)
+    log_prices: bool = False
+    traffic: str | None = None
+    controls: list[str] = field(default_factory=list)
+    cross_price: bool = False
+    block_periods: int | None = 52
+    today_periods: int = 52
+    price_range: list[float] = field(default_factory=lambda: [0.05, 0.95])
+    grid_num: int = 41
+    cost_plus_markup: float = 0.3
+    hdi_prob: float = 0.94
+    constraints: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.price_range) != 2 or not 0 <= self.price_range[0] < self.price_range[1] <= 1:
+            raise ValueError(
+                f"demand.price_range must be two quantiles 0 <= low < high <= 1, got "
+                f"{list(self.price_range)}"
+            )
+        if self.grid_num < 2:
+            raise ValueError(f"demand.grid_num must be >= 2, got {self.grid_num}")
+        if self.today_periods < 1:
+            raise ValueError(f"demand.today_periods must be >= 1, got {self.today_periods}")
+        if self.cost_plus_markup < 0:
+            raise ValueError(f"demand.cost_plus_markup must be >= 0, got {self.cost_plus_markup}")
+        if not 0 < self.hdi_prob < 1:
+            raise ValueError(f"demand.hdi_prob must be in (0, 1), got {self.hdi_prob}")
+        if self.block_periods is not None and self.block_periods < 2:
+            raise ValueError(
+                f"demand.block_periods must be >= 2 or null (no period effects), got "
+                f"{self.block_periods}"
+            )
+
+
+@dataclass
 class EvaluateConfig:
     """Held-out evaluation of how well the run's uplift ranks customers (``evaluation.csv``).
 
@@ -758,6 +811,7 @@ class AppConfig:
     #: guardrail metrics: fit and reported per arm and segment, optionally vetoing arms
     guardrails: list[GuardrailConfig] = field(default_factory=list)
     wave: WaveConfig = field(default_factory=WaveConfig)
+    demand: DemandConfig = field(default_factory=DemandConfig)
 
     def __post_init__(self) -> None:
         names = [g.name for g in self.guardrails]
