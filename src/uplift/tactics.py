@@ -18,6 +18,9 @@ class Tactic(StrEnum):
     MARGIN = "margin"
     RETENTION = "retention"
     REFERRAL = "referral"
+    #: lowers what serving the customer costs (e.g. a move to a cheaper channel); its benefit is
+    #: the cost saved (``uplift.value.tactic_value``)
+    COST_TO_SERVE = "cost_to_serve"
 
     @classmethod
     def parse(cls, value: str, *, where: str = "tactic") -> Tactic:
