@@ -282,3 +282,218 @@ def test_retention_ceiling_rule_caps_spend_at_the_ceiling_and_is_named_when_infe
             [TotalBudget(5000.0), strict, TacticSpend("retention", min_spend=180.0)],
             integer=False,
         ).solve(p)
+
+
+# ---- in a run (fake sampler: wiring only) ----------------------------------------------------------
+
+
+def _run_customers(n: int = 300, seed: int = 5) -> pd.DataFrame:
+    """Two segments, a retention call and a referral bonus against control; every customer has a
+    cost to serve (segment x: 10, y: 4 among control customers) and a wallet of 100."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for seg, serve in (("x", 10.0), ("y", 4.0)):
+        for arm, p in (("control", 0.5), ("call", 0.6), ("bonus", 0.55)):
+            conv = rng.binomial(1, p, n)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "segment": seg,
+                        "arm": arm,
+                        "converted": conv,
+                        "revenue": conv * 40.0,
+                        "serve": serve if arm == "control" else serve + 1.0,
+                        "wallet": 100.0,
+                    }
+                )
+            )
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "customer_id", np.arange(1, len(out) + 1))
+    return out
+
+
+def _run_overrides(path: Path, *extra: str) -> list[str]:
+    return [
+        "data=csv",
+        f"data.path={path}",
+        "data.columns.orders=null",
+        "data.columns.segments=[segment]",
+        "data.columns.cost_to_serve=serve",
+        "data.columns.wallet=wallet",
+        "tactics=custom",
+        "+tactics.arms.control={tactic: control}",
+        "+tactics.arms.call={tactic: retention, cost: 2.0}",
+        "+tactics.arms.bonus={tactic: referral, cost: 1.0}",
+        "value.margin=0.5",
+        "optimize.budget=1000",
+        "sampler=fast",
+        "optimize.allow_unconverged=true",
+        "optimize.frontier.enabled=false",
+        "evaluate.crossfit_folds=0",
+        "report.plots=false",
+        *extra,
+    ]
+
+
+def test_run_writes_value_tables_net_of_cost_to_serve(tmp_path, fake_sampler):
+    import uplift
+
+    csv = tmp_path / "customers.csv"
+    df = _run_customers()
+    df.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    rule = "optimize.constraints=[{type: total_budget, budget: 1000}, {type: retention_ceiling}]"
+    uplift.run(uplift.compose_config(_run_overrides(csv, rule)), out)
+
+    v = pd.read_csv(out / "value_per_unit.csv", keep_default_na=False).set_index(
+        ["tactic", "segment"]
+    )
+    assert list(v.reset_index().columns[:-1]) == [
+        "tactic", "segment", "metric", "family", "native_family", "native_outcome",
+        "value_per_unit", "cost_to_serve", "source",
+    ]  # fmt: skip
+    # observed value: margin 0.5 x 40 per converter = 20, minus cost to serve 10 (x) / 4 (y)
+    assert v.loc[("retention", "x"), "value_per_unit"] == pytest.approx(10.0)
+    assert v.loc[("retention", "y"), "value_per_unit"] == pytest.approx(16.0)
+    assert v.loc[("retention", "x"), "source"] == "native"
+    assert v.loc[("referral", "x"), "source"] == "metric"  # a binary fit: value per conversion
+    assert v.loc[("referral", "y"), "value_per_unit"] == pytest.approx(16.0)
+
+    c = pd.read_csv(out / "retention_ceiling.csv")
+    assert set(c["segment"]) == {"x", "y"} and set(c["arm"]) == {"call"}
+    row = c.set_index("segment").loc["x"]
+    assert row["value_if_kept"] == pytest.approx(10.0)
+    assert row["ceiling"] == pytest.approx(10.0 * row["effect"], rel=1e-4)
+    assert row["ceiling_hdi_low"] <= row["ceiling"] <= row["ceiling_hdi_high"]
+
+    w = pd.read_csv(out / "share_of_wallet_by_segment.csv").set_index("segment")
+    conv = df.groupby("segment")["converted"].sum()
+    assert w.loc["x", "share_of_wallet"] == pytest.approx(
+        conv["x"] * 40.0 / (900 * 100.0), rel=1e-5
+    )
+    per_customer = pd.read_csv(out / "share_of_wallet.csv")
+    assert len(per_customer) == len(df) and "headroom_worth" in per_customer.columns
+
+    alloc = pd.read_csv(out / "allocation.csv")
+    assert "retention" in set(alloc["tactic"])
+
+
+def test_bad_cost_to_serve_column_is_named_before_sampling(tmp_path, no_sampling):
+    import uplift
+    from uplift.data import DataValidationError
+
+    csv = tmp_path / "customers.csv"
+    _run_customers(n=20).assign(serve=-1.0).to_csv(csv, index=False)
+    with pytest.raises(DataValidationError, match=r"'serve' \(data.columns.cost_to_serve\)"):
+        uplift.run(uplift.compose_config(_run_overrides(csv)), tmp_path / "a")
+    with pytest.raises(ValueError, match="value.tactics.referral: unknown key"):
+        uplift.compose_config(_run_overrides(csv, "+value.tactics={referral: {clv: 3}}"))
+
+
+# ---- customer value (uplift clv): net of cost to serve, headroom, retention ceiling -------------
+
+
+def _clv_draws():
+    import xarray as xr
+
+    def da(rows):
+        return xr.DataArray(
+            np.array(rows, dtype=float),
+            dims=("sample", "customer"),
+            coords={"customer": ["A", "B"]},
+        )
+
+    return xr.Dataset(
+        {
+            "clv": da([[100, 10], [120, 10]]),
+            "p_alive": da([[0.5, 1.0], [0.5, 1.0]]),
+            "clv_if_alive": da([[200, 10], [240, 10]]),
+        }
+    )
+
+
+def test_value_table_nets_cost_to_serve_adds_headroom_and_retention_ceiling():
+    """A: CLV 100/120 at P(alive) 0.5, cost to serve 20 -> 100 - 10, 120 - 10: mean 100; value
+    if kept 200 - 20, 240 - 20. B: CLV 10, always alive, cost 15 -> -5; headroom worth 30 ->
+    strategic 25, grows on it. Retention effect 0.1 (sd 0): ceiling A (180 + 220) / 2 x 0.1
+    = 20, B -0.5."""
+    from uplift.value.tiers import value_table
+
+    seg = pd.Series({"A": "s", "B": "s"})
+    t = value_table(
+        _clv_draws(),
+        segments=seg,
+        cost_to_serve=pd.Series({"A": 20.0, "B": 15.0}),
+        headroom_worth=pd.Series({"A": 0.0, "B": 30.0}),
+        retention_effect=pd.DataFrame({"mean": [0.1], "sd": [0.0]}, index=["s"]),
+    )
+    assert t["actual_value"].tolist() == pytest.approx([100.0, -5.0])
+    assert t["cost_to_serve"].tolist() == [20.0, 15.0]
+    assert t["strategic_value"].tolist() == pytest.approx([100.0, 25.0])
+    assert t["upside"].tolist() == [0.0, 30.0]
+    assert t["retention_ceiling"].tolist() == pytest.approx([20.0, -0.5])
+    assert t["retention_ceiling_hdi_low"].tolist() == pytest.approx([18.0, -0.5])
+    assert t["action"].tolist() == ["keep", "grow"]
+    # without the options nothing changes: actual = CLV
+    plain = value_table(_clv_draws())
+    assert plain["actual_value"].tolist() == pytest.approx([110.0, 10.0])
+    assert "cost_to_serve" not in plain.columns and "upside" not in plain.columns
+
+
+@pytest.mark.slow  # two CDNOW CLV fits (Laplace), ~90 s on 2 busy cores
+def test_clv_run_uses_attributes_and_retention_effect(tmp_path):
+    """``uplift clv`` with clv.attributes_path (cost to serve 5, wallet 1,000 per customer) and
+    an uplift run whose retention arm lowers P(leave) by 0.1 in both segments: customer_value.csv
+    has value net of cost to serve, share of wallet, headroom worth and the retention ceiling."""
+    import json
+
+    from uplift import compose_config
+    from uplift.app.clv_run import run_clv
+    from uplift.value.datasets import load_cdnow
+
+    ids = load_cdnow().transactions["customer_id"].astype(str).unique()
+    pd.DataFrame({"customer_id": ids, "cost_to_serve": 5.0, "wallet": 1000.0}).to_csv(
+        tmp_path / "attrs.csv", index=False
+    )
+    pd.DataFrame(
+        {"customer_id": ids, "segment": np.where(np.arange(len(ids)) % 2 == 0, "a", "b")}
+    ).to_csv(tmp_path / "segments.csv", index=False)
+    pd.DataFrame(
+        {
+            "tactic": ["retention"] * 4,
+            "segment": ["a", "a", "b", "b"],
+            "metric": ["conversion", "profit_per_treated"] * 2,
+            "mean": [0.1, 1.0, 0.1, 1.0],
+            "sd": [0.0, 0.5, 0.0, 0.5],
+        }
+    ).to_csv(tmp_path / "uplift.csv", index=False)
+    base = ["experiment=cdnow_clv", "clv.method=laplace"]
+    run_clv(compose_config(base), tmp_path / "plain")
+    run_clv(
+        compose_config(
+            [
+                *base,
+                f"clv.attributes_path={tmp_path / 'attrs.csv'}",
+                f"clv.uplift_path={tmp_path / 'uplift.csv'}",
+                f"clv.segments_path={tmp_path / 'segments.csv'}",
+            ]
+        ),
+        tmp_path / "out",
+    )
+    plain = pd.read_csv(tmp_path / "plain" / "customer_value.csv", dtype={"customer_id": str})
+    cv = pd.read_csv(tmp_path / "out" / "customer_value.csv", dtype={"customer_id": str})
+    cv = cv.set_index("customer_id").loc[plain["customer_id"]]
+    net = plain["clv_mean"].to_numpy() - 5.0 * plain["p_alive"].to_numpy()
+    np.testing.assert_allclose(cv["clv_mean"], net, rtol=1e-4, atol=1e-3)
+    assert (cv["cost_to_serve"] == 5.0).all()
+    share = cv["projected_revenue"] / 1000.0
+    np.testing.assert_allclose(cv["share_of_wallet"], share.clip(upper=1.0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        cv["headroom_worth"], 0.3 * (1000.0 - cv["projected_revenue"]).clip(lower=0), rtol=1e-4
+    )  # cdnow_clv: clv.margin 0.3, capture 1
+    # 0.1 x (value if kept - 5), and value if kept >= CLV: above 1.5 where CLV is above 20
+    rich = (plain["clv_mean"] > 20).to_numpy()
+    assert rich.sum() > 100 and (cv["retention_ceiling"].to_numpy()[rich] > 1.5).all()
+    assert (cv["retention_ceiling_hdi_low"] <= cv["retention_ceiling"] + 1e-6).all()
+    assert (cv["retention_ceiling"] <= cv["retention_ceiling_hdi_high"] + 1e-6).all()
+    assert json.loads((tmp_path / "out" / "clv_summary.json").read_text())

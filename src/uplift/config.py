@@ -673,9 +673,24 @@ class ClvConfig:
     # uplift run's uplift_by_segment.csv; segments_path maps customer_id -> that run's segment
     uplift_path: str | None = None
     segments_path: str | None = None
+    # value net of cost to serve and share of wallet: cost_to_serve per active customer over
+    # the horizon (currency), or per customer from attributes_path (csv: customer_id plus any
+    # of cost_to_serve, wallet = estimated category spend over the horizon, categories =
+    # categories bought, with wallet_categories on offer); headroom_capture: share of the
+    # headroom counted as worth winning (1: all of it, an upper bound)
+    cost_to_serve: float | None = None
+    attributes_path: str | None = None
+    wallet_categories: int | None = None
+    headroom_capture: float = 1.0
 
     def __post_init__(self) -> None:
         self.method = choice(ClvMethod, "clv.method", self.method)
+        if self.cost_to_serve is not None:
+            _positive("clv.cost_to_serve", self.cost_to_serve, allow_zero=True)
+        if self.wallet_categories is not None:
+            _positive("clv.wallet_categories", self.wallet_categories)
+        if not 0 <= self.headroom_capture <= 1:
+            raise ValueError(f"clv.headroom_capture must be in [0, 1], got {self.headroom_capture}")
         self.time_unit = choice(TimeUnit, "clv.time_unit", self.time_unit)
 
 
