@@ -30,8 +30,7 @@ from uplift.models.settings import (
     SpendPriors,
 )
 from uplift.optimize.settings import IntegerMethod, PricingMethod
-from uplift.tactics import ArmMap, Tactic
-from uplift.value.tactic_value import check_overrides
+from uplift.tactics import ArmMap, Tactic, check_overrides
 
 #: likelihood family -> the column of the data it needs (None: always available); from the registry
 FAMILIES = {name: f.requires for name, f in FAMILY_REGISTRY.items()}

@@ -7,6 +7,7 @@ outputs table.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from uplift.app.run_summary import RunSummary
@@ -16,6 +17,8 @@ from uplift.tactics import Tactic
 from uplift.value.tactic_value import (
     TACTIC_VALUES,
     check_overrides,
+    is_native,
+    native_family,
     retention_ceiling,
     segment_cost_to_serve,
     segment_share_of_wallet,
@@ -53,11 +56,12 @@ def value_per_unit_table(run: RunSummary) -> pd.DataFrame:
     rows = []
     for tactic, values in run.prepared.values.items():
         rule = TACTIC_VALUES[Tactic(tactic)]
-        metric = run.fits[tactic].model.metric if tactic in run.fits else rule.metric
+        native = native_family(tactic)
+        metric = run.fits[tactic].model.metric if tactic in run.fits else get_family(native).metric
         spec = overrides.get(tactic, {})
         if "per_unit" in spec or "by_segment" in spec:
             source = "config"
-        elif metric == rule.metric or (tactic == "referral" and metric in ("orders", "referrals")):
+        elif is_native(tactic, metric):
             source = "native"
         else:
             source = "metric"
@@ -68,7 +72,7 @@ def value_per_unit_table(run: RunSummary) -> pd.DataFrame:
                     "segment": str(seg),
                     "metric": metric,
                     "family": _family(run, tactic),
-                    "native_family": rule.family,
+                    "native_family": native,
                     "native_outcome": rule.outcome,
                     "value_per_unit": float(v),
                     "cost_to_serve": float(serve.get(str(seg), 0.0)) if serve is not None else 0.0,
@@ -127,7 +131,7 @@ def retention_ceiling_table(run: RunSummary, tactic: str = "retention") -> pd.Da
         for seg in draws["segment"].values:
             effect = draws.sel(arm=arm, segment=seg).transpose("sample").values.astype(float)
             v = float(values.loc[seg])
-            c = retention_ceiling([v], effect, hp).iloc[0]
+            c = retention_ceiling(np.array([v]), effect, hp).iloc[0]
             e_lo, e_hi = hdi(effect, hp)
             rows.append(
                 {

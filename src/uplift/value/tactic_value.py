@@ -1,6 +1,7 @@
 """What one unit of each tactic's own outcome is worth: the single source of truth.
 
-:data:`TACTIC_VALUES` maps every customer-development tactic to the outcome it moves, the family
+:data:`uplift.tactics.TACTIC_VALUES` (a leaf module, so the configuration can check
+``value.tactics`` without pandas) maps every customer-development tactic to the outcome it moves, the family
 that models that outcome natively, and the rule that turns one unit of it into money. The
 README's tactic table is written from it (``tests/test_tactic_value.py`` checks they agree).
 
@@ -26,175 +27,43 @@ worth spending to keep a customer).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from uplift.models.families import NATIVE_FAMILIES, get_family
 from uplift.stats import hdi
-from uplift.tactics import Tactic
+from uplift.tactics import (
+    OVERRIDE_KEYS,
+    TACTIC_VALUES,
+    Tactic,
+    TacticValueRule,
+    check_overrides,
+    rule_for,
+)
 from uplift.value.per_conversion import SegmentValue, ValueSettings, value_per_unit
 
-
-@dataclass(frozen=True)
-class TacticValueRule:
-    """One row of the tactic table.
-
-    ``outcome``: the data column the tactic moves (``data.columns.<outcome>``); ``family`` the
-    likelihood family that models it (``model.families.<tactic>``) and ``metric`` that family's
-    uplift metric; ``unit`` one unit of it; ``value`` the value of one unit in words; ``keys`` the
-    inputs of the rule a user may set under ``value.tactics.<tactic>``.
-    """
-
-    tactic: Tactic
-    outcome: str
-    family: str
-    metric: str
-    unit: str
-    value: str
-    keys: tuple[str, ...]
+__all__ = [
+    "OVERRIDE_KEYS",
+    "TACTIC_VALUES",
+    "TacticValueRule",
+    "check_overrides",
+    "rule_for",
+]
 
 
-#: every key under ``value.tactics.<tactic>`` that any tactic accepts
-OVERRIDE_KEYS = ("per_unit", "by_segment")
-
-TACTIC_VALUES: dict[Tactic, TacticValueRule] = {
-    rule.tactic: rule
-    for rule in (
-        TacticValueRule(
-            Tactic.CROSS_SELL,
-            "orders",
-            "negative_binomial",
-            "orders",
-            "one purchase in a category the customer did not buy before",
-            "category margin per purchase (default: value.margin x mean revenue per order of "
-            "the segment)",
-            ("category_margin",),
-        ),
-        TacticValueRule(
-            Tactic.UP_SELL,
-            "revenue",
-            "hurdle_lognormal",
-            "revenue",
-            "one currency unit of spend",
-            "margin on the extra spend (default: value.margin)",
-            ("margin",),
-        ),
-        TacticValueRule(
-            Tactic.FREQUENCY,
-            "orders",
-            "negative_binomial",
-            "orders",
-            "one order in the horizon",
-            "margin per order (default: value.margin x mean revenue per order of the segment)",
-            ("margin_per_order",),
-        ),
-        TacticValueRule(
-            Tactic.MARGIN,
-            "converted",
-            "price_logit",
-            "conversion",
-            "one purchase at the chosen price",
-            "price - unit cost per buyer, set per segment by the pricing stage; the discount "
-            "paid to buyers who would have bought at today's price (price dilution) is in the "
-            "cost (prices.csv `price_dilution`)",
-            (),
-        ),
-        TacticValueRule(
-            Tactic.RETENTION,
-            "converted",
-            "binomial",
-            "conversion",
-            "one customer kept (converted = still active at the horizon)",
-            "the customer's lifetime value if kept, net of cost to serve (default: the value "
-            "per conversion; value=clv: the segment's CLV)",
-            ("clv_if_kept",),
-        ),
-        TacticValueRule(
-            Tactic.REFERRAL,
-            "orders",
-            "negative_binomial",
-            "orders",
-            "one referred customer brought in",
-            "referred_clv - acquisition_cost (default referred_clv: the mean value per "
-            "conversion over all customers; acquisition_cost 0)",
-            ("referred_clv", "acquisition_cost"),
-        ),
-        TacticValueRule(
-            Tactic.COST_TO_SERVE,
-            "converted",
-            "binomial",
-            "conversion",
-            "one customer moved to the cheaper way of serving them",
-            "the cost to serve saved per customer moved: saving_per_customer, or saving_share "
-            "x the segment's mean cost to serve",
-            ("saving_per_customer", "saving_share"),
-        ),
-    )
-}
+def native_family(tactic: str | Tactic) -> str:
+    """Name of the family that models ``tactic``'s own outcome."""
+    return NATIVE_FAMILIES[Tactic.parse(str(tactic)).value]
 
 
-def rule_for(tactic: str | Tactic) -> TacticValueRule:
-    return TACTIC_VALUES[Tactic.parse(str(tactic), where="value.tactics")]
-
-
-def check_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``value.tactics`` checked: known tactics, known keys, numbers where numbers are due."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, spec in (overrides or {}).items():
-        rule = rule_for(name)
-        if not isinstance(spec, Mapping):
-            raise ValueError(
-                f"value.tactics.{name}: expected a mapping such as {{per_unit: 12.5}}, got {spec!r}"
-            )
-        allowed = (*OVERRIDE_KEYS, *rule.keys)
-        unknown = sorted(set(spec) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"value.tactics.{name}: unknown key(s) {unknown}; {name} takes {list(allowed)}"
-            )
-        clean: dict[str, Any] = {}
-        for key, raw in spec.items():
-            if key == "by_segment":
-                if not isinstance(raw, Mapping):
-                    raise ValueError(
-                        f"value.tactics.{name}.by_segment: expected {{segment: value}}, got {raw!r}"
-                    )
-                clean[key] = {
-                    str(s): _number(f"value.tactics.{name}.by_segment.{s}", v)
-                    for s, v in raw.items()
-                }
-            else:
-                clean[key] = _number(f"value.tactics.{name}.{key}", raw)
-        if "saving_share" in clean and not 0 <= clean["saving_share"] <= 1:
-            raise ValueError(
-                f"value.tactics.{name}.saving_share must be in [0, 1], got {clean['saving_share']}"
-            )
-        if "margin" in clean and not 0 < clean["margin"] <= 1:
-            raise ValueError(
-                f"value.tactics.{name}.margin must be in (0, 1], got {clean['margin']}"
-            )
-        for key in (
-            "acquisition_cost",
-            "saving_per_customer",
-            "category_margin",
-            "margin_per_order",
-        ):
-            if key in clean and clean[key] < 0:
-                raise ValueError(f"value.tactics.{name}.{key} must be >= 0, got {clean[key]}")
-        out[rule.tactic.value] = clean
-    return out
-
-
-def _number(key: str, raw: object) -> float:
-    try:
-        v = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{key}={raw!r} is not a number") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{key}={raw!r} must be finite")
-    return v
+def is_native(tactic: str | Tactic, metric: str) -> bool:
+    """Whether a fit measuring ``metric`` is the tactic's own outcome (its native family's
+    metric; a count of referrals may be called ``referrals``)."""
+    t = Tactic.parse(str(tactic))
+    own = get_family(native_family(t)).metric
+    return metric == own or (t is Tactic.REFERRAL and metric == "referrals")
 
 
 def _segments(cells: pd.DataFrame) -> pd.Index:
@@ -310,7 +179,6 @@ def tactic_value_per_unit(
     t = Tactic.parse(tactic, where="tactic")
     spec = dict((overrides or {}).get(t.value, {}))
     segs = _segments(cells)
-    rule = TACTIC_VALUES[t]
     if "per_unit" in spec or "by_segment" in spec:
         by_seg = dict(spec.get("by_segment", {}))
         unknown = sorted(set(by_seg) - set(segs))
@@ -327,7 +195,7 @@ def tactic_value_per_unit(
         out = pd.Series(
             [by_seg.get(s, spec.get("per_unit")) for s in segs], index=segs, dtype=float
         )
-    elif metric == rule.metric or (t is Tactic.REFERRAL and metric in ("orders", "referrals")):
+    elif is_native(t, metric):
         out = _native_value(t, cells, cfg, segment_value, spec, cost_to_serve).reindex(segs)
         if t is Tactic.RETENTION:  # cost to serve already netted in the rule
             cost_to_serve = None
@@ -528,8 +396,8 @@ def tactic_table() -> pd.DataFrame:
             {
                 "tactic": r.tactic.value,
                 "outcome": r.outcome,
-                "family": r.family,
-                "metric": r.metric,
+                "family": native_family(r.tactic),
+                "metric": get_family(native_family(r.tactic)).metric,
                 "unit": r.unit,
                 "value_per_unit": r.value,
                 "config_keys": ", ".join((*OVERRIDE_KEYS, *r.keys)),
