@@ -295,7 +295,7 @@ def _run_customers(n: int = 300, seed: int = 5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for seg, serve in (("x", 10.0), ("y", 4.0)):
-        for arm, p in (("control", 0.5), ("call", 0.6), ("bonus", 0.55)):
+        for arm, p in (("control", 0.5), ("call", 0.6), ("bonus", 0.55), ("move", 0.5)):
             conv = rng.binomial(1, p, n)
             rows.append(
                 pd.DataFrame(
@@ -326,6 +326,8 @@ def _run_overrides(path: Path, *extra: str) -> list[str]:
         "+tactics.arms.control={tactic: control}",
         "+tactics.arms.call={tactic: retention, cost: 2.0}",
         "+tactics.arms.bonus={tactic: referral, cost: 1.0}",
+        "+tactics.arms.move={tactic: cost_to_serve, cost: 0.5}",
+        "+value.tactics={cost_to_serve: {saving_share: 0.5}}",
         "value.margin=0.5",
         "optimize.budget=1000",
         "sampler=fast",
@@ -360,6 +362,9 @@ def test_run_writes_value_tables_net_of_cost_to_serve(tmp_path, fake_sampler):
     assert v.loc[("retention", "x"), "source"] == "native"
     assert v.loc[("referral", "x"), "source"] == "metric"  # a binary fit: value per conversion
     assert v.loc[("referral", "y"), "value_per_unit"] == pytest.approx(16.0)
+    # moving a customer to the cheaper channel saves half their cost to serve: 5 (x), 2 (y)
+    assert v.loc[("cost_to_serve", "x"), "value_per_unit"] == pytest.approx(5.0)
+    assert v.loc[("cost_to_serve", "y"), "value_per_unit"] == pytest.approx(2.0)
 
     c = pd.read_csv(out / "retention_ceiling.csv")
     assert set(c["segment"]) == {"x", "y"} and set(c["arm"]) == {"call"}
@@ -371,10 +376,11 @@ def test_run_writes_value_tables_net_of_cost_to_serve(tmp_path, fake_sampler):
     w = pd.read_csv(out / "share_of_wallet_by_segment.csv").set_index("segment")
     conv = df.groupby("segment")["converted"].sum()
     assert w.loc["x", "share_of_wallet"] == pytest.approx(
-        conv["x"] * 40.0 / (900 * 100.0), rel=1e-5
+        conv["x"] * 40.0 / (1200 * 100.0), rel=1e-5
     )
     per_customer = pd.read_csv(out / "share_of_wallet.csv")
     assert len(per_customer) == len(df) and "headroom_worth" in per_customer.columns
+    assert w.loc["x", "customers"] == 4 * 300
 
     alloc = pd.read_csv(out / "allocation.csv")
     assert "retention" in set(alloc["tactic"])
