@@ -1,9 +1,10 @@
 """What one unit of each tactic's own outcome is worth: the single source of truth.
 
 :data:`uplift.tactics.TACTIC_VALUES` (a leaf module, so the configuration can check
-``value.tactics`` without pandas) maps every customer-development tactic to the outcome it moves, the family
-that models that outcome natively, and the rule that turns one unit of it into money. The
-README's tactic table is written from it (``tests/test_tactic_value.py`` checks they agree).
+``value.tactics`` without pandas) maps every customer-development tactic to the outcome it
+moves and the rule that turns one unit of it into money;
+:data:`uplift.models.families.NATIVE_FAMILIES` names the family that models that outcome. The
+README's tactic table is written from them (``tests/test_tactic_value.py`` checks they agree).
 
 How a tactic is valued in a run (:func:`tactic_value_per_unit`):
 
@@ -44,12 +45,26 @@ from uplift.tactics import (
 )
 from uplift.value.per_conversion import SegmentValue, ValueSettings, value_per_unit
 
-__all__ = [
+__all__ = [  # the table itself lives in the leaf uplift.tactics; re-exported here
     "OVERRIDE_KEYS",
     "TACTIC_VALUES",
     "TacticValueRule",
     "check_overrides",
+    "cost_saved_per_customer",
+    "customer_weighted_mean",
+    "is_native",
+    "native_family",
+    "price_dilution",
+    "referral_value",
+    "retention_ceiling",
+    "revenue_per_order",
     "rule_for",
+    "segment_cost_to_serve",
+    "segment_share_of_wallet",
+    "share_of_wallet",
+    "tactic_table",
+    "tactic_value_per_unit",
+    "win_win_index",
 ]
 
 

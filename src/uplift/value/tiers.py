@@ -7,7 +7,11 @@
 - **keep / grow / shed** follow configurable, ordered rules on those values and their uncertainty;
 - **retention worth** = P(churn) x value, with an interval from the posterior draws: the value at
   stake if the customer has already drifted away, an upper bound on what winning them back is
-  worth.
+  worth;
+- **retention ceiling** (with the retention tactic's effect per segment) = value if kept x how
+  much the action lowers P(leave): the most worth spending to keep them;
+- with a **cost to serve**, actual value is net of it; with **share-of-wallet headroom**,
+  strategic value adds what the headroom is worth and the grow rule counts it as upside.
 
 Every number is computed per posterior draw and summarised at the end, so intervals are honest.
 """
@@ -82,8 +86,8 @@ class ClassificationRules:
     """Keep / grow / shed, first matching rule wins:
 
     1. **shed** if P(strategic value < ``shed_below``) >= ``shed_probability``: even with the
-       best tactic the customer is worth less than ``shed_below`` (e.g. cost to serve over the
-       horizon).
+       best tactic the customer is worth less than ``shed_below`` (value is net of cost to
+       serve when one is given, so 0 sheds customers who cost more than they bring).
     2. **grow** if the best tactic's incremental value is >= ``grow_min_upside`` (currency) and
        >= ``grow_min_upside_share`` x actual value: acting adds materially.
     3. **shed** if the customer's tier is in ``shed_tiers`` (low tier and nothing to grow).
