@@ -478,5 +478,11 @@ def test_pricing_preset_chooses_prices_near_the_true_optimum(tmp_path, uplift_cl
             row["price"],
         )
     assert prices["price"].max() / prices["price"].min() <= 1.4 + 1e-9  # the fairness band holds
+    # price dilution: nothing at or above today's price; the win-win price never charges more
+    above = prices["price"] >= prices["current_price"]
+    assert (prices.loc[above, "price_dilution"] == 0).all()
+    assert (prices.loc[~above, "price_dilution"] > 0).all()
+    assert (prices["win_win_price"] <= prices["current_price"] + 1e-9).all()
+    assert (prices["win_win_profit_hdi_low"] <= prices["win_win_expected_profit"]).all()
     assert (tmp_path / "prices.png").stat().st_size > 0
     assert "## Prices" in (tmp_path / "report.md").read_text()

@@ -30,7 +30,7 @@ from uplift.models.settings import (
     SpendPriors,
 )
 from uplift.optimize.settings import IntegerMethod, PricingMethod
-from uplift.tactics import ArmMap, Tactic
+from uplift.tactics import ArmMap, Tactic, check_overrides
 
 #: likelihood family -> the column of the data it needs (None: always available); from the registry
 FAMILIES = {name: f.requires for name, f in FAMILY_REGISTRY.items()}
@@ -117,6 +117,11 @@ class ColumnsConfig:
     orders: str | None = "orders"
     #: raw customer columns kept for row-level models and baselines (e.g. recency, history)
     covariates: list[str] = field(default_factory=list)
+    #: optional value inputs per customer: cost to serve over the value's horizon (currency),
+    #: estimated category spend (wallet, currency), categories bought (breadth proxy of wallet)
+    cost_to_serve: str | None = None
+    wallet: str | None = None
+    categories: str | None = None
 
     def __post_init__(self) -> None:
         if not self.segments:
@@ -308,10 +313,32 @@ class ValueConfig:
     missing_tier: str = "unknown"
     statistic: Statistic = Statistic.mean
     scale: float = 1.0
+    #: per-tactic value overrides, ``{tactic: {per_unit, by_segment, <rule inputs>}}``
+    #: (uplift.value.tactic_value.TACTIC_VALUES lists each tactic's inputs)
+    tactics: dict[str, Any] = field(default_factory=dict)
+    #: cost to serve one customer over the value's horizon when there is no
+    #: data.columns.cost_to_serve (null: none), and per-segment figures that override both
+    cost_to_serve: float | None = None
+    cost_to_serve_by_segment: dict[str, float] = field(default_factory=dict)
+    #: share of wallet: categories on offer (breadth proxy, data.columns.categories) and the
+    #: share of the headroom counted as worth winning (1: all of it, an upper bound)
+    wallet_categories: int | None = None
+    headroom_capture: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.margin <= 1:
             raise ValueError(f"value.margin must be in (0, 1], got {self.margin}")
+        check_overrides(self.tactics)
+        if self.cost_to_serve is not None:
+            _positive("value.cost_to_serve", self.cost_to_serve, allow_zero=True)
+        for seg, v in self.cost_to_serve_by_segment.items():
+            _positive(f"value.cost_to_serve_by_segment.{seg}", v, allow_zero=True)
+        if self.wallet_categories is not None:
+            _positive("value.wallet_categories", self.wallet_categories)
+        if not 0 <= self.headroom_capture <= 1:
+            raise ValueError(
+                f"value.headroom_capture must be in [0, 1], got {self.headroom_capture}"
+            )
         _positive("value.per_conversion", self.per_conversion, allow_zero=True)
         if self.kind is ValueKind.clv and not self.customer_value_path:
             raise ValueError(
@@ -645,9 +672,24 @@ class ClvConfig:
     # uplift run's uplift_by_segment.csv; segments_path maps customer_id -> that run's segment
     uplift_path: str | None = None
     segments_path: str | None = None
+    # value net of cost to serve and share of wallet: cost_to_serve per active customer over
+    # the horizon (currency), or per customer from attributes_path (csv: customer_id plus any
+    # of cost_to_serve, wallet = estimated category spend over the horizon, categories =
+    # categories bought, with wallet_categories on offer); headroom_capture: share of the
+    # headroom counted as worth winning (1: all of it, an upper bound)
+    cost_to_serve: float | None = None
+    attributes_path: str | None = None
+    wallet_categories: int | None = None
+    headroom_capture: float = 1.0
 
     def __post_init__(self) -> None:
         self.method = choice(ClvMethod, "clv.method", self.method)
+        if self.cost_to_serve is not None:
+            _positive("clv.cost_to_serve", self.cost_to_serve, allow_zero=True)
+        if self.wallet_categories is not None:
+            _positive("clv.wallet_categories", self.wallet_categories)
+        if not 0 <= self.headroom_capture <= 1:
+            raise ValueError(f"clv.headroom_capture must be in [0, 1], got {self.headroom_capture}")
         self.time_unit = choice(TimeUnit, "clv.time_unit", self.time_unit)
 
 

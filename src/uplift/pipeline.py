@@ -57,7 +57,11 @@ from uplift.report.model_checks import run_model_checks
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
-from uplift.value.per_conversion import value_per_unit
+from uplift.value.tactic_value import (
+    check_overrides,
+    segment_cost_to_serve,
+    tactic_value_per_unit,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -1005,10 +1009,24 @@ def unit_values(
 ) -> dict[str, pd.Series]:
     """Value of one unit of each tactic's metric per segment (a bad value source is a data
     error, raised before sampling)."""
+    vc = config.value
     try:
+        serve = segment_cost_to_serve(
+            data.frame,
+            column="cost_to_serve" if config.data.columns.cost_to_serve else None,
+            constant=vc.cost_to_serve,
+            by_segment=vc.cost_to_serve_by_segment,
+            control_arm=data.arm_map.control.name,
+        )
         return {
-            t.value: value_per_unit(
-                family_of(config, t.value).metric, cells, config.value, segment_value
+            t.value: tactic_value_per_unit(
+                t.value,
+                family_of(config, t.value).metric,
+                cells,
+                vc,
+                segment_value,
+                check_overrides(vc.tactics),
+                serve,
             )
             for t in data.arm_map.tactics()
         }

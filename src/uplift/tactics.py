@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,9 @@ class Tactic(StrEnum):
     MARGIN = "margin"
     RETENTION = "retention"
     REFERRAL = "referral"
+    #: lowers what serving the customer costs (e.g. a move to a cheaper channel); its benefit is
+    #: the cost saved (``uplift.value.tactic_value``)
+    COST_TO_SERVE = "cost_to_serve"
 
     @classmethod
     def parse(cls, value: str, *, where: str = "tactic") -> Tactic:
@@ -117,3 +121,150 @@ class ArmMap:
     def restrict(self, names: Iterable[str]) -> ArmMap:
         keep = set(names)
         return ArmMap(tuple(a for a in self.arms if a.name in keep or a.is_control))
+
+
+# ---- what one unit of each tactic's own outcome is worth (uplift.value.tactic_value) ------
+
+
+@dataclass(frozen=True)
+class TacticValueRule:
+    """One row of the tactic table.
+
+    ``outcome``: the data column the tactic moves (``data.columns.<outcome>``; the family that
+    models it natively is ``uplift.models.families.NATIVE_FAMILIES[tactic]``, this module being a
+    leaf); ``unit`` one unit of it; ``value`` the value of one unit in words; ``keys`` the
+    inputs of the rule a user may set under ``value.tactics.<tactic>``.
+    """
+
+    tactic: Tactic
+    outcome: str
+    unit: str
+    value: str
+    keys: tuple[str, ...]
+
+
+#: every key under ``value.tactics.<tactic>`` that any tactic accepts
+OVERRIDE_KEYS = ("per_unit", "by_segment")
+
+TACTIC_VALUES: dict[Tactic, TacticValueRule] = {
+    rule.tactic: rule
+    for rule in (
+        TacticValueRule(
+            Tactic.CROSS_SELL,
+            "orders",
+            "one purchase in a category the customer did not buy before",
+            "category margin per purchase (default: value.margin x mean revenue per order of "
+            "the segment)",
+            ("category_margin",),
+        ),
+        TacticValueRule(
+            Tactic.UP_SELL,
+            "revenue",
+            "one currency unit of spend",
+            "margin on the extra spend (default: value.margin)",
+            ("margin",),
+        ),
+        TacticValueRule(
+            Tactic.FREQUENCY,
+            "orders",
+            "one order in the horizon",
+            "margin per order (default: value.margin x mean revenue per order of the segment)",
+            ("margin_per_order",),
+        ),
+        TacticValueRule(
+            Tactic.MARGIN,
+            "converted",
+            "one purchase at the chosen price",
+            "price - unit cost per buyer, set per segment by the pricing stage; the discount "
+            "paid to buyers who would have bought at today's price (price dilution) is in the "
+            "cost (prices.csv `price_dilution`)",
+            (),
+        ),
+        TacticValueRule(
+            Tactic.RETENTION,
+            "converted",
+            "one customer kept (converted = still active at the horizon)",
+            "the customer's lifetime value if kept, net of cost to serve (default: the value "
+            "per conversion; value=clv: the segment's CLV)",
+            ("clv_if_kept",),
+        ),
+        TacticValueRule(
+            Tactic.REFERRAL,
+            "orders",
+            "one referred customer brought in",
+            "referred_clv - acquisition_cost (default referred_clv: the mean value per "
+            "conversion over all customers; acquisition_cost 0)",
+            ("referred_clv", "acquisition_cost"),
+        ),
+        TacticValueRule(
+            Tactic.COST_TO_SERVE,
+            "converted",
+            "one customer moved to the cheaper way of serving them",
+            "the cost to serve saved per customer moved: saving_per_customer, or saving_share "
+            "x the segment's mean cost to serve",
+            ("saving_per_customer", "saving_share"),
+        ),
+    )
+}
+
+
+def rule_for(tactic: str | Tactic) -> TacticValueRule:
+    return TACTIC_VALUES[Tactic.parse(str(tactic), where="value.tactics")]
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``value.tactics`` checked: known tactics, known keys, numbers where numbers are due."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in (overrides or {}).items():
+        rule = rule_for(name)
+        if not isinstance(spec, Mapping):
+            raise ValueError(
+                f"value.tactics.{name}: expected a mapping such as {{per_unit: 12.5}}, got {spec!r}"
+            )
+        allowed = (*OVERRIDE_KEYS, *rule.keys)
+        unknown = sorted(set(spec) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"value.tactics.{name}: unknown key(s) {unknown}; {name} takes {list(allowed)}"
+            )
+        clean: dict[str, Any] = {}
+        for key, raw in spec.items():
+            if key == "by_segment":
+                if not isinstance(raw, Mapping):
+                    raise ValueError(
+                        f"value.tactics.{name}.by_segment: expected {{segment: value}}, got {raw!r}"
+                    )
+                clean[key] = {
+                    str(s): _number(f"value.tactics.{name}.by_segment.{s}", v)
+                    for s, v in raw.items()
+                }
+            else:
+                clean[key] = _number(f"value.tactics.{name}.{key}", raw)
+        if "saving_share" in clean and not 0 <= clean["saving_share"] <= 1:
+            raise ValueError(
+                f"value.tactics.{name}.saving_share must be in [0, 1], got {clean['saving_share']}"
+            )
+        if "margin" in clean and not 0 < clean["margin"] <= 1:
+            raise ValueError(
+                f"value.tactics.{name}.margin must be in (0, 1], got {clean['margin']}"
+            )
+        for key in (
+            "acquisition_cost",
+            "saving_per_customer",
+            "category_margin",
+            "margin_per_order",
+        ):
+            if key in clean and clean[key] < 0:
+                raise ValueError(f"value.tactics.{name}.{key} must be >= 0, got {clean[key]}")
+        out[rule.tactic.value] = clean
+    return out
+
+
+def _number(key: str, raw: object) -> float:
+    try:
+        v = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}={raw!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{key}={raw!r} must be finite")
+    return v

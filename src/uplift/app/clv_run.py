@@ -348,6 +348,89 @@ def experiment_upside(cfg: Any, cv: Any) -> tuple[pd.DataFrame | None, pd.Series
     return incremental, segments
 
 
+@dataclass
+class CustomerExtras:
+    """Per-customer cost to serve and share of wallet for ``uplift clv`` (None: not given)."""
+
+    cost_to_serve: pd.Series | float | None = None
+    wallet: pd.DataFrame | None = None  # share_of_wallet(...) rows, indexed by customer id
+
+    def headroom_worth(self) -> pd.Series | None:
+        return None if self.wallet is None else self.wallet["headroom_worth"]
+
+
+def customer_extras(cfg: Any, cv: Any) -> CustomerExtras:
+    """``clv.cost_to_serve`` and ``clv.attributes_path`` (customer_id + cost_to_serve / wallet /
+    categories) joined on the CLV customers' ids. Share of wallet compares the projected
+    revenue over the horizon (expected purchases x expected spend) with the wallet."""
+    from uplift.data.contract import DataValidationError
+    from uplift.value.clv_join import normalise_ids
+    from uplift.value.tactic_value import share_of_wallet
+
+    out = CustomerExtras(cost_to_serve=cfg.cost_to_serve)
+    if not cfg.attributes_path:
+        return out
+    path = Path(cfg.attributes_path)
+    if not path.is_file():
+        raise DataValidationError(f"clv.attributes_path={cfg.attributes_path!r} does not exist")
+    attrs = unescape_frame(pd.read_csv(path, dtype={"customer_id": str}))
+    known = {"cost_to_serve", "wallet", "categories"}
+    if "customer_id" not in attrs.columns or not known & set(attrs.columns):
+        raise DataValidationError(
+            f"clv.attributes_path needs customer_id and at least one of {sorted(known)}; it has "
+            f"{list(attrs.columns)[:10]}"
+        )
+    attrs.index = normalise_ids(attrs["customer_id"])
+    ids = normalise_ids(pd.Index(cv["customer"].values))
+    for col in known & set(attrs.columns):
+        v = pd.to_numeric(attrs[col], errors="coerce")
+        if v.isna().any() or (v < 0).any():
+            raise DataValidationError(
+                f"clv.attributes_path column {col!r} must be numbers >= 0 for every customer"
+            )
+    missing = ids.difference(attrs.index)
+    if len(missing):
+        raise DataValidationError(
+            f"{len(missing)} CLV customer(s) are not in clv.attributes_path, e.g. "
+            f"{list(missing[:5])}; give every customer a row"
+        )
+    a = attrs.reindex(ids)
+    raw = pd.Index(cv["customer"].values)  # value_table's index: the same customers, in order
+    if "cost_to_serve" in a.columns:
+        out.cost_to_serve = pd.Series(a["cost_to_serve"].to_numpy(dtype=float), index=raw)
+    if "wallet" in a.columns or "categories" in a.columns:
+        projected = np.asarray((cv["expected_purchases"] * cv["expected_spend"]).mean("sample"))
+        rev = pd.Series(projected, index=ids, dtype=float)
+        try:
+            out.wallet = share_of_wallet(
+                rev,
+                wallet=pd.Series(a["wallet"].to_numpy(dtype=float), index=ids)
+                if "wallet" in a.columns
+                else None,
+                categories=pd.Series(a["categories"].to_numpy(dtype=float), index=ids)
+                if "wallet" not in a.columns
+                else None,
+                n_categories=cfg.wallet_categories,
+                margin=float(cfg.margin),
+                capture=float(cfg.headroom_capture),
+            ).rename(columns={"revenue": "projected_revenue"})
+            out.wallet.index = raw
+        except ValueError as e:
+            raise DataValidationError(f"clv: {e}") from None
+    return out
+
+
+def retention_effect(cfg: Any) -> pd.DataFrame | None:
+    """Per segment, how much the best retention arm lowers P(leave) (``mean``, ``sd``): the
+    ``retention`` conversion rows of ``clv.uplift_path``; None when it has none."""
+    table = unescape_frame(pd.read_csv(cfg.uplift_path))
+    rows = table[(table.get("tactic") == "retention") & (table.get("metric") == "conversion")]
+    if rows.empty or "sd" not in rows.columns:
+        return None
+    best = rows.sort_values("mean", ascending=False).drop_duplicates("segment")
+    return best.set_index(best["segment"].astype(str))[["mean", "sd"]]
+
+
 def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, money: str) -> None:
     import matplotlib
 
@@ -383,11 +466,10 @@ def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, mon
     colours = {"keep": "#4878a8", "grow": "#2e8b57", "shed": "#c0392b"}
     fig, ax = plt.subplots(figsize=(7, 5))
     x = np.maximum(c["clv_mean"].to_numpy(dtype=float), 1e-3)
-    has_upside = "incremental_value" in c.columns and bool(
-        (customers["incremental_value"] != 0).any()
-    )
+    up = "upside" if "upside" in c.columns else "incremental_value"  # + headroom worth
+    has_upside = up in c.columns and bool((customers[up] != 0).any())
     if has_upside:  # needs x value: what the best tactic adds vs what the customer is worth
-        y = c["incremental_value"].to_numpy(dtype=float)
+        y = c[up].to_numpy(dtype=float)
         jitter = np.zeros(len(c))
     else:
         y = c["p_alive"].to_numpy(dtype=float)
@@ -409,8 +491,9 @@ def _plots(customers: pd.DataFrame, thresholds: dict[str, float], out: Path, mon
         ax.axvline(med, color="grey", lw=0.8)
     ax.set_xlabel(f"actual value = CLV ({money}; log scale)")
     if has_upside:
-        ax.axhline(float(np.median(customers["incremental_value"])), color="grey", lw=0.8)
-        ax.set_ylabel(f"upside = best tactic's incremental profit ({money})")
+        ax.axhline(float(np.median(customers[up])), color="grey", lw=0.8)
+        what = " + share-of-wallet headroom worth" if up == "upside" else ""
+        ax.set_ylabel(f"upside = best tactic's incremental profit{what} ({money})")
         ax.set_title(
             "Needs x value: upside vs actual value (lines: medians). Spread on both axes = a\n"
             "differentiated base; a flat cloud = uniform value or uplift",
@@ -731,6 +814,21 @@ def customer_table(
             "retention_worth_hdi_high": table["retention_worth_hdi_high"].to_numpy(),
         }
     )
+    optional = [
+        "cost_to_serve",
+        "projected_revenue",
+        "wallet",
+        "share_of_wallet",
+        "headroom",
+        "headroom_worth",
+        "upside",
+        "retention_ceiling",
+        "retention_ceiling_hdi_low",
+        "retention_ceiling_hdi_high",
+    ]
+    for col in optional:
+        if col in table.columns:
+            customers[col] = table[col].to_numpy()
     if pred_hold is not None:
         customers["expected_holdout_purchases"] = pred_hold
         customers["frequency_holdout"] = summary["frequency_holdout"].to_numpy()
@@ -770,14 +868,26 @@ def value_customers(config: AppConfig) -> ClvRun:
     # without amounts a purchase is worth 1 unit: CLV is then in discounted purchases
     cv = customer_value(bg, gg if gg is not None else 1.0, summary, plan.settings)
     incremental, segments = experiment_upside(cfg, cv)
-    table = value_table(
-        cv,
-        incremental=incremental,
-        segments=segments,
-        tiers=plan.tiers,
-        rules=plan.rules,
-        hdi_prob=prob,
-    )
+    extras = customer_extras(cfg, cv)
+    try:
+        table = value_table(
+            cv,
+            incremental=incremental,
+            segments=segments,
+            tiers=plan.tiers,
+            rules=plan.rules,
+            hdi_prob=prob,
+            cost_to_serve=extras.cost_to_serve,
+            headroom_worth=extras.headroom_worth(),
+            retention_effect=retention_effect(cfg) if segments is not None else None,
+            seed=int(config.sampler.seed),
+        )
+    except ValueError as e:
+        from uplift.data.contract import DataValidationError
+
+        raise DataValidationError(str(e)) from None
+    if extras.wallet is not None:
+        table = pd.concat([table, extras.wallet.drop(columns="headroom_worth")], axis=1)
     seconds["customer_value"] = time.perf_counter() - t
 
     holdout: dict[str, Any] | None = None

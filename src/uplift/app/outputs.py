@@ -14,6 +14,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from uplift.app.run_summary import RunSummary
+from uplift.app.value_tables import (
+    retention_ceiling_table,
+    share_of_wallet_tables,
+    value_per_unit_table,
+)
 from uplift.atomic_io import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 from uplift.report.guardrails import guardrails_section
 from uplift.report.html import HtmlInputs, render_html
@@ -68,6 +73,7 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
         files["evaluation"] = atomic_write_csv(run.evaluation.table, out / "evaluation.csv")
     if run.prices is not None:
         files["prices"] = atomic_write_csv(run.prices, out / "prices.csv")
+    files |= write_value_tables(run, out)
     if run.allocation is not None:
         files["allocation"] = atomic_write_csv(
             with_gate(run.allocation.table, failures), out / "allocation.csv"
@@ -82,6 +88,27 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
         files["frontier"] = atomic_write_csv(run.frontier.table, out / "frontier.csv")
         files["frontier_shadow_prices"] = atomic_write_csv(
             run.frontier.shadow_prices, out / "frontier_shadow_prices.csv"
+        )
+    return files
+
+
+def write_value_tables(run: RunSummary, out: Path) -> dict[str, Path]:
+    """``value_per_unit.csv`` always; ``retention_ceiling.csv`` with a retention tactic;
+    ``share_of_wallet[_by_segment].csv`` with a wallet or categories column."""
+    failures = run.gate.failures
+    files = {
+        "value_per_unit": atomic_write_csv(value_per_unit_table(run), out / "value_per_unit.csv")
+    }
+    ceiling = retention_ceiling_table(run)
+    if ceiling is not None:
+        files["retention_ceiling"] = atomic_write_csv(
+            with_gate(ceiling, failures), out / "retention_ceiling.csv"
+        )
+    wallet = share_of_wallet_tables(run)
+    if wallet is not None:
+        files["share_of_wallet"] = atomic_write_csv(wallet[0], out / "share_of_wallet.csv")
+        files["share_of_wallet_by_segment"] = atomic_write_csv(
+            wallet[1], out / "share_of_wallet_by_segment.csv"
         )
     return files
 

@@ -54,6 +54,11 @@ class ColumnMap:
     covariates: tuple[str, ...] = ()  # raw columns kept as they are for row-level models
     #: 0/1 guardrail outcome columns (``guardrails[].column``), summed into the cells
     guardrails: tuple[str, ...] = ()
+    #: optional value inputs per customer (currency >= 0; count >= 0 for categories), kept as
+    #: canonical columns ``cost_to_serve``, ``wallet``, ``categories`` (uplift.value.tactic_value)
+    cost_to_serve: str | None = None
+    wallet: str | None = None
+    categories: str | None = None
 
     @classmethod
     def from_config(cls, cfg: ColumnSettings, guardrails: Sequence[str] = ()) -> ColumnMap:
@@ -66,7 +71,16 @@ class ColumnMap:
             revenue=cfg.revenue,
             orders=cfg.orders,
             covariates=tuple(getattr(cfg, "covariates", ()) or ()),
+            cost_to_serve=getattr(cfg, "cost_to_serve", None),
+            wallet=getattr(cfg, "wallet", None),
+            categories=getattr(cfg, "categories", None),
         )
+
+    def value_inputs(self) -> dict[str, str]:
+        """canonical name -> user column of the optional per-customer value inputs given."""
+        named = {"cost_to_serve": self.cost_to_serve, "wallet": self.wallet}
+        named["categories"] = self.categories
+        return {k: c for k, c in named.items() if c}
 
     def required(self) -> dict[str, str]:
         """canonical config key -> user column, for every column that must exist."""
@@ -81,6 +95,7 @@ class ColumnMap:
             cols["orders"] = self.orders
         for i, c in enumerate(self.covariates):
             cols[f"covariates[{i}]"] = c
+        cols.update(self.value_inputs())
         return cols
 
 
@@ -307,7 +322,8 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         )
 
     guard = _check_guardrails(df, columns, canonical)
-    extra = [c for c in extra if c not in guard]
+    value_inputs = _check_value_inputs(df, columns)
+    extra = [c for c in extra if c not in guard and c not in value_inputs]
     tactic_of = {a.name: a.tactic.value for a in arm_map.arms}
     frame = pd.DataFrame(
         {
@@ -321,6 +337,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "orders": orders.to_numpy() if orders is not None else conv.to_numpy(),
             **{c: df[c].to_numpy() for c in extra},
             **guard,
+            **value_inputs,
         }
     )
     return CustomerData(
@@ -331,6 +348,29 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         has_orders=orders is not None,
         guardrails=tuple(guard),
     )
+
+
+def _check_value_inputs(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.ndarray]:
+    """``data.columns.cost_to_serve`` / ``wallet`` / ``categories`` as finite numbers >= 0,
+    under their canonical names; a missing value is a named error (no silent zero cost)."""
+    out: dict[str, np.ndarray] = {}
+    for key, col in columns.value_inputs().items():
+        s = _check_numeric(df, col, key).astype(np.float64)
+        if s.isna().any():
+            rows = df.index[s.isna()].tolist()
+            _fail(
+                f"column {col!r} (data.columns.{key}) has {len(rows)} missing value(s), e.g. at "
+                f"rows {_examples(rows)}; fill them (e.g. the segment's typical value) or drop "
+                "the rows."
+            )
+        bad = s[~np.isfinite(s) | (s < 0)]
+        if len(bad):
+            _fail(
+                f"column {col!r} (data.columns.{key}) must be finite and >= 0; found "
+                f"{_examples(bad.tolist())}."
+            )
+        out[key] = s.to_numpy()
+    return out
 
 
 def _check_guardrails(

@@ -328,6 +328,48 @@ class GuardrailVeto(LinearConstraint):
         return self.cell_mask(problem) & (first_unit > 0)
 
 
+@dataclass(frozen=True)
+class RetentionCeiling(LinearConstraint):
+    """Retention spend in each segment <= what keeping its treated customers is worth.
+
+    A customer's retention ceiling is the value lost if they leave x how much the action lowers
+    P(leave): per treated customer, the tactic's gross incremental value ``value x uplift``
+    (``profit_draws + cost``). ``quantile`` null uses its posterior mean; ``q`` its
+    ``q``-quantile over the draws, so a plan spends only where the ceiling clears the cost with
+    probability ``1 - q``. One row per segment: ``sum cost x customers <= sum ceiling x
+    customers`` over the tactic's arms (labels: segments).
+    """
+
+    tactic: str = "retention"
+    quantile: float | None = None
+    name: str = "retention_ceiling"
+
+    def __post_init__(self) -> None:
+        if self.quantile is not None and not 0 < self.quantile < 1:
+            raise ValueError(
+                f"{self.name}: quantile must be in (0, 1) or null, got {self.quantile}"
+            )
+
+    def ceiling(self, problem: AllocationProblem) -> np.ndarray:
+        """(C,) ceiling per treated customer of each cell (0 outside the tactic's cells)."""
+        mask = _tactic_mask(problem, self.tactic, self.name) & problem.customer_mask
+        gross = problem.profit_draws + problem.cost[None, :]
+        per_cell = (
+            gross.mean(axis=0)
+            if self.quantile is None
+            else np.quantile(gross, self.quantile, axis=0)
+        )
+        return np.where(mask, per_cell, 0.0)
+
+    def rows(self, problem: AllocationProblem) -> Rows:
+        mask = _tactic_mask(problem, self.tactic, self.name) & problem.customer_mask
+        net = (problem.cost - self.ceiling(problem)) * mask
+        seg = problem.cells["segment"].astype(str).to_numpy()
+        labels = sorted(set(seg[mask]))
+        A = np.array([net * (seg == lab) for lab in labels]).reshape(len(labels), problem.n_cells)
+        return Rows(A, np.zeros(len(labels)), labels)
+
+
 class _PlanRiskRule:
     """Shared by rules on the whole plan's profit scenarios (ROI floor, loss probability).
 
@@ -424,6 +466,7 @@ CONSTRAINT_TYPES: dict[str, type] = {
     "min_tier_share": MinTierShare,
     "exclude_segments": ExcludeSegments,
     "guardrail_veto": GuardrailVeto,
+    "retention_ceiling": RetentionCeiling,
     "roi_floor": ROIFloor,
     "loss_probability": LossProbability,
 }

@@ -52,6 +52,7 @@ from uplift.optimize.settings import (
     parse_specs,
 )
 from uplift.stats import hdi
+from uplift.value.tactic_value import price_dilution, win_win_index
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -74,6 +75,15 @@ PRICE_COLUMNS = [
     "current_price",
     "today_expected_demand",
     "binding_constraints",
+    "price_dilution",
+    "price_dilution_hdi_low",
+    "price_dilution_hdi_high",
+    "win_win_price",
+    "win_win_expected_profit",
+    "win_win_profit_hdi_low",
+    "win_win_profit_hdi_high",
+    "win_win_prob_not_worse",
+    "win_win_price_dilution",
 ]
 
 PRICING_METHODS = tuple(PricingMethod)
@@ -830,6 +840,7 @@ class PriceOptimizer(SolvesWith):
                 "binding_constraints": [", ".join(b) for b in seg_bind],
             }
         )
+        t = pd.concat([t, self._dilution_and_win_win(problem, idx)], axis=1)
         scen = problem.scenario_profit(idx)
         notes = []
         if problem.current_price is None:
@@ -849,6 +860,45 @@ class PriceOptimizer(SolvesWith):
             binding_constraints=list(bind),
             mip_gap=mip_gap,
             notes=notes,
+        )
+
+    def _dilution_and_win_win(self, problem: PricingProblem, idx: np.ndarray) -> pd.DataFrame:
+        """Price dilution of the chosen prices and the win-win price, per segment.
+
+        Dilution: the discount paid to customers who would have bought at today's price
+        (:func:`uplift.value.tactic_value.price_dilution`), already inside ``expected_profit``
+        and shown apart so the margin tactic's cost is visible. Win-win: the lowest price at or
+        below today's whose expected profit is no lower than today's
+        (:func:`uplift.value.tactic_value.win_win_index`), with its profit interval and P(profit
+        >= today's profit) over the draws. Today's price is snapped to the grid (the pipeline
+        always puts it on the grid). Without ``current_price`` every column is NaN.
+        """
+        _, G, _ = problem.shape
+        cols = PRICE_COLUMNS[PRICE_COLUMNS.index("price_dilution") :]
+        if problem.current_price is None:
+            return pd.DataFrame({c: np.full(G, np.nan) for c in cols})
+        g = np.arange(G)
+        today_idx = problem.snap(problem.current_price)
+        today_price = problem.prices[today_idx]
+        demand_today = problem.demand[:, g, today_idx]
+        dil = price_dilution(demand_today, problem.prices[idx], today_price, problem.customers)
+        ww = win_win_index(problem.profit_draws, problem.prices, today_idx)
+        ww_profit = problem.profit_draws[:, g, ww]
+        today_profit = problem.profit_draws[:, g, today_idx]
+        ww_dil = price_dilution(demand_today, problem.prices[ww], today_price, problem.customers)
+        d_hdi, w_hdi = hdi(dil, self.hdi_prob, axis=0), hdi(ww_profit, self.hdi_prob, axis=0)
+        return pd.DataFrame(
+            {
+                "price_dilution": dil.mean(axis=0),
+                "price_dilution_hdi_low": d_hdi[:, 0],
+                "price_dilution_hdi_high": d_hdi[:, 1],
+                "win_win_price": problem.prices[ww],
+                "win_win_expected_profit": ww_profit.mean(axis=0),
+                "win_win_profit_hdi_low": w_hdi[:, 0],
+                "win_win_profit_hdi_high": w_hdi[:, 1],
+                "win_win_prob_not_worse": (ww_profit >= today_profit - 1e-12).mean(axis=0),
+                "win_win_price_dilution": ww_dil.mean(axis=0),
+            }
         )
 
 

@@ -7,7 +7,11 @@
 - **keep / grow / shed** follow configurable, ordered rules on those values and their uncertainty;
 - **retention worth** = P(churn) x value, with an interval from the posterior draws: the value at
   stake if the customer has already drifted away, an upper bound on what winning them back is
-  worth.
+  worth;
+- **retention ceiling** (with the retention tactic's effect per segment) = value if kept x how
+  much the action lowers P(leave): the most worth spending to keep them;
+- with a **cost to serve**, actual value is net of it; with **share-of-wallet headroom**,
+  strategic value adds what the headroom is worth and the grow rule counts it as upside.
 
 Every number is computed per posterior draw and summarised at the end, so intervals are honest.
 """
@@ -82,8 +86,8 @@ class ClassificationRules:
     """Keep / grow / shed, first matching rule wins:
 
     1. **shed** if P(strategic value < ``shed_below``) >= ``shed_probability``: even with the
-       best tactic the customer is worth less than ``shed_below`` (e.g. cost to serve over the
-       horizon).
+       best tactic the customer is worth less than ``shed_below`` (value is net of cost to
+       serve when one is given, so 0 sheds customers who cost more than they bring).
     2. **grow** if the best tactic's incremental value is >= ``grow_min_upside`` (currency) and
        >= ``grow_min_upside_share`` x actual value: acting adds materially.
     3. **shed** if the customer's tier is in ``shed_tiers`` (low tier and nothing to grow).
@@ -218,6 +222,10 @@ def value_table(
     rules: ClassificationRules | None = None,
     hdi_prob: float = 0.94,
     retention_value: Literal["if_alive", "clv"] = "if_alive",
+    cost_to_serve: pd.Series | float | None = None,
+    headroom_worth: pd.Series | None = None,
+    retention_effect: pd.DataFrame | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per customer: actual and strategic value, tier, retention worth, keep/grow/shed.
 
@@ -226,6 +234,20 @@ def value_table(
     :func:`incremental_from_uplift_table`); without it strategic value = actual value.
     ``retention_value`` picks the value at stake in retention worth: ``if_alive`` (CLV of the
     customer if still active; default) or ``clv`` (the literal P(churn) x CLV).
+
+    Optional, each None by default (then nothing changes):
+
+    - ``cost_to_serve`` (per customer id, or one figure): what serving an active customer costs
+      over the horizon. Actual value becomes ``CLV - cost x P(alive)`` per draw (a customer who
+      has left costs nothing to serve) and the value if kept ``CLV if alive - cost``; tiers and
+      keep / grow / shed use the net figures.
+    - ``headroom_worth`` (per customer id): what the customer's share-of-wallet headroom is worth
+      (:func:`uplift.value.tactic_value.share_of_wallet`); strategic value adds it and the grow
+      rule counts it as upside (``upside = incremental_value + headroom_worth``).
+    - ``retention_effect`` (per segment: ``mean``, ``sd`` of how much the retention action lowers
+      P(leave), e.g. the retention rows of ``uplift_by_segment.csv``): adds the retention
+      ceiling per customer, value if kept x effect, with its interval (effect draws normal,
+      shared by the segment's customers, seeded by ``seed``).
     """
     rules = rules or ClassificationRules()
     tiers = tiers or TierSpec()
@@ -234,6 +256,9 @@ def value_table(
             raise ValueError(f"clv dataset lacks {var!r}; pass the output of customer_value(...)")
     ids = pd.Index(clv["customer"].values, name="customer_id")
     draws = np.asarray(clv["clv"].transpose("sample", "customer").values, dtype=float)
+    p_alive_draws = np.asarray(clv["p_alive"].transpose("sample", "customer").values, dtype=float)
+    serve = _per_customer(cost_to_serve, ids, "cost_to_serve")
+    draws = draws - serve[None, :] * p_alive_draws
     actual = draws.mean(axis=0)
     a_hdi = hdi(draws, hdi_prob, axis=0)
 
@@ -242,15 +267,17 @@ def value_table(
     else:
         best = pd.DataFrame({"best_tactic": NO_TACTIC, "incremental_value": 0.0}, index=ids)
     upside = best["incremental_value"].to_numpy(dtype=float)
-    strategic_draws = draws + upside[None, :]
+    headroom = _per_customer(headroom_worth, ids, "headroom_worth")
+    strategic_draws = draws + (upside + headroom)[None, :]
     s_hdi = hdi(strategic_draws, hdi_prob, axis=0)
     prob_below = (strategic_draws < rules.shed_below).mean(axis=0)
 
     if retention_value not in ("if_alive", "clv"):
         raise ValueError(f"retention_value={retention_value!r}; use 'if_alive' or 'clv'")
     p_churn = 1.0 - clv["p_alive"]
-    base = clv["clv_if_alive"] if retention_value == "if_alive" else clv["clv"]
-    ret = retention_worth(p_churn, base, hdi_prob)
+    if_alive = _as_draws(clv["clv_if_alive"]) - serve[None, :]
+    base = if_alive if retention_value == "if_alive" else draws
+    ret = retention_worth(_as_draws(p_churn), base, hdi_prob)
 
     out = pd.DataFrame(
         {
@@ -270,6 +297,14 @@ def value_table(
         },
         index=ids,
     )
+    if cost_to_serve is not None:
+        out.insert(3, "cost_to_serve", serve)
+    if headroom_worth is not None:
+        out.insert(out.columns.get_loc("strategic_value"), "headroom_worth", headroom)
+        out["upside"] = upside + headroom
+    if retention_effect is not None:
+        ceiling = _retention_ceiling(if_alive, retention_effect, segments, ids, hdi_prob, seed)
+        out = pd.concat([out, ceiling.set_index(ids)], axis=1)
     if segments is not None:
         out.insert(0, "segment", segments.reindex(ids).to_numpy())
     out.insert(3, "tier", assign_tiers(out["actual_value"], tiers))
@@ -280,11 +315,70 @@ def value_table(
     return out
 
 
+def _per_customer(values: pd.Series | float | None, ids: pd.Index, what: str) -> np.ndarray:
+    """(N,) figure per customer id: 0 for None, a constant, or a Series joined on the ids
+    (a customer the Series lacks is a named error: a silent 0 would flatter them)."""
+    if values is None:
+        return np.zeros(len(ids))
+    if not isinstance(values, pd.Series):
+        return np.full(len(ids), float(values))
+    keyed = pd.Series(values.to_numpy(dtype=float), index=values.index.astype(str))
+    joined = keyed.reindex(ids.astype(str))
+    if joined.isna().any():
+        missing = list(ids[joined.isna().to_numpy()][:5])
+        raise ValueError(
+            f"{what}: {int(joined.isna().sum())} customer(s) have no value, e.g. {missing}; give "
+            "every customer one (0 if it truly is none)"
+        )
+    return joined.to_numpy(dtype=float)
+
+
+def _retention_ceiling(
+    if_alive: np.ndarray,
+    effect: pd.DataFrame,
+    segments: pd.Series | None,
+    ids: pd.Index,
+    hdi_prob: float,
+    seed: int,
+) -> pd.DataFrame:
+    """Retention ceiling per customer: value if kept x the segment's retention effect."""
+    from uplift.value.tactic_value import retention_ceiling
+
+    if segments is None:
+        raise ValueError("retention_effect is per segment: pass segments (customer id -> segment)")
+    need = {"mean", "sd"} - set(effect.columns)
+    if need:
+        raise ValueError(f"retention_effect needs columns mean and sd per segment; lacks {need}")
+    seg = segments.reindex(ids).astype(str).to_numpy()
+    known = effect.index.astype(str)
+    absent = sorted(set(seg) - set(known))
+    if absent:
+        raise ValueError(
+            f"segment(s) {absent[:5]} have customers but no retention effect; add rows for them"
+        )
+    S = if_alive.shape[0]
+    z = np.random.default_rng(seed).standard_normal((S, len(known)))
+    eff = effect["mean"].to_numpy(dtype=float)[None, :] + effect["sd"].to_numpy(dtype=float) * z
+    col = pd.Index(known).get_indexer(seg)
+    c = retention_ceiling(if_alive, eff[:, col], hdi_prob)
+    return pd.DataFrame(
+        {
+            "retention_ceiling": c["mean"].to_numpy(),
+            "retention_ceiling_hdi_low": c["hdi_low"].to_numpy(),
+            "retention_ceiling_hdi_high": c["hdi_high"].to_numpy(),
+        }
+    )
+
+
 def classify(table: pd.DataFrame, rules: ClassificationRules) -> tuple[np.ndarray, np.ndarray]:
     """``action`` (keep/grow/shed) and the ``reason`` (which rule fired) for each row of
-    ``table`` (columns actual_value, incremental_value, tier, prob_strategic_below_shed)."""
+    ``table`` (columns actual_value, incremental_value, tier, prob_strategic_below_shed; the
+    grow rule reads ``upside`` instead of incremental_value when present: tactic upside plus
+    share-of-wallet headroom worth)."""
     actual = table["actual_value"].to_numpy(dtype=float)
-    upside = table["incremental_value"].to_numpy(dtype=float)
+    upside = table["upside" if "upside" in table.columns else "incremental_value"].to_numpy(
+        dtype=float
+    )
     p_below = table["prob_strategic_below_shed"].to_numpy(dtype=float)
     tier = table["tier"].astype(str).to_numpy()
     unknown = sorted(set(rules.shed_tiers) - set(table["tier"].cat.categories))

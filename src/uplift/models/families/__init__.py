@@ -25,6 +25,17 @@ FAMILIES: dict[str, Family] = {
 }
 #: the family of a tactic that ``model.family`` / ``model.families`` leave unset
 DEFAULT_FAMILY = binomial.NAME
+#: the family that models each tactic's own outcome (``uplift.tactics.TACTIC_VALUES`` says
+#: which outcome and what a unit of it is worth); keyed by tactic name so this stays a leaf
+NATIVE_FAMILIES: dict[str, str] = {
+    "cross_sell": negative_binomial.NAME,
+    "up_sell": hurdle_lognormal.NAME,
+    "frequency": negative_binomial.NAME,
+    "margin": price_logit.NAME,
+    "retention": binomial.NAME,
+    "referral": negative_binomial.NAME,
+    "cost_to_serve": binomial.NAME,
+}
 
 
 class UnknownFamilyError(ValueError):
@@ -45,6 +56,7 @@ def get_family(name: str) -> Family:
 __all__ = [
     "DEFAULT_FAMILY",
     "FAMILIES",
+    "NATIVE_FAMILIES",
     "Family",
     "ModelInputs",
     "UnknownFamilyError",
