@@ -1,0 +1,13 @@
+"""Test seam for sweeps whose jobs run in other processes (Hydra's joblib and Ray launchers):
+with ``PYTHONPATH=tests/fake_site:tests`` and ``UPLIFT_TEST_FAKE_SAMPLER=1``, every Python
+process of a test's subprocess tree starts with the fake sampler of tests/fast_tier.py
+installed, as the ``fake_sampler`` fixture does in the test's own process. Python imports
+``sitecustomize`` at start-up from the path; without the variable this does nothing."""
+
+import os
+
+if os.environ.get("UPLIFT_TEST_FAKE_SAMPLER") == "1":
+    import fast_tier
+    import pytest
+
+    fast_tier.install(pytest.MonkeyPatch())
