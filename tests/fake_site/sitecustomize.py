@@ -7,7 +7,8 @@ installed, as the ``fake_sampler`` fixture does in the test's own process. Pytho
 import os
 
 if os.environ.get("UPLIFT_TEST_FAKE_SAMPLER") == "1":
-    import fast_tier
     import pytest
+
+    import fast_tier
 
     fast_tier.install(pytest.MonkeyPatch())
