@@ -88,6 +88,47 @@ def test_two_processes_writing_one_key_never_show_a_reader_half_a_file(tmp_path,
     assert hit and draws.shape == (4, 1000, 100)
 
 
+CLAIMER = """
+import time
+from pathlib import Path
+from uplift.atomic_io import atomic_write_netcdf
+from uplift.models.fit_cache import FitCache
+cache = FitCache(Path({folder!r}))
+with cache.claim("fold", "{key}"):
+    Path({flag!r}).touch()  # holding the key: the test's own lookup starts now
+    time.sleep(1.5)  # sampling
+    atomic_write_netcdf(ds, cache.path("fold", "{key}"))
+"""
+
+
+def test_a_job_needing_a_key_another_is_fitting_waits_and_reads_it(tmp_path):
+    """Two jobs of a parallel sweep on an empty cache: the second to ask for a key waits for
+    the first one's fit (the key's lock) and reads it, instead of sampling it again."""
+    flag = tmp_path / "claimed"
+    code = ENTRY.format(seed=3, attr=KEY_ATTR, key=KEY) + CLAIMER.format(
+        folder=str(tmp_path / "cache"), key=KEY, flag=str(flag)
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    job = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert job.poll() is None and time.monotonic() < deadline, "the first job never claimed"
+        time.sleep(0.02)
+    cache = FitCache(tmp_path / "cache")
+    draws, hit = cache.draws("fold", KEY, lambda: pytest.fail("sampled a key being fitted"))
+    assert hit and np.array_equal(draws.values, _entry(3)["uplift"].values)
+    assert job.wait() == 0
+    with FitCache(tmp_path / "cache", enabled=False).claim("fold", KEY):  # off: no lock file
+        pass
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with FitCache(blocker / "cache").claim("fold", KEY):  # unwritable: no lock, no error
+        pass
+
+
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """``uplift ARGS`` in a fresh interpreter whose every process (the launcher's workers too)
     runs the fake sampler (tests/fake_site/sitecustomize.py)."""
