@@ -176,6 +176,8 @@ def test_joblib_launcher_runs_a_budget_sweep_in_parallel(tmp_path):
     table = pd.read_csv(sweep / "comparison.csv")
     assert table["job"].tolist() == [0, 1] and table["budget"].tolist() == [3000, 6000]
     assert (table["status"] == "complete").all() and (table["fits"] == 6).all()
+    # each fit sampled once across the two concurrent jobs (FitCache.claim): the other read it
+    assert table["fits_from_cache"].sum() == 6, table["fits_from_cache"].tolist()
     assert (table["total_spend"] <= table["budget"] + 1e-6).all()
     for folder in table["run_folder"]:
         summary = json.loads((sweep / folder / "summary.json").read_text())
