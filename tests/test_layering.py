@@ -34,6 +34,8 @@ HEAVY = (
     "numpyro",
     "jax",
     "sklearn",
+    "mlflow",  # seconds to import: only a run with tracking.mlflow=true loads it
+    "sqlalchemy",
 )
 
 

@@ -303,10 +303,43 @@ def _execute(
         raise SystemExit(2) from None
 
 
+def _tracked(job):
+    """``job``, then its published run folder logged to MLflow (``tracking.mlflow``,
+    :mod:`uplift.app.tracking`), completed, refused or failed alike; a folder that held
+    another run (RunFolderError: nothing ran) is not logged."""
+    from uplift.app.tracking import log_run_safely
+    from uplift.report.run_folder import RunFolderError
+
+    def run(config: AppConfig, out: Path):
+        try:
+            result = job(config, out)
+        except RunFolderError:
+            raise
+        except Exception:
+            log_run_safely(config, out)
+            raise
+        log_run_safely(config, out)
+        return result
+
+    return run
+
+
+def _check_tracking(config: AppConfig) -> None:
+    """Tracking asked for without MLflow installed: exit 2 naming the extra, before any work."""
+    from uplift.app.tracking import TrackingError, check_available
+
+    try:
+        check_available(config.tracking)
+    except TrackingError as e:
+        print(f"uplift: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     _quiet_libraries()
     typed = _typed(cfg)
+    _check_tracking(typed[0])
     _announce(*typed)
     from uplift.data import DataValidationError
     from uplift.experiment.health import HealthCheckError
@@ -315,7 +348,8 @@ def _app(cfg: DictConfig) -> float | None:
     from uplift.pipeline import run as run_pipeline
 
     errors = (DataValidationError, AllocationError, ConvergenceGateError, HealthCheckError)
-    config, out, result = _execute("run", typed, run_pipeline, errors)
+    job = _tracked(run_pipeline) if typed[0].tracking.mlflow else run_pipeline
+    config, out, result = _execute("run", typed, job, errors)
     run, name = result.run, config.experiment_name
     if run.gate.overridden:
         print(

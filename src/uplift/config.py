@@ -795,6 +795,40 @@ class EvaluateConfig:
             raise ValueError(f"evaluate.bootstrap must be >= 0, got {self.bootstrap}")
 
 
+@dataclass
+class TrackingConfig:
+    """Run tracking (:mod:`uplift.app.tracking`): ``mlflow=true`` logs each ``uplift`` run to
+    MLflow when it ends (the config as parameters, summary.json's numbers as metrics, the
+    tables, report and summary as artifacts). Needs the ``tracking`` extra.
+
+    ``uri`` null: ``$MLFLOW_TRACKING_URI`` when set, else a local SQLite store under the working
+    folder (``outputs/mlflow/mlflow.db``, artifacts beside it); a team server is
+    ``uri=http://host:5000`` (credentials go in MLflow's environment variables, never here).
+    ``experiment`` null: the run's ``experiment_name``; ``run_name`` null: the run folder's name.
+    ``posteriors`` also uploads the posterior_*.nc files (large; the fit cache keeps them).
+    """
+
+    mlflow: bool = False
+    uri: str | None = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    posteriors: bool = False
+
+    def __post_init__(self) -> None:
+        if self.uri is not None and re.match(
+            r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", self.uri
+        ):
+            raise ValueError(
+                "tracking.uri holds a password (user:password@host): it would be written into "
+                "summary.json and the report. Give the address without it and set "
+                "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+                "in the environment"
+            )
+        if self.experiment is not None and not self.experiment.strip():
+            raise ValueError("tracking.experiment is blank: name an MLflow experiment, or null")
+
+
 #: what an experiment name may be: it becomes a folder under outputs/
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -854,6 +888,8 @@ class AppConfig:
     guardrails: list[GuardrailConfig] = field(default_factory=list)
     wave: WaveConfig = field(default_factory=WaveConfig)
     demand: DemandConfig = field(default_factory=DemandConfig)
+    #: optional MLflow logging of each run (uplift.app.tracking)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
         names = [g.name for g in self.guardrails]

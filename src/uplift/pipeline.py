@@ -405,18 +405,19 @@ def fit_tactic(
     if not cache.enabled:
         return _fit_tactic(config, tactic, data, cells, model, t0)
     key = fit_cache_key(config, tactic, model, cells, "fit")
-    cached = cache.load(tactic, key, model)
-    if cached is not None:
-        attrs = cached.idata.attrs
-        attempts = json.loads(attrs.get(ATTEMPTS_ATTR, "[]"))
-        stored = attrs.get(DIAGNOSTICS_ATTR)
-        diagnostics = Diagnostics(**json.loads(stored)) if stored else cached.diagnostics()
-        seconds = time.perf_counter() - t0
-        return FittedTactic(tactic, cached, diagnostics, seconds, attempts, True)
-    best = _fit_tactic(config, tactic, data, cells, model, t0)
-    best.model.idata.attrs[ATTEMPTS_ATTR] = json.dumps(best.attempts)
-    best.model.idata.attrs[DIAGNOSTICS_ATTR] = json.dumps(best.diagnostics.to_dict())
-    cache.store(tactic, key, best.model)
+    with cache.claim(tactic, key):  # a parallel job fitting the same key waits, then reads it
+        cached = cache.load(tactic, key, model)
+        if cached is not None:
+            attrs = cached.idata.attrs
+            attempts = json.loads(attrs.get(ATTEMPTS_ATTR, "[]"))
+            stored = attrs.get(DIAGNOSTICS_ATTR)
+            diagnostics = Diagnostics(**json.loads(stored)) if stored else cached.diagnostics()
+            seconds = time.perf_counter() - t0
+            return FittedTactic(tactic, cached, diagnostics, seconds, attempts, True)
+        best = _fit_tactic(config, tactic, data, cells, model, t0)
+        best.model.idata.attrs[ATTEMPTS_ATTR] = json.dumps(best.attempts)
+        best.model.idata.attrs[DIAGNOSTICS_ATTR] = json.dumps(best.diagnostics.to_dict())
+        cache.store(tactic, key, best.model)
     return best
 
 
@@ -548,13 +549,14 @@ def fit_guardrail(
     model = build_model(config, tactic, data, gcells, family=GUARDRAIL_FAMILY)
     label = f"guardrail-{column}-{tactic}"
     key = fit_cache_key(config, tactic, model, gcells, f"guardrail:{column}")
-    cached = cache.load(label, key, model)  # None when the cache is off (store is then a no-op)
-    hit = cached is not None
-    if cached is not None:
-        model = cached
-    else:
-        model.fit(gcells, tactic)
-        cache.store(label, key, model)
+    with cache.claim(label, key):
+        cached = cache.load(label, key, model)  # None when the cache is off (store: a no-op)
+        hit = cached is not None
+        if cached is not None:
+            model = cached
+        else:
+            model.fit(gcells, tactic)
+            cache.store(label, key, model)
     d = model.diagnostics()
     info = {
         "r_hat_max": round(float(d.r_hat_max), 4),

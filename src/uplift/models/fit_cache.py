@@ -13,6 +13,9 @@ could change the posterior changes the key; a stale entry is never read, it is o
 Safe to share: files are written to a temporary name and renamed (two jobs storing the same key
 both write a whole file, the last rename wins); an entry that does not read back, or whose stored
 key or model class is not the one asked for, is ignored with a warning and the fit is redone.
+Jobs of a parallel sweep (``hydra/launcher=joblib``) that need the same entry at once do not both
+sample it: :meth:`FitCache.claim` holds a lock file per key while one looks up, fits and stores
+(POSIX ``flock``, released by the system if the job dies), and the other then reads its entry.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import os
 import platform
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -169,6 +173,34 @@ class FitCache:
     def path(self, label: str, key: str) -> Path:
         return self.folder / f"{_safe(label)}-{key[:40]}.nc"
 
+    @contextmanager
+    def claim(self, label: str, key: str) -> Iterator[None]:
+        """Hold ``key``'s lock while the block looks the entry up and, on a miss, fits and
+        stores it: another process claiming the same key waits, then finds the entry. No lock
+        when the cache is off, the platform has no ``fcntl`` or the folder cannot be written
+        (then two jobs may both fit, as before: correct, only slower)."""
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None  # type: ignore[assignment]
+        handle = None
+        if self.enabled and fcntl is not None:
+            lock = self.folder / f".{_safe(label)}-{key[:40]}.lock"
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                handle = lock.open("a")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as e:
+                log.debug("fit cache: no lock for %s (%s)", lock, e)
+                if handle is not None:
+                    handle.close()
+                handle = None
+        try:
+            yield
+        finally:
+            if handle is not None:
+                handle.close()  # closing the file releases the lock
+
     def _read(self, path: Path, key: str, check: Callable[[Any], None] | None):
         """The tree stored at ``path`` if it is this key's entry, else None (with a warning
         when a file is there but unusable)."""
@@ -222,15 +254,16 @@ class FitCache:
         if not self.enabled:
             return compute(), False
         path = self.path(label, key)
-        tree = self._read(path, key, None)
-        if tree is not None and "uplift" in tree.data_vars:
-            self.counts["crossfit_fold_hit"] += 1
-            return tree.to_dataset()["uplift"], True
-        self.counts["crossfit_fold_miss"] += 1
-        draws = compute()
-        ds = draws.to_dataset(name="uplift")
-        ds.attrs[KEY_ATTR] = key
-        self._write(lambda p: atomic_write_netcdf(ds, p), path)
+        with self.claim(label, key):
+            tree = self._read(path, key, None)
+            if tree is not None and "uplift" in tree.data_vars:
+                self.counts["crossfit_fold_hit"] += 1
+                return tree.to_dataset()["uplift"], True
+            self.counts["crossfit_fold_miss"] += 1
+            draws = compute()
+            ds = draws.to_dataset(name="uplift")
+            ds.attrs[KEY_ATTR] = key
+            self._write(lambda p: atomic_write_netcdf(ds, p), path)
         return draws, False
 
     def summary(self, fits: Mapping[str, bool]) -> dict[str, Any]:
