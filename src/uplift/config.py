@@ -269,8 +269,21 @@ class ModelConfig:
         default_factory=lambda: Parameterization(baseline=Form.auto)
     )
     covariate_model: CovariateModelConfig = field(default_factory=CovariateModelConfig)
+    # an earlier run's folder: its posterior of each tactic's cell logits becomes this fit's
+    # prior (uplift.models.carry; binomial family), checked against this run before sampling
+    prior_from: str | None = None
+    # variance inflation of that prior for drift between waves: 1 = none; 2 (default) weights
+    # the earlier wave as half its size (uplift.models.carry explains the choice)
+    prior_forget: float = 2.0
 
     def __post_init__(self) -> None:
+        if not (
+            isinstance(self.prior_forget, int | float) and 1 <= self.prior_forget < float("inf")
+        ):
+            raise ValueError(
+                f"model.prior_forget must be a finite number >= 1 (1: the earlier wave's "
+                f"posterior as it is; 2: weighted as half a wave), got {self.prior_forget!r}"
+            )
         for where, fam in [
             ("model.family", self.family),
             *[(f"model.families.{t}", f) for t, f in self.families.items()],
