@@ -226,6 +226,23 @@ def test_family_that_cannot_carry(finished, tmp_path, no_sampling):
         )
 
 
+def test_earlier_run_of_another_family(finished, tmp_path, no_sampling, monkeypatch):
+    """The earlier run fit a tactic with another family (its posterior's stamp says so)."""
+    from uplift.app import prior_from
+
+    real = prior_from._read
+
+    def stamped(path, forget):
+        family, saved, prior = real(path, forget)
+        return ("negative_binomial" if "frequency" in str(path) else family), saved, prior
+
+    monkeypatch.setattr(prior_from, "_read", stamped)
+    with pytest.raises(
+        PriorFromError, match="fit tactic 'frequency' with family 'negative_binomial', this run"
+    ):
+        uplift.run(config(f"model.prior_from={finished}"), tmp_path / "out")
+
+
 def test_refusal_is_a_named_cli_error(finished, tmp_path, uplift_cli, no_sampling):
     r = uplift_cli(
         *FINISHED_RUN,
