@@ -13,7 +13,9 @@ Realised regret of wave w: per customer of the wave, the true profit of the best
 segment (control, profit 0, included) minus the true profit of the arm they were given (control
 and the global holdout: 0), averaged over the wave, in money (true value per conversion). It is
 what exploring cost in that wave: wave 1 is uniform, waves 2 and 3 follow the last posterior.
-Also printed, the plan's regret: the share of the oracle's true profit that the budget plan made
+Wave 1's customers come from the generator (equal tier shares), later waves' lists with the
+demo's tier mix (50/35/15): each wave's regret is per customer of its own mix. Also printed, the
+plan's regret: the share of the oracle's true profit that the budget plan made
 after wave w loses (both solved by the run's optimizer on the same customers and budget, the
 oracle with the true uplifts and values).
 

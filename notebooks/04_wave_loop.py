@@ -170,8 +170,8 @@ display(wave2.pivot_table(index="segment", columns="arm", values="probability").
 # %% [markdown]
 # ## 4. Wave 2, fit with the prior from wave 1
 # `model.prior_from` makes wave 1's posterior of every segment's baseline and effect (moment
-# matched, jointly) the prior of wave 2's fit, widened by `model.prior_forget` (default 2: wave 1
-# counts as half a wave, for drift). Wave 2's shares were adaptive, so the equal-split
+# matched, jointly) the prior of wave 2's fit, widened by `model.prior_forget` (default 1.25: wave
+# 1 counts as 0.8 of its data, for drift). Wave 2's shares were adaptive, so the equal-split
 # sample-ratio check does not apply (`health.override=true`): the logged probabilities are the
 # record.
 

@@ -90,7 +90,7 @@ def test_carried_fit_saves_and_loads_back(finished, tmp_path, fake_sampler):
     model = build_model(cfg, "cross_sell", prep.data, prep.cells).fit(prep.cells, "cross_sell")
     meta = model.model_config()["prior_from"]
     assert Path(meta["source"]) == (finished / "posterior_cross_sell.nc").resolve()
-    assert meta["forget"] == 2.0 and meta["parameters"] == 24  # 12 segments x (1 + 1 arm)
+    assert meta["forget"] == 1.25 and meta["parameters"] == 24  # 12 segments x (1 + 1 arm)
     assert "carried_z" in model.idata["posterior"]
     assert "effect_sigma" not in model.idata["posterior"]  # the hierarchy is carried
     model.save(tmp_path / "p.nc")
@@ -107,7 +107,7 @@ def test_carried_run_fits_from_the_earlier_posterior(finished, tmp_path, fake_sa
     for tactic, fit in result.fits.items():
         meta = fit.model.model_config()["prior_from"]
         assert Path(meta["source"]) == (finished / f"posterior_{tactic}.nc").resolve()
-        assert meta["forget"] == 2.0 and meta["parameters"] == 24  # 12 segments x (1 + 1 arm)
+        assert meta["forget"] == 1.25 and meta["parameters"] == 24  # 12 segments x (1 + 1 arm)
         assert "carried_z" in fit.model.idata["posterior"]
         assert "effect_sigma" not in fit.model.idata["posterior"]  # the hierarchy is carried
     # the saved posterior loads back and rebuilds its graph from the earlier file

@@ -4,7 +4,7 @@
 Per seed: wave 1 uniformly randomized and fit with the default priors; waves 2 and 3 assigned
 from the last run's Thompson shares (``next-wave``'s function, logged probabilities, 5% holdout),
 the last run's plan valued on them (``evaluate-policy``'s DR estimate, 90% interval) and fit
-with ``model.prior_from=<last run>`` (default forget 2). Real NUTS (4 x 1,000 draws).
+with ``model.prior_from=<last run>`` (default forget 1.25). Real NUTS (4 x 1,000 draws).
 """
 
 from __future__ import annotations

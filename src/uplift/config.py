@@ -272,9 +272,9 @@ class ModelConfig:
     # an earlier run's folder: its posterior of each tactic's cell logits becomes this fit's
     # prior (uplift.models.carry; binomial family), checked against this run before sampling
     prior_from: str | None = None
-    # variance inflation of that prior for drift between waves: 1 = none; 2 (default) weights
-    # the earlier wave as half its size (uplift.models.carry explains the choice)
-    prior_forget: float = 2.0
+    # variance inflation of that prior for drift between waves: 1 = none; 1.25 (default) weights
+    # the earlier posterior as 0.8 of its data (uplift.models.carry: the measured choice)
+    prior_forget: float = 1.25
 
     def __post_init__(self) -> None:
         if not (
@@ -282,7 +282,7 @@ class ModelConfig:
         ):
             raise ValueError(
                 f"model.prior_forget must be a finite number >= 1 (1: the earlier wave's "
-                f"posterior as it is; 2: weighted as half a wave), got {self.prior_forget!r}"
+                f"posterior as it is; 2: weighted as half its data), got {self.prior_forget!r}"
             )
         for where, fam in [
             ("model.family", self.family),
