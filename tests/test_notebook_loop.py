@@ -20,3 +20,19 @@ def test_experiment_loop_runs(tmp_path: Path, monkeypatch) -> None:
     assert len(wave) == 12_000
     assert {"customer_id", "segment", "arm", "assignment_probability"} <= set(wave.columns)
     assert len(r.shown("text/html")) >= 5  # its tables show as tables
+
+
+@pytest.mark.slow  # three short real-NUTS runs, two with the prior from the last (~1-2 min)
+def test_wave_loop_runs(tmp_path: Path, monkeypatch) -> None:
+    r = run_notebook("04_wave_loop.py", tmp_path, monkeypatch)
+    for marker in ("DESIGN:", "WAVE 1:", "NEXT WAVE:", "WAVE 2:", "POLICY:", "REGRET:"):
+        assert marker in r.stdout, marker
+    for w in (1, 2, 3):
+        assert (tmp_path / f"run{w}" / "allocation.csv").exists()
+    config = (tmp_path / "run3" / "config.yaml").read_text()
+    assert "prior_from" in config and "run2" in config
+    assert {"estimator", "estimate", "ci_low", "ci_high"} <= set(
+        pd.read_csv(tmp_path / "policy2" / "policy_value.csv").columns
+    )
+    assert r.shown("image/png")  # the regret figure
+    assert len(r.shown("text/html")) >= 4

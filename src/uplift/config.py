@@ -274,8 +274,21 @@ class ModelConfig:
         default_factory=lambda: Parameterization(baseline=Form.auto)
     )
     covariate_model: CovariateModelConfig = field(default_factory=CovariateModelConfig)
+    # an earlier run's folder: its posterior of each tactic's cell logits becomes this fit's
+    # prior (uplift.models.carry; binomial family), checked against this run before sampling
+    prior_from: str | None = None
+    # variance inflation of that prior for drift between waves: 1 = none; 1.25 (default) weights
+    # the earlier posterior as 0.8 of its data (uplift.models.carry: the measured choice)
+    prior_forget: float = 1.25
 
     def __post_init__(self) -> None:
+        if not (
+            isinstance(self.prior_forget, int | float) and 1 <= self.prior_forget < float("inf")
+        ):
+            raise ValueError(
+                f"model.prior_forget must be a finite number >= 1 (1: the earlier wave's "
+                f"posterior as it is; 2: weighted as half its data), got {self.prior_forget!r}"
+            )
         for where, fam in [
             ("model.family", self.family),
             *[(f"model.families.{t}", f) for t, f in self.families.items()],

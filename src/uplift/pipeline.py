@@ -295,7 +295,14 @@ def build_model(
         mc, data, par, structure, sampler, config.sampler, dict(config.pricing.prices)
     )
     fam = get_family(family) if family is not None else family_of(config, tactic)
-    return fam.build(inputs)
+    model = fam.build(inputs)
+    if family is None and config.model.prior_from:  # a guardrail keeps its own priors
+        from uplift.app.prior_from import carried_prior
+
+        prior = carried_prior(config, tactic, model, cells)
+        if prior is not None:
+            model = model.carry(prior)
+    return model
 
 
 def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
@@ -1222,6 +1229,14 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     balance_info, balance = check_balance(config, data)
     if balance_info is not None:
         health["balance"] = balance_info
+    if config.model.prior_from:  # model.prior_from: refuse a mismatch before any sampling
+        from uplift.app.prior_from import check_prior_from
+
+        check_prior_from(
+            config,
+            [t.value for t in arm_map.tactics()],
+            lambda t: build_model(config, t, data, cells),
+        )
     cache = FitCache.from_settings(config.sampler)
     with clock.stage("fit"):
         fits = fit_tactics(cells, data, config, cache)

@@ -11,7 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from uplift.models.persist import ModelLoadError, SavedModel
 __all__ = ["FittedTactic", "ModelLoadError", "SavedModel", "UpliftModel"]
 from uplift.models.sampling import SamplerSettings
 
+if TYPE_CHECKING:
+    from uplift.models.carry import CarriedPrior
+
 
 class UpliftModel(SavedModel, ABC):
     family: ClassVar[str]
@@ -32,6 +35,9 @@ class UpliftModel(SavedModel, ABC):
     reuse_compiled: ClassVar[bool] = True
     #: dims whose labels may differ between fits sharing a compiled graph
     relabel_dims: ClassVar[tuple[str, ...]] = ("arm",)
+    #: the model can take an earlier wave's posterior as its prior (``model.prior_from``,
+    #: :mod:`uplift.models.carry`)
+    carries_prior: ClassVar[bool] = False
 
     def __init__(self, sampler: SamplerSettings | None = None) -> None:
         self.sampler = sampler or SamplerSettings()
@@ -57,7 +63,7 @@ class UpliftModel(SavedModel, ABC):
         seed = self.sampler.seed_for(self.tactic)
         key: tuple[str, str] | None = (
             type(self).__name__,
-            json.dumps(self.model_config(), sort_keys=True),
+            json.dumps(self.compile_config(), sort_keys=True),
         )
         key = key if self.reuse_compiled and model.data_vars else None
         draw = self.sampling_function()
@@ -68,6 +74,16 @@ class UpliftModel(SavedModel, ABC):
         self.observe(cells)
         self._stamp()
         return self
+
+    def carry(self, prior: CarriedPrior) -> Self:
+        """This model with an earlier wave's posterior as its prior (:mod:`uplift.models.carry`);
+        only classes with ``carries_prior`` can."""
+        raise TypeError(f"{type(self).__name__} cannot carry an earlier posterior as its prior")
+
+    def compile_config(self) -> dict:
+        """What is baked into the compiled graph (the key nutpie/numpyro reuse it by): the model
+        config, less anything that reaches the graph as ``pm.Data``."""
+        return self.model_config()
 
     def sampling_function(self) -> Callable[..., Any]:
         """The function of :mod:`uplift.models.sampling` that :meth:`fit` draws with for the

@@ -26,6 +26,7 @@ import pymc as pm
 import xarray as xr
 
 from uplift.models.base import UpliftModel
+from uplift.models.carry import CARRIED_DIM, CarriedPrior, CarriedPriorError, carried_labels
 from uplift.models.families import binomial
 from uplift.models.observations import CellObservations, binomial_observations
 from uplift.models.persist import settings_from
@@ -99,6 +100,7 @@ def cell_index(
 class ConversionUpliftModel(UpliftModel):
     family = binomial.NAME
     metric = binomial.FAMILY.metric
+    carries_prior = True
 
     def __init__(
         self,
@@ -108,8 +110,13 @@ class ConversionUpliftModel(UpliftModel):
         segment_dims: tuple[str, ...] | list[str] = (),
         interactions: bool = True,
         structure_baselines: bool = False,
+        carried: CarriedPrior | None = None,
     ):
         super().__init__(sampler)
+        #: an earlier wave's posterior as the prior (:mod:`uplift.models.carry`); a model loaded
+        #: from a file knows it by ``carried_from`` and reads it again when its graph is rebuilt
+        self.carried = carried
+        self.carried_from: dict[str, Any] | None = carried.describe() if carried else None
         self.priors = priors or ConversionPriors()
         self.parameterization = parameterization or Parameterization()
         self.segment_dims = tuple(segment_dims)
@@ -117,6 +124,7 @@ class ConversionUpliftModel(UpliftModel):
         self.structure_baselines = bool(structure_baselines)
 
     def model_config(self) -> dict:
+        carried = {"prior_from": self.carried_from} if self.carried_from else {}
         return (
             asdict(self.priors)
             | asdict(self.parameterization)
@@ -125,21 +133,59 @@ class ConversionUpliftModel(UpliftModel):
                 "interactions": self.interactions,
                 "structure_baselines": self.structure_baselines,
             }
+            | carried
         )
+
+    def compile_config(self) -> dict:
+        """The carried prior reaches the graph as data: tactics share one compiled graph."""
+        config = self.model_config()
+        if "prior_from" in config:
+            config["prior_from"] = {"parameters": config["prior_from"]["parameters"]}
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
-        return cls(
+        obj = cls(
             priors=settings_from(ConversionPriors, config),
             parameterization=settings_from(Parameterization, config),
             segment_dims=config.get("segment_dims", ()),
             interactions=config.get("interactions", True),
             structure_baselines=config.get("structure_baselines", False),
         )
+        obj.carried_from = config.get("prior_from")
+        return obj
+
+    def carry(self, prior: CarriedPrior) -> Self:
+        self.carried, self.carried_from = prior, prior.describe()
+        return self
+
+    def with_posterior(self, idata: Any) -> Self:
+        obj = super().with_posterior(idata)
+        if self.carried is not None and obj.carried_from == self.carried_from:
+            obj.carried = self.carried
+        return obj
+
+    def _carried(self) -> CarriedPrior | None:
+        """The carried prior, read again from its file for a model loaded from a posterior."""
+        if self.carried is None and self.carried_from:
+            meta = self.carried_from
+            prior = CarriedPrior.from_file(meta["source"], float(meta["forget"]))
+            if prior.digest != meta["digest"]:
+                raise CarriedPriorError(
+                    f"{meta['source']} changed since this model was fit with it as its prior "
+                    "(model.prior_from): the model cannot be rebuilt as it was fit"
+                )
+            self.carried = prior
+        return self.carried
 
     def build_model(self, cells: pd.DataFrame, tactic: str) -> pm.Model:
         control, treated = split_cells(cells, tactic)
         segments, arms, c_seg, t_seg, t_arm = cell_index(control, treated, tactic)
+        carried = self._carried()
+        if carried is not None:
+            return self._carried_model(
+                carried, control, treated, segments, arms, c_seg, t_seg, t_arm
+            )
         pr = self.priors
 
         par = self.parameterization
@@ -167,6 +213,41 @@ class ConversionUpliftModel(UpliftModel):
                 par.effect == "centered",
             )
             b = pm.Deterministic("effect_logit", b, dims=("arm", "segment"))
+            p0 = pm.Deterministic("p_control", pm.math.invlogit(a), dims="segment")
+            p1 = pm.Deterministic(
+                "p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment")
+            )
+            pm.Deterministic("uplift", p1 - p0[None, :], dims=("arm", "segment"))
+            binomial_cells(control, treated, p0, p1, c_seg, t_seg, t_arm)
+        return model
+
+    def _carried_model(
+        self, carried: CarriedPrior, control, treated, segments, arms, c_seg, t_seg, t_arm
+    ) -> pm.Model:
+        """The cell logits with the earlier wave's posterior as their prior (non-centred:
+        ``theta = mean + sqrt(f) L z``, ``z ~ N(0, I)``); the rest of the graph as above."""
+        if (sorted(carried.segments), sorted(carried.arms)) != (sorted(segments), sorted(arms)):
+            raise CarriedPriorError(
+                f"the carried prior ({carried.source}) is for segments {list(carried.segments)} "
+                f"and arms {list(carried.arms)}, these cells have {segments} and {arms}"
+            )
+        mean, chol = carried.aligned(segments, arms)
+        g = len(segments)
+        with pm.Model(
+            coords={
+                "segment": segments,
+                "arm": arms,
+                CARRIED_DIM: carried_labels(segments, len(arms)),
+            }
+        ) as model:
+            m = pm.Data("carried_mean", mean, dims=CARRIED_DIM)
+            L = pm.Data("carried_chol", chol)
+            z = pm.Normal("carried_z", 0.0, 1.0, dims=CARRIED_DIM)
+            theta = m + pm.math.dot(L, z)
+            a = pm.Deterministic("baseline_logit", theta[:g], dims="segment")
+            b = pm.Deterministic(
+                "effect_logit", theta[g:].reshape((len(arms), g)), dims=("arm", "segment")
+            )
             p0 = pm.Deterministic("p_control", pm.math.invlogit(a), dims="segment")
             p1 = pm.Deterministic(
                 "p_treated", pm.math.invlogit(a[None, :] + b), dims=("arm", "segment")
