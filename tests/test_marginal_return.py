@@ -1,0 +1,116 @@
+"""Per-tactic marginal return: the MILP re-solve equals brute-force enumeration; the step is
+earmarked for the tactic; the LP dual is not the answer for lumpy integer steps."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from uplift.optimize import AllocationProblem, BudgetAllocator, CellCap, ContactCap, TotalBudget
+from uplift.optimize.marginal import (
+    MARGINAL_RETURN_COLUMNS,
+    SpendElsewhere,
+    marginal_return_by_tactic,
+)
+
+
+def lumpy_problem(seed: int) -> AllocationProblem:
+    """2 segments x 2 tactics, offers costing 2 and 3 (a budget step is not used whole)."""
+    rng = np.random.default_rng(seed)
+    cells = pd.DataFrame(
+        {
+            "segment": ["a", "a", "b", "b"],
+            "tactic": ["cross_sell", "up_sell", "cross_sell", "up_sell"],
+            "arm": ["x", "u", "x", "u"],
+            "cost": [2.0, 3.0, 2.0, 3.0],
+        }
+    )
+    draws = rng.normal(loc=rng.uniform(-0.5, 4.0, 4), scale=2.0, size=(300, 4))
+    return AllocationProblem(cells, draws, pd.Series([3.0, 3.0], index=["a", "b"]))
+
+
+def brute_best(problem: AllocationProblem, budget: float, mask=None, cap=np.inf) -> float:
+    """Best expected profit over every integer plan: spend <= budget, one offer per customer,
+    and spend on the cells outside ``mask`` <= ``cap``."""
+    mean = problem.profit_draws.mean(axis=0)
+    elig = problem.cell_eligible.astype(int)
+    outside = np.ones(problem.n_cells, bool) if mask is None else ~mask
+    best = -np.inf
+    for x in itertools.product(*[range(e + 1) for e in elig]):
+        x = np.array(x, dtype=float)
+        if problem.cost @ x > budget + 1e-9:
+            continue
+        if np.any(problem.segment_matrix @ x > problem.eligible_vector + 1e-9):
+            continue
+        if (problem.cost * outside) @ x > cap + 1e-9:
+            continue
+        best = max(best, float(mean @ x))
+    return best
+
+
+@pytest.mark.parametrize("seed, budget, step", [(0, 5.0, 3.0), (1, 7.0, 2.0), (2, 4.0, 5.0)])
+def test_matches_brute_force(seed, budget, step):
+    problem = lumpy_problem(seed)
+    allocator = BudgetAllocator([TotalBudget(budget), ContactCap(1), CellCap()])
+    base = allocator.solve(problem)
+    assert base.objective_value == pytest.approx(brute_best(problem, budget), abs=1e-6)
+    out = marginal_return_by_tactic(allocator, problem, base, step)
+    assert list(out.columns) == MARGINAL_RETURN_COLUMNS
+    assert list(out["tactic"]) == ["cross_sell", "up_sell"]
+    x0 = base.table["decision"].to_numpy()
+    tactic = problem.cells["tactic"].to_numpy()
+    for r in out.itertuples():
+        mine = tactic == r.tactic
+        cap = float((problem.cost * ~mine) @ x0)
+        want = brute_best(problem, budget + step, mine, cap) - base.objective_value
+        assert r.extra_profit == pytest.approx(want, abs=1e-6)
+        assert r.return_per_unit == pytest.approx(want / step, abs=1e-9)
+        assert r.extra_profit_hdi_low <= r.extra_profit + 1e-9 <= r.extra_profit_hdi_high + 2e-9
+        assert r.extra_spend <= budget + step - base.total_spend + 1e-9
+
+
+def test_step_goes_only_to_its_tactic():
+    """Both tactics pay, up_sell more; the step earmarked for cross_sell must not buy up_sell."""
+    cells = pd.DataFrame(
+        {"segment": ["a", "a"], "tactic": ["cross_sell", "up_sell"], "arm": ["x", "u"]}
+    ).assign(cost=[1.0, 1.0])
+    draws = np.tile([1.0, 5.0], (50, 1))
+    problem = AllocationProblem(cells, draws, pd.Series([100.0], index=["a"]))
+    allocator = BudgetAllocator([TotalBudget(10.0), ContactCap(1), CellCap()])
+    base = allocator.solve(problem)
+    out = marginal_return_by_tactic(allocator, problem, base, 4.0).set_index("tactic")
+    assert out.loc["up_sell", "extra_profit"] == pytest.approx(20.0)
+    assert out.loc["cross_sell", "extra_profit"] == pytest.approx(4.0)
+    assert out.loc["cross_sell", "extra_customers"] == 4
+    assert out.loc["up_sell", "prob_gain"] == 1.0
+
+
+def test_lumpy_step_is_not_the_lp_dual():
+    """Offers cost 3 and return 5 each: the LP dual says 5/3 per unit of budget, but a step of
+    2 above a budget of 6 cannot buy a third offer, so it returns exactly nothing."""
+    cells = pd.DataFrame({"segment": ["a"], "tactic": ["retention"], "arm": ["r"], "cost": [3.0]})
+    problem = AllocationProblem(cells, np.full((20, 1), 5.0), pd.Series([10.0], index=["a"]))
+    allocator = BudgetAllocator([TotalBudget(6.0), ContactCap(1), CellCap()])
+    base = allocator.solve(problem)
+    out = marginal_return_by_tactic(allocator, problem, base, 2.0)
+    assert out.loc[0, "extra_profit"] == 0.0
+    lp = allocator.frontier(problem, [6.0, 8.0]).table
+    assert lp.loc[0, "marginal_return"] == pytest.approx(5.0 / 3.0, rel=1e-6)
+    assert base.total_spend == 6.0
+    three = marginal_return_by_tactic(allocator, problem, base, 3.0)
+    assert three.loc[0, "extra_profit"] == pytest.approx(5.0)
+
+
+def test_bad_inputs_named():
+    problem = lumpy_problem(0)
+    allocator = BudgetAllocator([ContactCap(1), CellCap(), TotalBudget(5.0)])
+    base = allocator.solve(problem)
+    with pytest.raises(ValueError, match="step"):
+        marginal_return_by_tactic(allocator, problem, base, 0.0)
+    with pytest.raises(ValueError, match="'budget'"):
+        marginal_return_by_tactic(allocator, problem, base, 1.0, budget_constraint="budget")
+    with pytest.raises(ValueError, match="max_spend"):
+        SpendElsewhere("up_sell", -1.0)
