@@ -282,6 +282,18 @@ def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_
     assert s["budget_step"]["step"] == 1000.0
     assert (tmp_path / "frontier.png").stat().st_size > 0
     assert "Efficient frontier" in (tmp_path / "report.md").read_text()
+    # one more step earmarked per tactic: every tactic, the capacity rule still holds
+    mr = pd.read_csv(tmp_path / "marginal_return.csv")
+    assert sorted(mr["tactic"]) == sorted(s["tactics"]) and (mr["step"] == 1000.0).all()
+    assert (mr["status"] == "optimal").all() and (mr["extra_profit"] >= -1e-6).all()
+    assert np.allclose(mr["return_per_unit"], mr["extra_profit"] / 1000.0)
+    mrs = s["marginal_return_by_tactic"]
+    assert set(mrs) == set(s["tactics"])
+    assert mrs["retention"]["extra_profit"] == pytest.approx(
+        float(mr.set_index("tactic").loc["retention", "extra_profit"])
+    )
+    assert "spent only on it would return" in (tmp_path / "report.md").read_text()
+    assert 'id="tactic-returns"' in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

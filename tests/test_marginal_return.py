@@ -114,3 +114,30 @@ def test_bad_inputs_named():
         marginal_return_by_tactic(allocator, problem, base, 1.0, budget_constraint="budget")
     with pytest.raises(ValueError, match="max_spend"):
         SpendElsewhere("up_sell", -1.0)
+
+
+def test_report_lines_one_per_tactic_best_first():
+    from uplift.report.returns import tactic_return_lines
+
+    row = {
+        "step": 1000.0,
+        "extra_profit_hdi_low": 100.0,
+        "extra_profit_hdi_high": 900.0,
+        "return_per_unit": 0.5,
+    }
+    summary = {
+        "hdi_prob": 0.94,
+        "marginal_return_by_tactic": {
+            "retention": row | {"extra_profit": 0.0},
+            "referral": row | {"extra_profit": 500.0},
+        },
+    }
+    lines = tactic_return_lines(summary, "$")
+    assert lines[0] == (
+        "referral: one more $1,000 spent only on it would return about $500.00 of expected "
+        "profit (94% interval $100.00 to $900.00; $0.50 per extra $1.00)."
+    )
+    assert lines[1].startswith("retention: one more $1,000 spent only on it would return nothing")
+    skipped = {"marginal_return_by_tactic": {"skipped": "no total_budget"}}
+    assert "no total_budget" in tactic_return_lines(skipped)[0]
+    assert tactic_return_lines({}) == []

@@ -1189,6 +1189,27 @@ def budget_frontier(config: AppConfig, decision: Decision) -> Frontier:
     return decision.allocator.frontier(decision.problem, grid)
 
 
+def tactic_returns(config: AppConfig, run: RunSummary) -> None:
+    """marginal_return.csv into ``run``: one more :func:`marginal_step` of budget earmarked
+    for each tactic in turn (:func:`~uplift.optimize.marginal.marginal_return_by_tactic`),
+    or why it was skipped."""
+    from uplift.optimize.marginal import marginal_return_by_tactic
+
+    d = run.decision
+    assert d.allocator is not None and d.problem is not None and d.allocation is not None
+    try:
+        run.marginal_return = marginal_return_by_tactic(
+            d.allocator,
+            d.problem,
+            d.allocation,
+            marginal_step(config.optimize.budget),
+            hdi_prob=config.report.hdi_prob,
+        )
+    except ValueError as e:  # e.g. no total_budget rule
+        run.marginal_return_skipped = str(e)
+        log.warning("marginal return per tactic skipped: %s", e)
+
+
 def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
     """The plan and the uplift scored against the synthetic generator's truth, when known."""
     truth, d = run.prepared.truth, run.decision
@@ -1288,6 +1309,9 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
                 except (ValueError, AllocationError) as e:  # e.g. no total_budget rule
                     run.frontier_skipped = str(e)
                     log.warning("budget frontier skipped: %s", e)
+            if config.optimize.frontier.by_tactic:
+                with clock.stage("marginal_return"):
+                    tactic_returns(config, run)
         run.truth_check = truth_check(config, run)
 
     run.fit_cache = cache.summary({t: f.from_cache for t, f in fits.items()})
