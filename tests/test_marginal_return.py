@@ -1,4 +1,4 @@
-"""Per-tactic marginal return: the MILP re-solve equals brute-force enumeration; the step is
+"""One currency across tactics. Per-tactic marginal return: the MILP re-solve equals brute force; the step is
 earmarked for the tactic; the LP dual is not the answer for lumpy integer steps."""
 
 from __future__ import annotations
@@ -141,3 +141,48 @@ def test_report_lines_one_per_tactic_best_first():
     skipped = {"marginal_return_by_tactic": {"skipped": "no total_budget"}}
     assert "no total_budget" in tactic_return_lines(skipped)[0]
     assert tactic_return_lines({}) == []
+
+
+def test_value_draws_enter_profit_draws_draw_by_draw():
+    """2 segments, one arm costing 2: profit draw = uplift draw x value draw - cost, by hand."""
+    import xarray as xr
+
+    from uplift.tactics import ArmMap
+
+    arms = ArmMap.from_mapping(
+        {"c": {"tactic": "control"}, "r": {"tactic": "retention", "cost": 2.0}}
+    )
+    up = xr.DataArray(
+        np.array([[[0.10, 0.20]], [[0.30, 0.05]], [[0.00, 0.40]]]),  # (3 draws, 1 arm, 2 segs)
+        dims=("sample", "arm", "segment"),
+        coords={"arm": ["r"], "segment": ["s1", "s2"]},
+    )
+    point = pd.Series({"s1": 50.0, "s2": 20.0})
+    vd = xr.DataArray(
+        np.array([[40.0, 10.0], [60.0, 30.0], [50.0, 20.0]]),
+        dims=("sample", "segment"),
+        coords={"segment": ["s1", "s2"]},
+    )
+    elig = pd.Series({"s1": 5.0, "s2": 5.0})
+    p = AllocationProblem.from_uplift({"retention": up}, point, arms, elig, value_draws=vd)
+    want = np.array(
+        [
+            [0.10 * 40 - 2, 0.20 * 10 - 2],
+            [0.30 * 60 - 2, 0.05 * 30 - 2],
+            [0.00 * 50 - 2, 0.40 * 20 - 2],
+        ]
+    )
+    assert np.allclose(p.profit_draws, want)
+    # a mapping without the tactic, or no draws at all: the point value in every draw
+    same = AllocationProblem.from_uplift({"retention": up}, point, arms, elig)
+    other = AllocationProblem.from_uplift(
+        {"retention": up}, point, arms, elig, value_draws={"referral": vd}
+    )
+    assert np.array_equal(same.profit_draws, other.profit_draws)
+    assert np.allclose(same.profit_draws[:, 0], 50 * up.values[:, 0, 0] - 2)
+    with pytest.raises(ValueError, match="samples"):
+        AllocationProblem.from_uplift({"retention": up}, point, arms, elig, value_draws=vd[:2])
+    with pytest.raises(ValueError, match="segment"):
+        AllocationProblem.from_uplift(
+            {"retention": up}, point, arms, elig, value_draws=vd.sel(segment=["s1"])
+        )
