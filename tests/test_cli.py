@@ -419,6 +419,8 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
         {
             "customer_id": exp.customers["customer_id"],
             "clv_mean": exp.customers["value_tier"].map(clv),
+            "clv_hdi_low": 0.5 * exp.customers["value_tier"].map(clv),
+            "clv_hdi_high": 1.8 * exp.customers["value_tier"].map(clv),
             "tier": exp.customers["value_tier"].map(
                 {"low": "bronze", "mid": "silver", "high": "gold"}
             ),
@@ -440,6 +442,8 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     v = s["value_per_unit"]["cross_sell"]
     assert v["gold/price"] == pytest.approx(600.0) and v["bronze/price"] == pytest.approx(40.0)
+    # the CLV's interval enters the plan's draws (draw-aligned value x uplift), not its mean only
+    assert any("drawn with the CLV's uncertainty" in n for n in s["optimizer"]["notes"])
     al = pd.read_csv(tmp_path / "run" / "allocation.csv")
     assert al["segment"].str.startswith(("gold/", "silver/", "bronze/")).all()
 

@@ -1034,6 +1034,61 @@ def unit_values(
         raise DataValidationError(str(e)) from None
 
 
+@dataclass(frozen=True)
+class _FixedValue:
+    """A value per conversion fixed per segment (probes the value rules, see below)."""
+
+    values: pd.Series
+
+    def per_conversion(self, cells: pd.DataFrame) -> pd.Series:
+        return self.values
+
+
+def unit_value_draws(
+    config: AppConfig, prepared: Prepared, n_draws: int
+) -> dict[str, xr.DataArray] | None:
+    """Draws ``(sample, segment)`` of each tactic's value per unit that rests on the CLV
+    (``value.kind=clv``; None otherwise, or when customer_value.csv has no interval columns).
+
+    Every value rule is affine in the value per conversion (a CLV minus the cost to serve, a
+    customer-weighted mean net of acquisition cost...), so one probe per segment (that segment's
+    value + 1) gives each tactic's exact linear map from the per-conversion value to its own;
+    the CLV draws go through that map. Tactics that do not depend on the CLV (a margin per
+    order, an override) are left out and keep their point value.
+    """
+    sv = prepared.segment_value
+    if sv is None or not hasattr(sv, "per_conversion_draws"):
+        return None
+    import xarray as xr
+
+    cells, data = prepared.cells, prepared.data
+    try:
+        draws = sv.per_conversion_draws(cells, n_draws=n_draws, seed=config.sampler.seed)
+    except ValueError as e:  # no interval columns: point values, as before
+        log.warning("CLV uncertainty not propagated into the plan: %s", e)
+        return None
+    v0 = sv.per_conversion(cells).astype(float)
+    segs = [str(g) for g in v0.index]
+    base = prepared.values
+    jac: dict[str, np.ndarray] = {t: np.zeros((len(segs), len(segs))) for t in base}
+    for k in range(len(segs)):
+        probe = v0.copy()
+        probe.iloc[k] += 1.0
+        moved = unit_values(config, data, cells, _FixedValue(probe))
+        for t in base:
+            jac[t][:, k] = (moved[t].reindex(v0.index) - base[t].reindex(v0.index)).to_numpy()
+    delta = draws.transpose("sample", "segment").sel(segment=list(v0.index)).values - v0.to_numpy()
+    out = {}
+    for t, j in jac.items():
+        if np.abs(j).max() < 1e-9:
+            continue
+        vals = base[t].reindex(v0.index).to_numpy()[None, :] + delta @ j.T
+        out[t] = xr.DataArray(
+            vals, dims=("sample", "segment"), coords={"segment": segs}, name="value_per_unit"
+        )
+    return out or None
+
+
 def prepare(config: AppConfig, out: Path) -> Prepared:
     """The data stage: read and validate rows, run every check that can run before sampling,
     aggregate cells and value one unit of each tactic's metric."""
@@ -1135,17 +1190,29 @@ def decide(
 ) -> Decision:
     """The budget plan over the budget tactics' posterior draws, or the optimizer's error;
     ``vetoed`` (``segment|arm``) cells a guardrail holds back get no customers."""
+    uplift = {t: f.draws() for t, f in fits.items()}
+    n_draws = next(iter(uplift.values())).sizes["sample"]
+    value_draws = unit_value_draws(config, prepared, n_draws)
     problem = AllocationProblem.from_uplift(
-        {t: f.draws() for t, f in fits.items()},
+        uplift,
         prepared.values,
         prepared.data.arm_map,
         eligible_customers(config, prepared.cells),
+        value_draws=value_draws,
     )
     allocator = build_allocator(config, vetoed)
     try:
-        return Decision(allocator.solve(problem), problem, allocator)
+        allocation = allocator.solve(problem)
     except AllocationError as e:
         return Decision(None, problem, allocator, e)
+    drawn = sorted(set(value_draws or {}) & set(uplift))
+    if drawn:
+        allocation.notes.append(
+            f"value per unit drawn with the CLV's uncertainty for {', '.join(drawn)} "
+            "(value.kind=clv, draw-aligned with the uplift): the plan's intervals, CVaR and "
+            "chance of a loss include it"
+        )
+    return Decision(allocation, problem, allocator)
 
 
 def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
