@@ -53,7 +53,7 @@ MARGINAL_RETURN_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class SpendElsewhere(LinearConstraint):
     """Spend on every tactic except ``tactic`` <= ``max_spend``: new budget above the other
     tactics' current spend can only go to ``tactic``."""
@@ -107,7 +107,7 @@ def marginal_return_by_tactic(
     x0 = allocation.table["decision"].to_numpy(dtype=float)
     tactic_of = problem.cells["tactic"].astype(str).to_numpy()
     base_draws = allocation.total_profit_draws
-    raised = _WithRhs(rule, b + step)  # type: ignore[arg-type]
+    raised = _WithRhs(rule, b + step)
     rows = []
     for tactic in problem.tactics:
         others = tactic_of != tactic
