@@ -186,3 +186,47 @@ def test_value_draws_enter_profit_draws_draw_by_draw():
         AllocationProblem.from_uplift(
             {"retention": up}, point, arms, elig, value_draws=vd.sel(segment=["s1"])
         )
+
+
+def test_clv_draws_go_through_each_tactics_value_rule(monkeypatch):
+    """unit_value_draws: each tactic's (affine) value rule applied to every CLV draw; a tactic
+    whose value does not rest on the CLV is left out (it keeps its point value)."""
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from uplift import pipeline
+
+    segs = ["a", "b"]
+    weights = np.array([0.25, 0.75])  # customers per segment, for the referral's mean
+
+    def rules(config, data, cells, segment_value):
+        v = segment_value.per_conversion(cells).reindex(segs)
+        return {
+            "retention": v - 5.0,
+            "referral": pd.Series(float(weights @ v.to_numpy()) - 10.0, index=segs),
+            "cross_sell": pd.Series(7.0, index=segs),
+        }
+
+    clv = np.array([[100.0, 40.0], [120.0, 20.0], [80.0, 60.0]])
+
+    class Clv:
+        def per_conversion(self, cells):
+            return pd.Series([100.0, 40.0], index=segs)
+
+        def per_conversion_draws(self, cells, n_draws, seed):
+            assert n_draws == 3
+            return xr.DataArray(clv, dims=("sample", "segment"), coords={"segment": segs})
+
+    monkeypatch.setattr(pipeline, "unit_values", rules)
+    sv = Clv()
+    prepared = SimpleNamespace(
+        segment_value=sv, cells=None, data=None, values=rules(None, None, None, sv)
+    )
+    config = SimpleNamespace(sampler=SimpleNamespace(seed=0))
+    out = pipeline.unit_value_draws(config, prepared, 3)
+    assert set(out) == {"retention", "referral"}
+    assert np.allclose(out["retention"].values, clv - 5.0)
+    assert np.allclose(out["referral"].values, (clv @ weights - 10.0)[:, None].repeat(2, 1))
+    prepared.segment_value = None
+    assert pipeline.unit_value_draws(config, prepared, 3) is None
