@@ -282,6 +282,18 @@ def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_
     assert s["budget_step"]["step"] == 1000.0
     assert (tmp_path / "frontier.png").stat().st_size > 0
     assert "Efficient frontier" in (tmp_path / "report.md").read_text()
+    # one more step earmarked per tactic: every tactic, the capacity rule still holds
+    mr = pd.read_csv(tmp_path / "marginal_return.csv")
+    assert sorted(mr["tactic"]) == sorted(s["tactics"]) and (mr["step"] == 1000.0).all()
+    assert (mr["status"] == "optimal").all() and (mr["extra_profit"] >= -1e-6).all()
+    assert np.allclose(mr["return_per_unit"], mr["extra_profit"] / 1000.0)
+    mrs = s["marginal_return_by_tactic"]
+    assert set(mrs) == set(s["tactics"])
+    assert mrs["retention"]["extra_profit"] == pytest.approx(
+        float(mr.set_index("tactic").loc["retention", "extra_profit"])
+    )
+    assert "spent only on it would return" in (tmp_path / "report.md").read_text()
+    assert 'id="tactic-returns"' in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -407,6 +419,8 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
         {
             "customer_id": exp.customers["customer_id"],
             "clv_mean": exp.customers["value_tier"].map(clv),
+            "clv_hdi_low": 0.5 * exp.customers["value_tier"].map(clv),
+            "clv_hdi_high": 1.8 * exp.customers["value_tier"].map(clv),
             "tier": exp.customers["value_tier"].map(
                 {"low": "bronze", "mid": "silver", "high": "gold"}
             ),
@@ -428,6 +442,8 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     v = s["value_per_unit"]["cross_sell"]
     assert v["gold/price"] == pytest.approx(600.0) and v["bronze/price"] == pytest.approx(40.0)
+    # the CLV's interval enters the plan's draws (draw-aligned value x uplift), not its mean only
+    assert any("drawn with the CLV's uncertainty" in n for n in s["optimizer"]["notes"])
     al = pd.read_csv(tmp_path / "run" / "allocation.csv")
     assert al["segment"].str.startswith(("gold/", "silver/", "bronze/")).all()
 

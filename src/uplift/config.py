@@ -396,6 +396,9 @@ class FrontierConfig:
     start: float = 0.0
     stop: float | None = None  # default: 2 x optimize.budget
     num: int = 20
+    # marginal_return.csv: the plan re-solved once per tactic with one more budget step
+    # earmarked for it (the plan's own MILP; a fraction of a second each on the demo)
+    by_tactic: bool = True
 
 
 @dataclass

@@ -1043,6 +1043,61 @@ def unit_values(
         raise DataValidationError(str(e)) from None
 
 
+@dataclass(frozen=True)
+class _FixedValue:
+    """A value per conversion fixed per segment (probes the value rules, see below)."""
+
+    values: pd.Series
+
+    def per_conversion(self, cells: pd.DataFrame) -> pd.Series:
+        return self.values
+
+
+def unit_value_draws(
+    config: AppConfig, prepared: Prepared, n_draws: int
+) -> dict[str, xr.DataArray] | None:
+    """Draws ``(sample, segment)`` of each tactic's value per unit that rests on the CLV
+    (``value.kind=clv``; None otherwise, or when customer_value.csv has no interval columns).
+
+    Every value rule is affine in the value per conversion (a CLV minus the cost to serve, a
+    customer-weighted mean net of acquisition cost...), so one probe per segment (that segment's
+    value + 1) gives each tactic's exact linear map from the per-conversion value to its own;
+    the CLV draws go through that map. Tactics that do not depend on the CLV (a margin per
+    order, an override) are left out and keep their point value.
+    """
+    sv = prepared.segment_value
+    if sv is None or not hasattr(sv, "per_conversion_draws"):
+        return None
+    import xarray as xr
+
+    cells, data = prepared.cells, prepared.data
+    try:
+        draws = sv.per_conversion_draws(cells, n_draws=n_draws, seed=config.sampler.seed)
+    except ValueError as e:  # no interval columns: point values, as before
+        log.warning("CLV uncertainty not propagated into the plan: %s", e)
+        return None
+    v0 = sv.per_conversion(cells).astype(float)
+    segs = [str(g) for g in v0.index]
+    base = prepared.values
+    jac: dict[str, np.ndarray] = {t: np.zeros((len(segs), len(segs))) for t in base}
+    for k in range(len(segs)):
+        probe = v0.copy()
+        probe.iloc[k] += 1.0
+        moved = unit_values(config, data, cells, _FixedValue(probe))
+        for t in base:
+            jac[t][:, k] = (moved[t].reindex(v0.index) - base[t].reindex(v0.index)).to_numpy()
+    delta = draws.transpose("sample", "segment").sel(segment=list(v0.index)).values - v0.to_numpy()
+    out = {}
+    for t, j in jac.items():
+        if np.abs(j).max() < 1e-9:
+            continue
+        vals = base[t].reindex(v0.index).to_numpy()[None, :] + delta @ j.T
+        out[t] = xr.DataArray(
+            vals, dims=("sample", "segment"), coords={"segment": segs}, name="value_per_unit"
+        )
+    return out or None
+
+
 def prepare(config: AppConfig, out: Path) -> Prepared:
     """The data stage: read and validate rows, run every check that can run before sampling,
     aggregate cells and value one unit of each tactic's metric."""
@@ -1144,17 +1199,29 @@ def decide(
 ) -> Decision:
     """The budget plan over the budget tactics' posterior draws, or the optimizer's error;
     ``vetoed`` (``segment|arm``) cells a guardrail holds back get no customers."""
+    uplift = {t: f.draws() for t, f in fits.items()}
+    n_draws = next(iter(uplift.values())).sizes["sample"]
+    value_draws = unit_value_draws(config, prepared, n_draws)
     problem = AllocationProblem.from_uplift(
-        {t: f.draws() for t, f in fits.items()},
+        uplift,
         prepared.values,
         prepared.data.arm_map,
         eligible_customers(config, prepared.cells),
+        value_draws=value_draws,
     )
     allocator = build_allocator(config, vetoed)
     try:
-        return Decision(allocator.solve(problem), problem, allocator)
+        allocation = allocator.solve(problem)
     except AllocationError as e:
         return Decision(None, problem, allocator, e)
+    drawn = sorted(set(value_draws or {}) & set(uplift))
+    if drawn:
+        allocation.notes.append(
+            f"value per unit drawn with the CLV's uncertainty for {', '.join(drawn)} "
+            "(value.kind=clv, draw-aligned with the uplift): the plan's intervals, CVaR and "
+            "chance of a loss include it"
+        )
+    return Decision(allocation, problem, allocator)
 
 
 def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
@@ -1196,6 +1263,27 @@ def budget_frontier(config: AppConfig, decision: Decision) -> Frontier:
     grid = budget_grid(fc.budgets, start=fc.start, stop=stop, num=fc.num)
     grid = np.union1d(grid, [budget, budget + marginal_step(budget)])
     return decision.allocator.frontier(decision.problem, grid)
+
+
+def tactic_returns(config: AppConfig, run: RunSummary) -> None:
+    """marginal_return.csv into ``run``: one more :func:`marginal_step` of budget earmarked
+    for each tactic in turn (:func:`~uplift.optimize.marginal.marginal_return_by_tactic`),
+    or why it was skipped."""
+    from uplift.optimize.marginal import marginal_return_by_tactic
+
+    d = run.decision
+    assert d.allocator is not None and d.problem is not None and d.allocation is not None
+    try:
+        run.marginal_return = marginal_return_by_tactic(
+            d.allocator,
+            d.problem,
+            d.allocation,
+            marginal_step(config.optimize.budget),
+            hdi_prob=config.report.hdi_prob,
+        )
+    except ValueError as e:  # e.g. no total_budget rule
+        run.marginal_return_skipped = str(e)
+        log.warning("marginal return per tactic skipped: %s", e)
 
 
 def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
@@ -1305,6 +1393,9 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
                 except (ValueError, AllocationError) as e:  # e.g. no total_budget rule
                     run.frontier_skipped = str(e)
                     log.warning("budget frontier skipped: %s", e)
+            if config.optimize.frontier.by_tactic:
+                with clock.stage("marginal_return"):
+                    tactic_returns(config, run)
         run.truth_check = truth_check(config, run)
 
     run.fit_cache = cache.summary({t: f.from_cache for t, f in fits.items()})

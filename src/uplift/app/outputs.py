@@ -89,6 +89,10 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
         files["frontier_shadow_prices"] = atomic_write_csv(
             run.frontier.shadow_prices, out / "frontier_shadow_prices.csv"
         )
+    if run.marginal_return is not None:
+        files["marginal_return"] = atomic_write_csv(
+            run.marginal_return, out / "marginal_return.csv"
+        )
     return files
 
 

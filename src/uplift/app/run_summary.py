@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ class RunSummary:
     plan_value: PlanValue | None = None
     frontier: Frontier | None = None
     frontier_skipped: str | None = None
+    #: marginal_return.csv: one more budget step earmarked per tactic (optimize.marginal)
+    marginal_return: pd.DataFrame | None = None
+    marginal_return_skipped: str | None = None
     truth_check: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -275,6 +279,10 @@ class RunSummary:
                 out["budget_step"] = self.budget_step()
             elif self.frontier_skipped is not None:
                 out["budget_step"] = {"skipped": self.frontier_skipped}
+            if self.marginal_return is not None:
+                out["marginal_return_by_tactic"] = marginal_return_summary(self.marginal_return)
+            elif self.marginal_return_skipped is not None:
+                out["marginal_return_by_tactic"] = {"skipped": self.marginal_return_skipped}
             if self.crossfit is not None:
                 out["crossfit"] = self.crossfit.to_dict()
             elif self.crossfit_skipped is not None:
@@ -287,3 +295,14 @@ class RunSummary:
         out["seconds"] = self.seconds
         out["versions"] = self.versions
         return out
+
+
+def marginal_return_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """summary.json ``marginal_return_by_tactic``: marginal_return.csv keyed by tactic."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in table.to_dict(orient="records"):
+        tactic = str(r.pop("tactic"))
+        out[tactic] = {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()
+        }
+    return out

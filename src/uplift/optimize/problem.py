@@ -215,11 +215,19 @@ class AllocationProblem:
         value_per_conversion: pd.Series | Mapping[str, pd.Series],
         arm_map: ArmMap,
         eligible: pd.Series,
+        value_draws: xr.DataArray | Mapping[str, xr.DataArray] | None = None,
     ) -> AllocationProblem:
         """Assemble from per-tactic uplift draws (xarray, dims sample x arm x segment).
 
         ``value_per_conversion`` is the value of one unit of the uplift metric per segment: one
         series for all tactics, or a mapping tactic -> series when metrics differ.
+
+        ``value_draws`` (optional) carries the value's own uncertainty (e.g. CLV posterior draws):
+        dims ``(sample, segment)``, one array for all tactics or a mapping tactic -> array (tactics
+        absent from it keep their point value). Draw s of the value multiplies draw s of the
+        uplift, so profit per treated customer is ``value[s] x uplift[s] - cost`` and CVaR and
+        the chance of a loss see both uncertainties; the draws must number the uplift's. Without
+        it every draw uses the point value (the arrays are then exactly those of before).
         """
         blocks, rows = [], []
         n_samples = None
@@ -236,11 +244,16 @@ class AllocationProblem:
                 if isinstance(value_per_conversion, Mapping)
                 else value_per_conversion
             )
+            vdraws = _value_draws_for(value_draws, str(tactic), S, list(da["segment"].values))
             for arm in da["arm"].values:
                 cost = arm_map[str(arm)].cost
                 for seg in da["segment"].values:
-                    v = float(values.loc[seg])
-                    blocks.append(v * da.sel(arm=arm, segment=seg).values - cost)
+                    up = da.sel(arm=arm, segment=seg).values
+                    if vdraws is None:
+                        v = float(values.loc[seg])
+                        blocks.append(v * up - cost)
+                    else:
+                        blocks.append(vdraws.sel(segment=seg).values * up - cost)
                     rows.append(
                         {"segment": str(seg), "tactic": str(tactic), "arm": str(arm), "cost": cost}
                     )
@@ -343,3 +356,37 @@ class AllocationProblem:
         if self.response is not None:
             ub[self.spend_mask] = self.response.max_spend
         return ub
+
+
+def _value_draws_for(
+    value_draws: xr.DataArray | Mapping[str, xr.DataArray] | None,
+    tactic: str,
+    n_samples: int,
+    segments: list,
+) -> xr.DataArray | None:
+    """The ``(sample, segment)`` value draws of ``tactic``, checked against its uplift draws
+    (None: use the point value)."""
+    if value_draws is None:
+        return None
+    if isinstance(value_draws, Mapping):
+        if tactic not in value_draws:
+            return None
+        da = value_draws[tactic]
+    else:
+        da = value_draws
+    if set(da.dims) != {"sample", "segment"}:
+        raise ValueError(
+            f"value draws of {tactic!r} need dims (sample, segment), got {tuple(da.dims)}"
+        )
+    if da.sizes["sample"] != n_samples:
+        raise ValueError(
+            f"value draws of {tactic!r} have {da.sizes['sample']} samples, its uplift "
+            f"{n_samples}; draw s of the value pairs with draw s of the uplift, so use equal draws"
+        )
+    missing = sorted(set(map(str, segments)) - set(map(str, da["segment"].values)))
+    if missing:
+        raise ValueError(f"value draws of {tactic!r} have no segment(s) {missing}")
+    da = da.transpose("sample", "segment")
+    if not np.isfinite(da.values).all():
+        raise ValueError(f"value draws of {tactic!r} contain NaN or inf")
+    return da

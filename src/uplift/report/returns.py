@@ -1,0 +1,40 @@
+"""Report lines for summary.json ``marginal_return_by_tactic``: what one more budget step
+returns when it may only be spent on one tactic (shared by report.md and report.html)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from uplift.report.formatting import money, percent
+
+
+def tactic_return_lines(summary: Mapping[str, Any], currency: str = "") -> list[str]:
+    """One sentence per tactic, best return first; a single "not computed" sentence when the
+    re-solves were skipped, none when they were not run (no plan, or switched off)."""
+    info = summary.get("marginal_return_by_tactic")
+    if not info:
+        return []
+    if "skipped" in info:
+        return [f"What one more budget step returns per tactic is not known: {info['skipped']}."]
+    m = lambda v: money(v, currency)  # noqa: E731
+    hp = percent(summary.get("hdi_prob", 0.94))
+    rows = sorted(info.items(), key=lambda kv: -(kv[1].get("extra_profit") or 0.0))
+    lines = []
+    for tactic, r in rows:
+        step = m(r["step"])
+        if r.get("extra_profit") is None:
+            lines.append(f"{tactic}: one more {step} could not be re-solved ({r.get('note', '')}).")
+        elif r["extra_profit"] <= 1e-9 * max(1.0, float(r["step"])):
+            lines.append(
+                f"{tactic}: one more {step} spent only on it would return nothing (no further "
+                "offer of it pays, or the step cannot buy one)."
+            )
+        else:
+            lines.append(
+                f"{tactic}: one more {step} spent only on it would return about "
+                f"{m(r['extra_profit'])} of expected profit ({hp} interval "
+                f"{m(r['extra_profit_hdi_low'])} to {m(r['extra_profit_hdi_high'])}; "
+                f"{m(r['return_per_unit'])} per extra {m(1)})."
+            )
+    return lines
