@@ -1,0 +1,132 @@
+"""One aggregation expression, many engines (uplift.data.engine): pandas, DuckDB and PySpark give
+the same cells to the last digit of every sufficient statistic; data=cells is validated like rows.
+
+The Spark test needs Java (PySpark 4 runs on Java 17+); without it the test skips with the reason,
+except under CI (``CI`` set, as .ci/run does), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from uplift.data import ColumnMap, DataValidationError, aggregate_cells, validate_customers
+from uplift.data.cells_input import cells_data, validate_cells
+from uplift.data.engine import FIXED_POINT_BITS, open_rows, validated_rows
+from uplift.data.synthetic import generate
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+COLUMNS = ColumnMap(segments=("value_tier", "needs"), guardrails=("complaint",))
+
+
+@pytest.fixture(scope="module")
+def rows_file(tmp_path_factory, arm_map):
+    """A small customer file (3,000 rows, 12 segments, a guardrail) as Parquet and CSV."""
+    raw = generate(arm_map, n_customers=3_000, seed=5).customers
+    raw["complaint"] = (np.random.default_rng(1).random(len(raw)) < 0.05).astype(np.int64)
+    d = tmp_path_factory.mktemp("engines")
+    raw.to_parquet(d / "rows.parquet")
+    raw.to_csv(d / "rows.csv", index=False)
+    return raw, d
+
+
+@pytest.fixture(scope="module")
+def reference(rows_file, arm_map):
+    raw, _ = rows_file
+    data = validate_customers(raw, COLUMNS, arm_map)
+    return data, aggregate_cells(data, fixed_point=True)
+
+
+@pytest.fixture(scope="session")
+def spark_master():
+    """local[1] when Java is here; a skip (a failure under CI) when it is not."""
+    problem = None
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        problem = "no Java on this machine (apt-get install -y openjdk-17-jre-headless)"
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        problem = "pyspark is not installed (pip install -e '.[dev]')"
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI must run the Spark engine test: {problem}")
+        pytest.skip(problem)
+    return "local[1]"
+
+
+def engine_cells(engine, path, source, arm_map, master=None):
+    t = open_rows(engine, path=path, source=source, spark_master=master)
+    return validated_rows(t, COLUMNS, arm_map, engine)
+
+
+def test_fixed_point_reference_keeps_counts_and_sums_within_the_grid(reference):
+    data, fixed = reference
+    plain = aggregate_cells(data)
+    assert list(fixed.columns) == list(plain.columns)
+    assert fixed.dtypes.to_dict() == plain.dtypes.to_dict()
+    ints = [c for c in plain.columns if plain[c].dtype == np.int64 or plain[c].dtype == object]
+    pd.testing.assert_frame_equal(fixed[ints], plain[ints])
+    for col, bits in FIXED_POINT_BITS.items():
+        bound = plain["n"].to_numpy() * 2.0 ** -(bits + 1) * (1 + 1e-9) + 1e-9
+        assert (
+            np.abs(fixed[col] - plain[col]).to_numpy() <= bound + 1e-12 * plain[col].abs()
+        ).all()
+
+
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_duckdb_cells_equal_pandas_to_the_last_digit(rows_file, reference, arm_map, source):
+    _, d = rows_file
+    data, fixed = reference
+    c, cells, n = engine_cells("duckdb", d / f"rows.{source}", source, arm_map)
+    assert n == len(data)
+    pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
+    rows = c.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, data.frame, check_dtype=False)
+
+
+def test_spark_cells_equal_pandas_to_the_last_digit(rows_file, reference, arm_map, spark_master):
+    _, d = rows_file
+    _, fixed = reference
+    _, cells, _ = engine_cells("spark", d / "rows.parquet", "parquet", arm_map, spark_master)
+    pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
+
+
+def test_engine_names_bad_rows_as_the_reference_does(rows_file, arm_map, tmp_path):
+    raw, _ = rows_file
+    bad = raw.copy()
+    bad.loc[7, "customer_id"] = bad.loc[3, "customer_id"]
+    bad.loc[11, "converted"] = 2
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(DataValidationError) as want:
+        validate_customers(bad, COLUMNS, arm_map)
+    with pytest.raises(DataValidationError) as got:
+        engine_cells("duckdb", tmp_path / "bad.parquet", "parquet", arm_map)
+    assert str(got.value) == str(want.value)
+
+
+def test_cells_input_round_trips_and_refuses_bad_tables(reference, arm_map):
+    data, fixed = reference
+    cells = validate_cells(fixed, arm_map, ("complaint",))
+    pd.testing.assert_frame_equal(
+        cells.drop(columns=["value_tier", "needs"], errors="ignore"),
+        fixed.drop(columns=["value_tier", "needs"]).reset_index(drop=True),
+    )
+    cd = cells_data(cells, arm_map, ("segment",), ("complaint",))
+    assert len(cd) == len(data) and aggregate_cells(cd) is cd.engine.cells
+    with pytest.raises(DataValidationError, match="no customer rows"):
+        _ = cd.frame
+    cases = {
+        "lacks column": fixed.drop(columns=["conversions"]),
+        "integers >= 0": fixed.assign(n=fixed["n"] * -1),
+        "exceeds n": fixed.assign(conversions=fixed["n"] + 1),
+        "not in tactics.arms": fixed.assign(arm=fixed["arm"].replace("control", "ctl")),
+        "several rows": pd.concat([fixed, fixed.iloc[:1]]),
+        "must be >= 0": fixed.assign(revenue_sq_sum=-1.0),
+    }
+    for says, table in cases.items():
+        with pytest.raises(DataValidationError, match=says):
+            validate_cells(table, arm_map, ("complaint",))
