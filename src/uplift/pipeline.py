@@ -949,17 +949,29 @@ def check_balance(config: AppConfig, data: CustomerData) -> tuple[dict | None, p
     ``health.balance_fail=true`` (and not ``health.override``). Non-numeric covariates are
     skipped (named in ``skipped``): an SMD needs a mean.
     """
-    from uplift.experiment.health import OVERALL, HealthCheckError, covariate_balance
+    from uplift.experiment.health import (
+        OVERALL,
+        HealthCheckError,
+        covariate_balance,
+        covariate_balance_moments,
+    )
 
     covs = [c for c in config.data.columns.covariates if c not in data.segment_columns]
     if not covs:
         return None, None
-    f = data.frame
-    numeric = [
-        c
-        for c in covs
-        if pd.api.types.is_numeric_dtype(f[c]) and not pd.api.types.is_complex_dtype(f[c])
-    ]
+    e = data.engine
+    moments = None
+    if data.rows is None and e is not None and e.table is not None:  # sums from the engine
+        from uplift.data.engine import covariate_moments
+
+        numeric, moments = covariate_moments(e.table, covs)
+    else:
+        f = data.frame
+        numeric = [
+            c
+            for c in covs
+            if pd.api.types.is_numeric_dtype(f[c]) and not pd.api.types.is_complex_dtype(f[c])
+        ]
     hc = config.health
     info: dict = {
         "threshold": hc.balance_threshold,
@@ -969,14 +981,19 @@ def check_balance(config: AppConfig, data: CustomerData) -> tuple[dict | None, p
     if not numeric:
         info |= {"passed": True, "flagged": [], "worst": []}
         return info, None
-    result = covariate_balance(
-        f.assign(**{c: f[c].astype(float) for c in numeric}),
-        "arm",
-        numeric,
-        data.arm_map.control.name,
-        segment_col="segment",
-        threshold=hc.balance_threshold,
-    )
+    if moments is not None:
+        result = covariate_balance_moments(
+            moments, numeric, data.arm_map.control.name, threshold=hc.balance_threshold
+        )
+    else:
+        result = covariate_balance(
+            f.assign(**{c: f[c].astype(float) for c in numeric}),
+            "arm",
+            numeric,
+            data.arm_map.control.name,
+            segment_col="segment",
+            threshold=hc.balance_threshold,
+        )
     table = result.table
     overall = table[table["segment"] == OVERALL]
     segs = table[table["segment"] != OVERALL].assign(abs_smd=lambda t: t["smd"].abs())

@@ -532,6 +532,23 @@ def validated_rows(
     return c, cells, int(cells["n"].sum())
 
 
+def covariate_moments(rows: Any, covariates: Sequence[str]) -> tuple[list[str], pd.DataFrame]:
+    """(numeric covariates, their per-(segment, arm) count, sum and sum of squares): all a
+    standardised mean difference needs, computed in the engine."""
+    schema = rows.schema()
+    numeric = [c for c in covariates if schema[c].is_numeric() or schema[c].is_boolean()]
+    aggs: dict[str, Any] = {}
+    for cov in numeric:
+        x = rows[cov].cast("float64")
+        ok = x.notnull() & ~x.isnan()
+        aggs[f"{cov}__n"] = ok.cast("int64").sum()
+        aggs[f"{cov}__s"] = ok.ifelse(x, 0.0).sum()
+        aggs[f"{cov}__ss"] = ok.ifelse(x * x, 0.0).sum()
+    if not numeric:
+        return numeric, pd.DataFrame()
+    return numeric, rows.group_by([SEGMENT, "arm"]).aggregate(**aggs).to_pandas()
+
+
 def fold_column(customer_id: Any, seed: int, folds: int) -> Any:
     """Each customer's fold from a salted hash of the id, computed in the engine: the first 8 hex
     digits of ``sha256(f"{seed}:{id}")`` as an integer, modulo ``folds``."""
