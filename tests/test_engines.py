@@ -130,3 +130,105 @@ def test_cells_input_round_trips_and_refuses_bad_tables(reference, arm_map):
     for says, table in cases.items():
         with pytest.raises(DataValidationError, match=says):
             validate_cells(table, arm_map, ("complaint",))
+
+
+@pytest.fixture(scope="module")
+def duck_rows(rows_file, arm_map):
+    _, d = rows_file
+    rows, cells, _ = engine_cells("duckdb", d / "rows.parquet", "parquet", arm_map)
+    return rows, cells
+
+
+def test_targets_in_the_engine_are_the_pandas_list(reference, duck_rows, arm_map):
+    from uplift.optimize.targets import customer_targets, customer_targets_engine
+
+    data, _ = reference
+    rng = np.random.default_rng(0)
+    alloc = pd.DataFrame(
+        [
+            {
+                "segment": s,
+                "tactic": a.tactic.value,
+                "arm": a.name,
+                "customers": int(rng.integers(0, 160)),
+                "cost_per_customer": a.cost,
+                "profit_per_customer": float(rng.normal()),
+                "prob_profit_positive": 0.5,
+                "unit": "customers",
+            }
+            for s in data.segments
+            for a in arm_map.treated[:3]
+        ]
+    )
+    alloc["spend"] = alloc["customers"] * alloc["cost_per_customer"]
+    want = customer_targets(alloc, data.frame, seed=3)
+    got = customer_targets_engine(alloc, duck_rows[0], seed=3)
+    pd.testing.assert_frame_equal(got.table, want.table, check_dtype=False)
+    pd.testing.assert_frame_equal(got.reconciliation, want.reconciliation, check_dtype=False)
+    assert got.notes == want.notes
+
+
+def test_fold_cells_score_a_plan_as_the_rows_do(reference, duck_rows, arm_map):
+    """Folds from the engine's salted hash equal Python's; a fold's training cells are the
+    other folds' rows aggregated; the plan's DR score from the fold's moments equals the
+    row-level score."""
+    import hashlib
+
+    from uplift.data.engine import fold_cells, fold_moments, train_cells
+    from uplift.evaluate.crossfit import score_plan, score_plan_moments
+
+    data, _ = reference
+    rows, _ = duck_rows
+    dims, guards = ["value_tier", "needs"], ["complaint"]
+    fc = fold_cells(rows, arm_map, dims, guards, seed=4, folds=2)
+    f = data.frame
+    fold = np.array(
+        [int(hashlib.sha256(f"4:{i}".encode()).hexdigest()[:7], 16) % 2 for i in f["customer_id"]]
+    )
+    train = validate_customers(
+        f[fold != 0],
+        ColumnMap(
+            segments=("value_tier", "needs"), guardrails=("complaint",), customer_id="customer_id"
+        ),
+        arm_map,
+    )
+    pd.testing.assert_frame_equal(
+        train_cells(fc, 0, arm_map, dims, guards),
+        aggregate_cells(train, fixed_point=True),
+        check_exact=True,
+    )
+    plan = pd.DataFrame(
+        [
+            {"segment": s, "arm": a, "customers": 40, "eligible_customers": 250}
+            for s in data.segments
+            for a in ("cross_sell_email", "upgrade_offer")
+        ]
+    )
+    value = {"cross_sell_email": 30.0, "upgrade_offer": 12.0}
+    test = f[fold == 0]
+    want = score_plan(test, plan, arm_map, value=value)
+    got = score_plan_moments(fold_moments(fc[fc["fold"] == 0]), plan, arm_map, value=value)
+    assert got.value == pytest.approx(want.value, rel=1e-9)
+    assert got.se == pytest.approx(want.se, rel=1e-9)
+
+
+def test_covariate_balance_from_engine_moments(rows_file, arm_map, tmp_path):
+    from uplift.data.engine import covariate_moments
+    from uplift.experiment.health import covariate_balance, covariate_balance_moments
+
+    raw, _ = rows_file
+    rng = np.random.default_rng(2)
+    raw = raw.assign(age=rng.normal(40, 10, len(raw)), tenure=rng.integers(0, 20, len(raw)))
+    raw.to_parquet(tmp_path / "cov.parquet")
+    cols = ColumnMap(segments=("value_tier", "needs"), covariates=("age", "tenure"))
+    rows, _, _ = validated_rows(
+        open_rows("duckdb", path=tmp_path / "cov.parquet", source="parquet"),
+        cols,
+        arm_map,
+        "duckdb",
+    )
+    numeric, moments = covariate_moments(rows, ["age", "tenure"])
+    f = validate_customers(raw, cols, arm_map).frame.astype({"tenure": float})
+    want = covariate_balance(f, "arm", numeric, "control", segment_col="segment").table
+    got = covariate_balance_moments(moments, numeric, "control").table
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
