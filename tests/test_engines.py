@@ -232,3 +232,21 @@ def test_covariate_balance_from_engine_moments(rows_file, arm_map, tmp_path):
     want = covariate_balance(f, "arm", numeric, "control", segment_col="segment").table
     got = covariate_balance_moments(moments, numeric, "control").table
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_count_histograms_from_the_engine(reference, duck_rows, arm_map):
+    from uplift.data.contract import CustomerData
+    from uplift.data.engine import EngineRows
+    from uplift.models.counts import count_histograms
+
+    data, _ = reference
+    rows, cells = duck_rows
+    held = CustomerData(
+        rows=None,
+        segment_columns=data.segment_columns,
+        arm_map=arm_map,
+        has_revenue=True,
+        has_orders=True,
+        engine=EngineRows(rows, "duckdb", len(data), cells),
+    )
+    pd.testing.assert_frame_equal(count_histograms(held), count_histograms(data))
