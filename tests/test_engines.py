@@ -250,3 +250,23 @@ def test_count_histograms_from_the_engine(reference, duck_rows, arm_map):
         engine=EngineRows(rows, "duckdb", len(data), cells),
     )
     pd.testing.assert_frame_equal(count_histograms(held), count_histograms(data))
+
+
+def test_warehouse_table_and_query_give_the_file_cells(rows_file, reference, arm_map, tmp_path):
+    """data.connection (an Ibis URL) with data.table or data.query: the same cells as the file."""
+    import duckdb
+
+    _, d = rows_file
+    _, fixed = reference
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE TABLE customers AS SELECT * FROM read_parquet('{d / 'rows.parquet'}')")
+    url = f"duckdb://{db}"
+    for source in ({"table": "customers"}, {"query": "SELECT * FROM customers"}):
+        t = open_rows("duckdb", connection=url, **source)
+        _, cells, _ = validated_rows(t, COLUMNS, arm_map, "duckdb")
+        pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
+    with pytest.raises(DataValidationError, match="exactly one source"):
+        open_rows("duckdb", connection=url)
+    with pytest.raises(DataValidationError, match="could not be read"):
+        open_rows("duckdb", connection=url, table="no_such_table")

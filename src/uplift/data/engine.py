@@ -469,7 +469,13 @@ def open_rows(
                 "or data.query='SELECT ...'"
             )
         try:
-            return con.table(table) if table else con.sql(query)
+            if table:
+                return con.table(table)
+            try:
+                return con.sql(query)
+            except AttributeError:  # Ibis 12's DuckDB backend on duckdb 2 (schema of a query)
+                con.raw_sql(f"CREATE OR REPLACE TEMP VIEW uplift_query AS {query}")
+                return con.table("uplift_query")
         except Exception as e:
             what = f"data.table={table!r}" if table else f"data.query={query!r}"
             raise DataValidationError(
