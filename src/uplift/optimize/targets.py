@@ -653,14 +653,14 @@ def customer_targets_engine(allocation: pd.DataFrame, rows: Any, *, seed: int) -
     ident = rows.customer_id.cast("string")
     h = (ibis.literal(f"{int(seed)}:") + ident).hexdigest("sha256").substr(0, 16)
     r = rows.select("customer_id", "segment", h=h, idt=ident)
-    r = r.mutate(
-        p=ibis.row_number().over(group_by=r.segment, order_by=[r.h, r.idt]),
-        g=ibis.row_number().over(order_by=[r.h, r.idt]),
-    )
+    r = r.mutate(p=ibis.row_number().over(group_by=r.segment, order_by=[r.h, r.idt]))
     rt = ibis.memtable(ranges)
     j = r.join(rt, [r.segment == rt.r_segment, r.p >= rt.lo, r.p < rt.hi])
     j = j.mutate(
-        rank=ibis.row_number().over(order_by=[j.expected_incremental_profit.desc(), j.g, j.cell])
+        # the global hash position is the order of (hash, id text): no second window
+        rank=ibis.row_number().over(
+            order_by=[j.expected_incremental_profit.desc(), j.h, j.idt, j.cell]
+        )
         + 1
     )
     table = (
