@@ -43,6 +43,19 @@ class DataSource(StrEnum):
     synthetic_price = "synthetic_price"
     csv = "csv"
     parquet = "parquet"
+    #: pre-aggregated cells (uplift.data.cells_input): a CSV / Parquet file or a warehouse table
+    cells = "cells"
+    #: customer rows in a warehouse: data.connection + data.table or data.query
+    warehouse = "warehouse"
+
+
+class DataEngine(StrEnum):
+    """Where rows are validated and aggregated (``data.engine``; uplift.data.engine)."""
+
+    auto = "auto"  # duckdb for files and warehouses, pandas for the synthetic sources
+    duckdb = "duckdb"
+    pandas = "pandas"
+    spark = "spark"
 
 
 class ValueKind(StrEnum):
@@ -187,8 +200,40 @@ class DataConfig:
     derive: dict[str, Any] = field(default_factory=dict)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     synthetic_price: SyntheticPriceConfig = field(default_factory=SyntheticPriceConfig)
+    # where rows are checked and aggregated (uplift.data.engine): auto = duckdb for files and
+    # warehouses (out of core, only cells come back), pandas for the synthetic sources
+    engine: DataEngine = DataEngine.auto
+    # an Ibis connection URL (duckdb:///db.duckdb, postgres://user@host/db, bigquery://...)
+    # with data.table or data.query as the source (data=warehouse, or data=cells from a table)
+    connection: str | None = None
+    table: str | None = None
+    query: str | None = None
+    # data.engine=spark: the SparkSession's master (local[*]: every core of this machine)
+    spark_master: str = "local[*]"
+
+    def resolved_engine(self) -> DataEngine:
+        """The engine this source is read with (``auto`` resolved)."""
+        if self.engine is not DataEngine.auto:
+            return self.engine
+        if self.source in (DataSource.synthetic, DataSource.synthetic_price):
+            return DataEngine.pandas
+        return DataEngine.duckdb
 
     def __post_init__(self) -> None:
+        if self.source is DataSource.warehouse and not self.connection:
+            raise ValueError(
+                "data=warehouse needs data.connection=<Ibis URL> (e.g. duckdb:///db.duckdb, "
+                "postgres://user@host/db) and data.table=<name> or data.query='SELECT ...'"
+            )
+        if self.connection and bool(self.table) == bool(self.query):
+            raise ValueError(
+                "data.connection needs exactly one of data.table=<name> or data.query='SELECT ...'"
+            )
+        if self.source is DataSource.cells and not (self.path or self.connection):
+            raise ValueError(
+                "data=cells needs data.path=/path/to/cells.csv (or .parquet), or "
+                "data.connection with data.table / data.query"
+            )
         if self.source in (DataSource.csv, DataSource.parquet) and not self.path:
             raise ValueError(
                 f"data.path is required when data.source={self.source.value}; "

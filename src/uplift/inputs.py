@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from uplift.atomic_io import atomic_write_csv, atomic_write_parquet
-from uplift.config import AppConfig, DataSource, ValueKind
+from uplift.config import AppConfig, DataEngine, DataSource, ValueKind
 from uplift.data import (
     ColumnMap,
     CustomerData,
@@ -28,7 +28,34 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     arm_map = config.tactics.arm_map()
     dc = config.data
     truth = None
-    if dc.source is DataSource.synthetic:
+    if dc.source is DataSource.cells:
+        return _load_cells(config, arm_map), None
+    engine = dc.resolved_engine()
+    row_level = bool(dc.derive) or (config.value.kind is ValueKind.clv and config.value.join_tier)
+    if dc.source is DataSource.warehouse or (
+        engine is not DataEngine.pandas and dc.source in (DataSource.csv, DataSource.parquet)
+    ):
+        from uplift.data.engine import open_rows
+
+        table = open_rows(
+            engine.value if engine is not DataEngine.pandas else "duckdb",
+            path=dc.path,
+            source=dc.source.value,
+            connection=dc.connection,
+            table=dc.table,
+            query=dc.query,
+            spark_master=dc.spark_master,
+            encoding=dc.encoding,
+            delimiter=dc.delimiter,
+            na_values=dc.na_values,
+        )
+        if isinstance(table, pd.DataFrame):  # read by pandas: the engine could not
+            raw = table
+        elif not row_level and engine is not DataEngine.pandas:
+            return _engine_data(config, table, engine.value, arm_map), None
+        else:  # data.derive and the CLV tier join are pandas steps: the rows come into pandas
+            raw = table.to_pandas()
+    elif dc.source is DataSource.synthetic:
         s = dc.synthetic
         exp = generate(
             arm_map,
@@ -58,7 +85,7 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
         (output_dir / "synthetic").mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(raw, output_dir / "synthetic" / "customers.parquet")
         atomic_write_csv(price_truth, output_dir / "synthetic" / "price_truth.csv")
-    else:
+    elif dc.source in (DataSource.csv, DataSource.parquet):
         raw = load_customers(
             dc.path,
             dc.source.value,
@@ -71,6 +98,51 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
         raw = _join_clv_tier(config, raw)
     columns = ColumnMap.from_config(dc.columns, [g.column for g in config.guardrails])
     return validate_customers(raw, columns, arm_map), truth
+
+
+def _load_cells(config: AppConfig, arm_map) -> CustomerData:
+    """``data=cells``: the pre-aggregated table (a file or a warehouse table), validated."""
+    from uplift.data.cells_input import cells_data, validate_cells
+    from uplift.data.engine import open_rows
+
+    dc = config.data
+    engine = dc.resolved_engine()
+    path = str(dc.path or "")
+    source = "parquet" if path.endswith((".parquet", ".pq")) else "csv"
+    table = open_rows(
+        engine.value if engine is not DataEngine.pandas else "duckdb",
+        path=dc.path,
+        source=source,
+        connection=dc.connection,
+        table=dc.table,
+        query=dc.query,
+        spark_master=dc.spark_master,
+        encoding=dc.encoding,
+        delimiter=dc.delimiter,
+        na_values=dc.na_values,
+    )
+    guards = tuple(dict.fromkeys(g.column for g in config.guardrails))
+    raw = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+    cells = validate_cells(raw, arm_map, guards)
+    return cells_data(cells, arm_map, tuple(dc.columns.segments), guards)
+
+
+def _engine_data(config: AppConfig, table, engine: str, arm_map) -> CustomerData:
+    """Validated rows held by ``engine``: checked and aggregated there, only cells come back."""
+    from uplift.data.engine import EngineRows, validated_rows
+
+    guards = [g.column for g in config.guardrails]
+    columns = ColumnMap.from_config(config.data.columns, guards)
+    rows, cells, n = validated_rows(table, columns, arm_map, engine)
+    return CustomerData(
+        rows=None,
+        segment_columns=tuple(columns.segments),
+        arm_map=arm_map,
+        has_revenue=columns.revenue is not None,
+        has_orders=columns.orders is not None,
+        guardrails=tuple(dict.fromkeys(columns.guardrails)),
+        engine=EngineRows(rows, engine, n, cells),
+    )
 
 
 def _join_clv_tier(config: AppConfig, raw: pd.DataFrame) -> pd.DataFrame:

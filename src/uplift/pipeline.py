@@ -34,7 +34,7 @@ from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
 from uplift.data.cells import guardrail_cell_column, segment_dimensions, segment_sizes
-from uplift.data.checks import check_plausible
+from uplift.data.checks import check_plausible, check_plausible_engine
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.inputs import load_data
 from uplift.models import Diagnostics, FittedTactic, UpliftModel
@@ -635,7 +635,7 @@ def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
             "model.covariate_model.enabled=true needs covariates: list the raw columns in "
             "data.columns.covariates (or model.covariate_model.columns)"
         )
-    missing = [c for c in cols if c not in data.frame.columns]
+    missing = [c for c in cols if c not in data.column_names]
     if missing:
         raise DataValidationError(
             f"model.covariate_model.columns {missing} are not columns of the validated data; "
@@ -659,7 +659,13 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
         if not family_of(config, tactic.value).covariate_model:
             continue
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
-        rows = data.frame[data.frame["arm"].isin([control, *arms])]
+        e = data.engine
+        if data.rows is None and e is not None and e.table is not None:
+            # only the columns and arms this model reads leave the engine
+            need = ["customer_id", "arm", "converted", *covariate_columns(config)]
+            rows = e.select(list(dict.fromkeys(need)), arms=[control, *arms])
+        else:
+            rows = data.frame[data.frame["arm"].isin([control, *arms])]
         model = CovariateUpliftModel(
             covariate_columns(config),
             categorical=cm.categorical,
@@ -834,9 +840,7 @@ def crossfit_plan(
     folds = config.evaluate.crossfit_folds
     done = [0]
 
-    def fit_and_plan(train_rows: pd.DataFrame):
-        train = replace(data, frame=train_rows)
-        tcells = aggregate_cells(train)
+    def plan_on(train: CustomerData, tcells: pd.DataFrame):
         fits = {}
         done[0] += 1
         for t in tactics:
@@ -854,6 +858,20 @@ def crossfit_plan(
         problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
         return allocator.solve(problem)
 
+    def fit_and_plan(train_rows: pd.DataFrame):
+        train = replace(data, rows=train_rows, engine=None)
+        return plan_on(train, aggregate_cells(train))
+
+    outcome = {a.name: FAMILY_OUTCOME[config.model.family_of(a.tactic.value)] for a in arms}
+    e = data.engine
+    row_families = {"negative_binomial"}  # fit on count histograms of the training rows
+    if (
+        data.rows is None
+        and e is not None
+        and e.table is not None
+        and not {config.model.family_of(t) for t in tactics} & row_families
+    ):
+        return crossfit_in_engine(config, data, plan_on, arms, outcome, values)
     keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
     return crossfit_plan_value(
         data.frame[keep],
@@ -861,9 +879,34 @@ def crossfit_plan(
         arm_map,
         seed=config.evaluate.seed,
         folds=config.evaluate.crossfit_folds,
-        outcome={a.name: FAMILY_OUTCOME[config.model.family_of(a.tactic.value)] for a in arms},
+        outcome=outcome,
         value={a.name: values[a.tactic.value] for a in arms},
         level=config.evaluate.crossfit_level,
+    )
+
+
+def crossfit_in_engine(config: AppConfig, data: CustomerData, plan_on, arms, outcome, values):
+    """Cross-fitting where the rows live: per-(fold, segment, arm) cells from the engine (the
+    fold a salted hash of the customer id, ``evaluate.seed``), each fold's training cells the
+    exact sum of the other folds', each plan scored on its fold's moments. Only cells move."""
+    from uplift.data.engine import fold_cells, fold_moments, train_cells
+    from uplift.evaluate.crossfit import crossfit_plan_value_cells
+
+    e, ev, arm_map = data.engine, config.evaluate, data.arm_map
+    assert e is not None
+    dims, guards = list(segment_dimensions(data)), list(data.guardrails)
+    fc = fold_cells(e.table, arm_map, dims, guards, ev.seed, ev.crossfit_folds)
+    fc = fc[fc["arm"].isin({arm_map.control.name, *[a.name for a in arms]})]
+    return crossfit_plan_value_cells(
+        fold_moments(fc),
+        lambda k: train_cells(fc, k, arm_map, dims, guards),
+        lambda tcells: plan_on(data, tcells),
+        arm_map,
+        seed=ev.seed,
+        folds=ev.crossfit_folds,
+        outcome=outcome,
+        value={a.name: values[a.tactic.value] for a in arms},
+        level=ev.crossfit_level,
     )
 
 
@@ -919,17 +962,29 @@ def check_balance(config: AppConfig, data: CustomerData) -> tuple[dict | None, p
     ``health.balance_fail=true`` (and not ``health.override``). Non-numeric covariates are
     skipped (named in ``skipped``): an SMD needs a mean.
     """
-    from uplift.experiment.health import OVERALL, HealthCheckError, covariate_balance
+    from uplift.experiment.health import (
+        OVERALL,
+        HealthCheckError,
+        covariate_balance,
+        covariate_balance_moments,
+    )
 
     covs = [c for c in config.data.columns.covariates if c not in data.segment_columns]
     if not covs:
         return None, None
-    f = data.frame
-    numeric = [
-        c
-        for c in covs
-        if pd.api.types.is_numeric_dtype(f[c]) and not pd.api.types.is_complex_dtype(f[c])
-    ]
+    e = data.engine
+    moments = None
+    if data.rows is None and e is not None and e.table is not None:  # sums from the engine
+        from uplift.data.engine import covariate_moments
+
+        numeric, moments = covariate_moments(e.table, covs)
+    else:
+        f = data.frame
+        numeric = [
+            c
+            for c in covs
+            if pd.api.types.is_numeric_dtype(f[c]) and not pd.api.types.is_complex_dtype(f[c])
+        ]
     hc = config.health
     info: dict = {
         "threshold": hc.balance_threshold,
@@ -939,14 +994,19 @@ def check_balance(config: AppConfig, data: CustomerData) -> tuple[dict | None, p
     if not numeric:
         info |= {"passed": True, "flagged": [], "worst": []}
         return info, None
-    result = covariate_balance(
-        f.assign(**{c: f[c].astype(float) for c in numeric}),
-        "arm",
-        numeric,
-        data.arm_map.control.name,
-        segment_col="segment",
-        threshold=hc.balance_threshold,
-    )
+    if moments is not None:
+        result = covariate_balance_moments(
+            moments, numeric, data.arm_map.control.name, threshold=hc.balance_threshold
+        )
+    else:
+        result = covariate_balance(
+            f.assign(**{c: f[c].astype(float) for c in numeric}),
+            "arm",
+            numeric,
+            data.arm_map.control.name,
+            segment_col="segment",
+            threshold=hc.balance_threshold,
+        )
     table = result.table
     overall = table[table["segment"] == OVERALL]
     segs = table[table["segment"] != OVERALL].assign(abs_smd=lambda t: t["smd"].abs())
@@ -1103,15 +1163,30 @@ def prepare(config: AppConfig, out: Path) -> Prepared:
     aggregate cells and value one unit of each tactic's metric."""
     data, truth = load_data(config, out)
     s = config.sampler
-    check_plausible(
-        data.frame,
-        config.data.checks,
-        revenue_column=config.data.columns.revenue if data.has_revenue else None,
-        chains=s.chains,
-        draws=s.draws,
-        tune=s.tune,
-        cores=os.cpu_count() or 1,
-    )
+    if data.rows is None and data.engine is not None:  # aggregates from the engine
+        e = data.engine
+        check_plausible_engine(
+            e.table,
+            e.cells,
+            e.n_rows,
+            config.data.checks,
+            revenue_column=config.data.columns.revenue if data.has_revenue else None,
+            reference=lambda: e.frame,
+            chains=s.chains,
+            draws=s.draws,
+            tune=s.tune,
+            cores=os.cpu_count() or 1,
+        )
+    else:
+        check_plausible(
+            data.frame,
+            config.data.checks,
+            revenue_column=config.data.columns.revenue if data.has_revenue else None,
+            chains=s.chains,
+            draws=s.draws,
+            tune=s.tune,
+            cores=os.cpu_count() or 1,
+        )
     cells = aggregate_cells(data)
     check_families(config, data)
     segment_value = segment_value_model(config, data)
@@ -1227,6 +1302,13 @@ def decide(
 def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
     """Which customers get which offer, within the plan's counts per segment."""
     assert run.allocation is not None
+    e = run.prepared.data.engine
+    k = config.optimize.max_offers_per_customer
+    in_engine = run.prepared.data.rows is None and e is not None and e.table is not None
+    if in_engine and e is not None and run.scores is None and k == 1:  # hash order, in engine
+        from uplift.optimize.targets import customer_targets_engine
+
+        return customer_targets_engine(run.allocation.table, e.table, seed=config.sampler.seed)
     return customer_targets(
         run.allocation.table,
         run.prepared.data.frame,
@@ -1374,8 +1456,11 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
         with clock.stage("pricing"):
             run.prices, run.pricing, run.demand = optimize_prices(config, fits, cells, arm_map)
     if run.allocation is not None:
-        with clock.stage("targets"):
-            run.targets = plan_targets(config, run)
+        if data.engine is not None and data.engine.table is None:  # data=cells: no rows
+            log.warning("data=cells: no customer rows, so no targets.csv")
+        else:
+            with clock.stage("targets"):
+                run.targets = plan_targets(config, run)
         with clock.stage("crossfit"):
             cross_fit(config, run, list(budget_fits), cache)
         run.plan_value = calibrate_headline(

@@ -54,7 +54,9 @@ def run_holdout(
     ev = config.evaluate
     frame = data.frame
     train_pos, test_pos = split_holdout(frame["arm"], ev.holdout_fraction, ev.seed)
-    train = dataclasses.replace(data, frame=frame.iloc[train_pos].reset_index(drop=True))
+    train = dataclasses.replace(
+        data, rows=frame.iloc[train_pos].reset_index(drop=True), engine=None
+    )
     test = frame.iloc[test_pos].reset_index(drop=True)
     cells = aggregate_cells(train)
     with_control = set(cells.loc[cells["tactic"] == "control", SEGMENT])
@@ -75,7 +77,7 @@ def run_holdout(
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
         sub_map = data.arm_map.restrict(arms)
         keep_train = train.frame["arm"].isin([control, *arms]).to_numpy()
-        sub = dataclasses.replace(train, frame=train.frame[keep_train], arm_map=sub_map)
+        sub = dataclasses.replace(train, rows=train.frame[keep_train], arm_map=sub_map, engine=None)
         fit = fit_tactics(cells[cells["arm"].isin([control, *arms])], sub, config)[tactic.value]
         diags[tactic.value] = fit.diagnostics
         draws = fit.draws()

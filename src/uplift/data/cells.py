@@ -7,10 +7,13 @@ sum and sum of squares of log spend); order sums cover count models.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from uplift.data.contract import SEGMENT, CustomerData
+from uplift.tactics import ArmMap
 
 CELL_COLUMNS = [
     "tactic",
@@ -29,16 +32,30 @@ CELL_COLUMNS = [
 ]
 
 
+#: bits of the fixed-point grid each float statistic's per-row value is rounded to
+FIXED_POINT_BITS: dict[str, int] = {
+    "revenue_sum": 20,
+    "revenue_sq_sum": 10,
+    "log_revenue_sum": 32,
+    "log_revenue_sq_sum": 32,
+}
+
+
 def guardrail_cell_column(column: str) -> str:
     """The cells' column holding the sum of guardrail ``column`` (customers with the outcome)."""
     return f"guardrail__{column}"
 
 
-def aggregate_cells(data: CustomerData) -> pd.DataFrame:
+def aggregate_cells(data: CustomerData, *, fixed_point: bool = False) -> pd.DataFrame:
     """Collapse customer rows to one row per (segment, arm) with the sums every model needs.
 
     With several segment columns, each is kept as a column too (e.g. to read results by tier).
+    ``fixed_point``: the float sums as the engines compute them (each row's value rounded to
+    :data:`FIXED_POINT_BITS`, summed exactly): the pandas reference of
+    :func:`uplift.data.engine.cells_expr`, equal to DuckDB's and Spark's to the last digit.
     """
+    if data.engine is not None:
+        return data.engine.cells
     f = data.frame
     pos = f["revenue"] > 0
     logy = np.where(pos, np.log(np.where(pos, f["revenue"], 1.0)), 0.0)
@@ -63,12 +80,71 @@ def aggregate_cells(data: CustomerData) -> pd.DataFrame:
     dims = segment_dimensions(data)
     for c in dims:
         work[c] = f[c]
+    if fixed_point:
+        return _fixed_point_cells(work, data, dims, guards)
     cells = work.groupby([SEGMENT, *dims, "arm"], sort=True, observed=True).sum().reset_index()
     arm_map = data.arm_map
     cells["tactic"] = cells["arm"].map({a.name: a.tactic.value for a in arm_map.arms})
     cells["cost"] = cells["arm"].map({a.name: a.cost for a in arm_map.arms}).astype(float)
     for c in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum", *guards):
         cells[c] = cells[c].astype(np.int64)
+    return cells[[*CELL_COLUMNS, *dims, *guards]]
+
+
+def _fixed_point_cells(
+    work: pd.DataFrame, data: CustomerData, dims: list[str], guards: list[str]
+) -> pd.DataFrame:
+    """The engines' statistic in pandas: each float sum over ``floor(x * 2**bits + 0.5)``,
+    accumulated exactly (three 26-bit limbs in int64, joined as Python integers)."""
+    keys = [SEGMENT, *dims, "arm"]
+    ints = work.drop(columns=list(FIXED_POINT_BITS))
+    out = ints.groupby(keys, sort=True, observed=True).sum()
+    step = float(2**26)
+    for col, bits in FIXED_POINT_BITS.items():
+        q = np.floor(work[col].to_numpy(dtype=np.float64) * float(2**bits) + 0.5)
+        q = q.astype(np.int64).astype(np.float64)  # as the engines' cast to BIGINT
+        hi = np.floor(q / (step * step))
+        rest = q - hi * step * step
+        mid = np.floor(rest / step)
+        limbs = pd.DataFrame(
+            {
+                "hi": hi.astype(np.int64),
+                "mid": mid.astype(np.int64),
+                "lo": (rest - mid * step).astype(np.int64),
+            }
+        )
+        for k in keys:
+            limbs[k] = work[k].to_numpy()
+        s = limbs.groupby(keys, sort=True, observed=True)[["hi", "mid", "lo"]].sum()
+        out[col] = [
+            (int(h) << 52) + (int(m) << 26) + int(lo)
+            for h, m, lo in zip(s["hi"], s["mid"], s["lo"], strict=True)
+        ]
+    raw = out.reset_index()
+    return finish_cells(raw, data.arm_map, dims, [g for g in data.guardrails])
+
+
+def from_fixed(sums: pd.Series, bits: int) -> np.ndarray:
+    """Exact integer sums (Decimal, int or float holding an integer) back to floats."""
+    scale = float(2**bits)
+    return np.array([float(int(v)) / scale for v in sums], dtype=np.float64)
+
+
+def finish_cells(
+    raw: pd.DataFrame, arm_map: ArmMap, dims: Sequence[str], guardrails: Sequence[str]
+) -> pd.DataFrame:
+    """The engine's grouped sums as ``aggregate_cells``' table: same rows, order, columns, dtypes."""
+    keys = [SEGMENT, *dims, "arm"]
+    cells = raw.sort_values(keys, kind="stable").reset_index(drop=True)
+    for k in keys:
+        cells[k] = cells[k].astype(str)
+    for col, bits in FIXED_POINT_BITS.items():
+        cells[col] = from_fixed(cells[col], bits)
+    guards = [guardrail_cell_column(g) for g in guardrails]
+    for col in ("n", "conversions", "n_buyers", "orders_sum", "orders_sq_sum", *guards):
+        cells[col] = cells[col].fillna(0).astype(np.int64)
+    cells["tactic"] = cells["arm"].map({a.name: a.tactic.value for a in arm_map.arms})
+    cells["cost"] = cells["arm"].map({a.name: a.cost for a in arm_map.arms}).astype(float)
     return cells[[*CELL_COLUMNS, *dims, *guards]]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -106,21 +106,48 @@ class CustomerData:
     Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``
     and any ``data.columns.covariates`` kept as they are.
     ``segment`` joins the segment columns with ``/`` (e.g. ``high/price``).
+
+    The rows are either in pandas (``rows``) or held by an engine (``engine``,
+    :class:`uplift.data.engine.EngineRows`: DuckDB, Spark, a warehouse), which has already
+    aggregated them to cells; ``frame`` then pulls them into pandas on first use, for the stages
+    that need rows.
     """
 
-    frame: pd.DataFrame
+    rows: pd.DataFrame | None
     segment_columns: tuple[str, ...]
     arm_map: ArmMap
     has_revenue: bool
     has_orders: bool
     #: the guardrail columns (0/1, kept under their own names; summed into the cells)
     guardrails: tuple[str, ...] = ()
+    #: uplift.data.engine.EngineRows (typed loosely: the engine module imports this one)
+    engine: Any = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The canonical rows in pandas (pulled from the engine on first use)."""
+        if self.rows is not None:
+            return self.rows
+        assert self.engine is not None, "CustomerData holds neither rows nor an engine"
+        return self.engine.frame
+
+    @property
+    def column_names(self) -> list[str]:
+        """The canonical columns (without pulling rows from an engine)."""
+        if self.rows is None and self.engine is not None:
+            t = self.engine.table
+            return list(t.columns) if t is not None else list(self.engine.cells.columns)
+        return list(self.frame.columns)
 
     @property
     def segments(self) -> list[str]:
+        if self.rows is None and self.engine is not None:
+            return sorted(self.engine.cells[SEGMENT].unique().tolist())
         return sorted(self.frame[SEGMENT].unique().tolist())
 
     def __len__(self) -> int:
+        if self.rows is None and self.engine is not None:
+            return self.engine.n_rows
         return len(self.frame)
 
 
@@ -306,11 +333,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
     has_control = set(segment[arms == control].unique())
     no_control = sorted(set(segment.unique()) - has_control)
     if no_control:
-        _fail(
-            f"segment(s) {_examples(no_control)} (from data.columns.segments={list(columns.segments)}) have "
-            f"no customers in the control arm {control!r}, so their uplift is not identified. Merge them "
-            "into a neighbouring segment, use coarser segment columns, or drop them."
-        )
+        _fail(no_control_message(no_control, columns, control))
 
     canonical = {"customer_id", SEGMENT, "arm", "tactic", "converted", "revenue", "orders"}
     extra = [c for c in dict.fromkeys(columns.covariates) if c not in columns.segments]
@@ -341,7 +364,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         }
     )
     return CustomerData(
-        frame=frame,
+        rows=frame,
         segment_columns=tuple(columns.segments),
         arm_map=arm_map,
         has_revenue=revenue is not None,
@@ -371,6 +394,15 @@ def _check_value_inputs(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.nd
             )
         out[key] = s.to_numpy()
     return out
+
+
+def no_control_message(no_control: Sequence[str], columns: ColumnMap, control: str) -> str:
+    """The refusal of segments without control customers (also raised by the engines)."""
+    return (
+        f"segment(s) {_examples(no_control)} (from data.columns.segments={list(columns.segments)}) have "
+        f"no customers in the control arm {control!r}, so their uplift is not identified. Merge them "
+        "into a neighbouring segment, use coarser segment columns, or drop them."
+    )
 
 
 def _check_guardrails(

@@ -88,15 +88,10 @@ def sniff_delimiter(sample: bytes, encoding: str) -> str:
         return ","
 
 
-def load_customers(
-    path: str | Path | None,
-    source: str,
-    *,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-    na_values: Sequence[str] = ("",),
-) -> pd.DataFrame:
-    """The customer rows of ``path`` as ``data.source`` says (``csv`` or ``parquet``)."""
+def preflight(path: str | Path | None) -> tuple[Path, str, str | None]:
+    """(path, ``data.path=...`` for messages, kind from the first bytes) of a readable file;
+    every way it cannot be opened is a named error. Shared by the pandas reader and the
+    engines (:mod:`uplift.data.engine`)."""
     if path is None or str(path).strip() in ("", "???"):
         raise DataValidationError(
             "data.path is not set: pass data.path=/path/to/customers.csv (or .csv.gz, .parquet)"
@@ -122,7 +117,28 @@ def load_customers(
         raise DataValidationError(
             f"{where} is empty (0 bytes): export the customer rows again, header first"
         )
-    kind = sniff_kind(head)
+    return p, where, sniff_kind(head)
+
+
+def csv_dialect(
+    p: Path, kind: str | None, encoding: str | None, delimiter: str | None
+) -> tuple[str, str]:
+    """(encoding, delimiter) of a CSV: as configured, else sniffed from its first bytes."""
+    sample = _sample(p, kind)
+    enc = encoding or sniff_encoding(sample)
+    return enc, delimiter or (sniff_delimiter(sample, enc) if sample else ",")
+
+
+def load_customers(
+    path: str | Path | None,
+    source: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    na_values: Sequence[str] = ("",),
+) -> pd.DataFrame:
+    """The customer rows of ``path`` as ``data.source`` says (``csv`` or ``parquet``)."""
+    p, where, kind = preflight(path)
     if source == "parquet":
         return _read_parquet(p, where, kind)
     if source == "csv":
@@ -160,9 +176,7 @@ def _read_csv(
         raise DataValidationError(
             f"{where} is a Parquet file, but data.source is csv: use data=parquet"
         )
-    sample = _sample(p, kind)
-    enc = encoding or sniff_encoding(sample)
-    sep = delimiter or (sniff_delimiter(sample, enc) if sample else ",")
+    enc, sep = csv_dialect(p, kind, encoding, delimiter)
     fix_sep = f"data.delimiter (read with {sep!r})"
     try:
         frame = pd.read_csv(

@@ -684,6 +684,23 @@ def crossfit_plan_value(
         )
         seg_tables.append(score.by_segment.assign(fold=k))
         plans.append(alloc)
+    return _combine(
+        fold_rows, seg_tables, plans, level, folds, estimator, seed, len(rows), fold_correlation
+    )
+
+
+def _combine(
+    fold_rows: list,
+    seg_tables: list[pd.DataFrame],
+    plans: list[pd.DataFrame],
+    level: float,
+    folds: int,
+    estimator: str,
+    seed: int,
+    n: int,
+    fold_correlation: float,
+) -> CrossfitResult:
+    """The K fold scores as one estimate with its interval (see the module docstring)."""
     per_fold = pd.DataFrame(fold_rows, columns=FOLD_COLUMNS)
     estimate = float(per_fold["heldout"].mean())
     se_k = per_fold["heldout_se"].to_numpy(dtype=float)
@@ -700,10 +717,198 @@ def crossfit_plan_value(
         folds=int(folds),
         estimator=estimator,
         seed=int(seed),
-        n=len(rows),
+        n=n,
         per_fold=per_fold,
         per_segment=per_segment[["fold", *SEGMENT_COLUMNS]],
         plans=plans,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# cross-fitting from per-(fold, segment, arm) cells
+# --------------------------------------------------------------------------------------------
+#: outcome columns whose per-cell moments the fold cells carry (sum ``s__c``, sum of squares
+#: ``ss__c`` and cross sums ``x__c1__c2``): all the DR / DM estimator reads of the rows
+MOMENT_OUTCOMES = ("converted", "revenue", "orders")
+
+
+def _moment(cells: pd.DataFrame, a: str, b: str) -> np.ndarray:
+    if a == b:
+        return cells[f"ss__{a}"].to_numpy(dtype=float)
+    x, y = sorted((a, b), key=MOMENT_OUTCOMES.index)
+    return cells[f"x__{x}__{y}"].to_numpy(dtype=float)
+
+
+def _var_from(n: float, s: float, ss: float) -> float:
+    """Sample variance (ddof 1) from count, sum and sum of squares."""
+    return max((ss - s * s / n) / (n - 1), 0.0) if n > 1 else 0.0
+
+
+def score_plan_moments(
+    moments: pd.DataFrame,
+    plan: FoldPlan | pd.DataFrame,
+    costs: Costs,
+    *,
+    outcome: Outcome = "converted",
+    value: ValueSpec = None,
+    control: str | None = None,
+    estimator: str = "dr",
+    min_cell_rows: int = 2,
+    where: str = "cells",
+) -> PlanScore:
+    """:func:`score_plan` (DR / DM) from per-(segment, arm) moments instead of rows.
+
+    ``moments``: ``segment, arm, n`` and ``s__<col>``, ``ss__<col>``, ``x__<c1>__<c2>`` of the
+    outcome columns (:data:`MOMENT_OUTCOMES`). The DR / DM estimate of a segment-level plan is a
+    function of each cell's mean, of the treated cells' variances and of the variance of the
+    control customers' value-weighted outcome, which needs only these sums: the same numbers
+    as :func:`score_plan` on the rows, up to rounding. (IPW needs the rows.)
+    """
+    if estimator not in ("dr", "dm"):
+        raise ValueError(f"estimator: from cells only dr or dm, got {estimator!r}")
+    if control is None:
+        control = costs.control.name if isinstance(costs, ArmMap) else "control"
+    plan = as_fold_plan(plan)
+    shares, eligible = _plan_policy(plan, control)
+    arms = sorted({a for sh in shares.values() for a in sh})
+    cost = arm_costs(costs, [control, *arms])
+    m = moments.assign(segment=moments["segment"].astype(str), arm=moments["arm"].astype(str))
+    m = m.groupby(["segment", "arm"], sort=True).sum(numeric_only=True)
+    seg_n = m["n"].groupby(level=0).sum()
+    out, total, total_var = [], 0.0, 0.0
+    for segment in sorted(shares):
+        if segment not in eligible or not eligible[segment] > 0:
+            raise ValueError(f"plan: no positive eligible count for segment {segment!r}")
+        if segment not in seg_n.index:
+            raise ValueError(
+                f"{where}: the plan treats segment {segment!r} but it has no held-out customers"
+            )
+        cell = m.loc[segment]
+        n_c = int(cell["n"].get(control, 0))
+        if n_c < min_cell_rows:
+            raise ValueError(
+                f"{where}: segment {segment!r} has {n_c} held-out control customer(s), the plan "
+                f"treats it and at least {min_cell_rows} are needed to score it; use fewer folds "
+                "or merge small segments"
+            )
+        ctrl = cell.loc[[control]]
+        weight: dict[str, float] = {}
+        point, var = 0.0, 0.0
+        for a, pi in shares[segment].items():
+            col = _per_arm(outcome, a, "outcome")
+            v = _unit_value(value, a, segment)
+            n_a = int(cell["n"].get(a, 0))
+            if n_a < min_cell_rows:
+                raise ValueError(
+                    f"{where}: segment {segment!r} x arm {a!r} has {n_a} held-out customer(s), "
+                    f"the plan treats {pi:.1%} of the segment with it and at least "
+                    f"{min_cell_rows} are needed to score it; use fewer folds or merge small "
+                    "segments"
+                )
+            s_a, ss_a = float(cell.loc[a, f"s__{col}"]), float(cell.loc[a, f"ss__{col}"])
+            weight[col] = weight.get(col, 0.0) + pi * v
+            net = cost[a] - cost[control]
+            point += pi * (v * s_a / n_a - net)
+            var += pi**2 * v**2 * _var_from(n_a, s_a, ss_a) / n_a
+        s_z = sum(w * float(ctrl[f"s__{c}"].iloc[0]) for c, w in weight.items())
+        ss_z = sum(
+            w1 * w2 * float(_moment(ctrl, c1, c2)[0])
+            for c1, w1 in weight.items()
+            for c2, w2 in weight.items()
+        )
+        point -= s_z / n_c
+        var += _var_from(n_c, s_z, ss_z) / n_c
+        e = eligible[segment]
+        total += e * point
+        total_var += e**2 * var
+        out.append(
+            [
+                segment,
+                e,
+                sum(shares[segment].values()),
+                int(seg_n[segment]),
+                point,
+                math.sqrt(var),
+                e * point,
+            ]
+        )
+    return PlanScore(
+        value=float(total),
+        se=float(math.sqrt(total_var)),
+        n=int(m["n"].sum()),
+        by_segment=pd.DataFrame(out, columns=SEGMENT_COLUMNS),
+    )
+
+
+def crossfit_plan_value_cells(
+    fold_cells: pd.DataFrame,
+    train_cells: Callable[[int], pd.DataFrame],
+    fit_and_plan: Callable[[pd.DataFrame], FoldPlan | pd.DataFrame | Any],
+    costs: Costs,
+    *,
+    seed: int,
+    folds: int,
+    outcome: Outcome = "converted",
+    value: ValueSpec = None,
+    control: str | None = None,
+    estimator: str = "dr",
+    level: float = 0.9,
+    min_cell_rows: int = 2,
+    fold_correlation: float = FOLD_CORRELATION,
+) -> CrossfitResult:
+    """:func:`crossfit_plan_value` when the rows stay in an engine: ``fold_cells`` holds the
+    per-(fold, segment, arm) moments (folds from a salted hash of the customer id, computed
+    where the rows live), ``train_cells(k)`` the cells of every fold but ``k``, and
+    ``fit_and_plan(cells)`` fits on those cells and plans for the full eligible base. Each
+    plan is scored on fold ``k``'s moments by :func:`score_plan_moments`."""
+    _check_folds(folds)
+    if not (0 < level < 1):
+        raise ValueError(f"level: must be in (0, 1), got {level!r}")
+    if control is None:
+        control = costs.control.name if isinstance(costs, ArmMap) else "control"
+    ctrl = fold_cells[fold_cells["arm"].astype(str) == control]
+    per = ctrl.pivot_table(index="segment", columns="fold", values="n", aggfunc="sum")
+    per = per.reindex(columns=range(folds)).fillna(0)
+    all_segments = sorted(set(fold_cells["segment"].astype(str)))
+    per = per.reindex(all_segments).fillna(0)
+    thin = per[per.min(axis=1) < min_cell_rows]
+    if len(thin):
+        worst = {str(s): int(r.min()) for s, r in thin.iterrows()}
+        raise ValueError(
+            f"folds: with {folds} folds some fold has fewer than {min_cell_rows} control "
+            f"customers in segment(s) (fewest per fold) {dict(list(worst.items())[:5])}; a "
+            "fold's plan could not be scored there: use fewer folds or merge small segments"
+        )
+    fold_rows, seg_tables, plans = [], [], []
+    n_all = int(fold_cells["n"].sum())
+    for k in range(folds):
+        test = fold_cells[fold_cells["fold"] == k]
+        plan = as_fold_plan(fit_and_plan(train_cells(k)))
+        score = score_plan_moments(
+            test,
+            plan,
+            costs,
+            outcome=outcome,
+            value=value,
+            control=control,
+            estimator=estimator,
+            min_cell_rows=min_cell_rows,
+            where=f"fold {k}",
+        )
+        alloc = plan.allocation
+        treated = (
+            float(alloc.loc[alloc["arm"].astype(str) != control, "customers"].sum())
+            if "customers" in alloc.columns
+            else math.nan
+        )
+        n_test = int(test["n"].sum())
+        fold_rows.append(
+            [k, n_all - n_test, n_test, plan.claimed_profit, score.value, score.se, treated]
+        )
+        seg_tables.append(score.by_segment.assign(fold=k))
+        plans.append(alloc)
+    return _combine(
+        fold_rows, seg_tables, plans, level, folds, estimator, seed, n_all, fold_correlation
     )
 
 

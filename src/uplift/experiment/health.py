@@ -316,6 +316,69 @@ def covariate_balance(
     return BalanceResult(table=pd.DataFrame(rows, columns=cols), threshold=float(threshold))
 
 
+def covariate_balance_moments(
+    moments: pd.DataFrame,
+    covariates: Sequence[str],
+    control: str,
+    threshold: float = 0.1,
+) -> BalanceResult:
+    """:func:`covariate_balance` from per-(segment, arm) moments instead of rows: columns
+    ``segment, arm`` and ``<cov>__n, <cov>__s, <cov>__ss`` (non-missing count, sum, sum of
+    squares), as an engine computes them; the SMD needs only each arm's mean and variance."""
+
+    def stats_of(n: float, s_: float, ss: float) -> tuple[float, float]:
+        mean = s_ / n if n else math.nan
+        var = max((ss - s_ * s_ / n) / (n - 1), 0.0) if n > 1 else math.nan
+        return mean, var
+
+    m = moments.assign(segment=moments["segment"].astype(str), arm=moments["arm"].astype(str))
+    by_seg = m.groupby(["segment", "arm"], sort=True).sum(numeric_only=True)
+    overall = m.groupby("arm", sort=True).sum(numeric_only=True)
+    groups = [(OVERALL, overall)] + [
+        (str(seg), by_seg.loc[seg]) for seg in by_seg.index.get_level_values(0).unique()
+    ]
+    rows = []
+    for seg, g in groups:
+        for cov in covariates:
+
+            def cell(a: str, cov: str = cov, g: pd.DataFrame = g) -> tuple[int, float, float]:
+                if a not in g.index:
+                    return 0, math.nan, math.nan
+                n = int(g.loc[a, f"{cov}__n"])
+                mean, var = stats_of(n, float(g.loc[a, f"{cov}__s"]), float(g.loc[a, f"{cov}__ss"]))
+                return n, mean, var
+
+            n_c, mean_c, var_c = cell(str(control))
+            for a in sorted(set(g.index) - {str(control)}):
+                n_a, mean_a, var_a = cell(a)
+                if n_a < 2 or n_c < 2:
+                    smd = math.nan
+                else:
+                    diff = mean_a - mean_c
+                    pooled = math.sqrt((var_a + var_c) / 2)
+                    smd = (
+                        (0.0 if diff == 0 else math.copysign(math.inf, diff))
+                        if pooled == 0
+                        else float(diff / pooled)
+                    )
+                rows.append(
+                    {
+                        "segment": seg,
+                        "covariate": cov,
+                        "arm": a,
+                        "n_arm": n_a,
+                        "n_control": n_c,
+                        "mean_arm": mean_a,
+                        "mean_control": mean_c,
+                        "smd": smd,
+                        "flagged": bool(abs(smd) > threshold) if not math.isnan(smd) else False,
+                    }
+                )
+    cols = ["segment", "covariate", "arm", "n_arm", "n_control", "mean_arm", "mean_control"]
+    cols += ["smd", "flagged"]
+    return BalanceResult(table=pd.DataFrame(rows, columns=cols), threshold=float(threshold))
+
+
 def require_healthy(
     result: SRMResult | BalanceResult | Iterable[SRMResult | BalanceResult],
     override: bool = False,

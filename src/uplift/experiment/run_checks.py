@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from uplift.data.contract import CustomerData
-from uplift.experiment.health import SRMResult, srm_check
+from uplift.experiment.health import SRMResult, srm_check, srm_test
 
 
 class HasData(Protocol):
@@ -47,6 +47,15 @@ def srm_for_data(
         unknown = sorted(set(weights) - set(arms))
         if unknown:
             raise ValueError(f"expected split: arm(s) {unknown} are not arms of this run ({arms})")
+    if data.rows is None and data.engine is not None:  # counts from the engine's cells
+        cells = data.engine.cells
+        by = cells.groupby(["segment", "arm"], sort=True)["n"].sum()
+        overall = srm_test(cells.groupby("arm")["n"].sum().to_dict(), weights, alpha)
+        tests = [
+            srm_test(by.loc[s].to_dict(), weights, alpha, segment=str(s))
+            for s in sorted(by.index.get_level_values(0).unique())
+        ]
+        return SRMResult(overall=overall, segments=tests, alpha=float(alpha))
     return srm_check(data.frame, "arm", weights, segment_col="segment", alpha=alpha)
 
 

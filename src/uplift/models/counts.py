@@ -57,6 +57,21 @@ def count_histograms(data: CustomerData, column: str = "orders") -> pd.DataFrame
     Columns ``segment, arm, count, customers``; only observed counts appear (zero-customer rows
     add nothing to the likelihood).
     """
+    e = data.engine
+    if data.rows is None and e is not None and e.table is not None and column in e.table.columns:
+        t = e.table  # the histogram is an aggregate: computed where the rows live
+        hist = (
+            t.group_by([SEGMENT, "arm", t[column].cast("int64").name("count")])
+            .aggregate(customers=t.count())
+            .to_pandas()
+            .sort_values([SEGMENT, "arm", "count"], kind="stable")
+            .reset_index(drop=True)
+        )
+        hist[SEGMENT], hist["arm"] = hist[SEGMENT].astype(str), hist["arm"].astype(str)
+        hist["count"] = hist["count"].astype(np.int64)
+        hist["customers"] = hist["customers"].astype(np.int64)
+        hist.attrs["column"] = column
+        return hist[HISTOGRAM_COLUMNS]
     f = data.frame
     if column not in f.columns:
         raise ValueError(f"column {column!r} is not in the customer data ({list(f.columns)})")

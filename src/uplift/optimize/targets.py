@@ -586,3 +586,116 @@ def _group_counts(profit: np.ndarray, size: np.ndarray, counts: np.ndarray, k: i
     if (x.sum(axis=0) != counts).any() or (x.sum(axis=1) > k * size).any():
         raise TargetsError("the per-segment assignment returned inconsistent counts; please report")
     return x
+
+
+# ---- in the engine ---------------------------------------------------------------------------
+def customer_targets_engine(allocation: pd.DataFrame, rows: Any, *, seed: int) -> CustomerTargets:
+    """:func:`customer_targets` in hash order (no scores, one offer per customer) computed where
+    the rows live: ``rows`` is the engine's canonical table (an Ibis expression with
+    ``customer_id`` and ``segment``). Each customer's place in its segment's salted hash order
+    (``sha256(f"{seed}:{id}")``, first 8 bytes, as hex text: the same order as the integers;
+    ties by the id's text) is a window function; the plan's per-segment decisions, as ranges
+    of places per arm, are joined back to the rows there, so only the target list comes back.
+    The same list as :func:`customer_targets` on the same rows.
+    """
+    import ibis
+
+    notes: list[str] = []
+    cells = _customer_cells(allocation, notes)
+    text = {c: cells[c].to_numpy(dtype=str) for c in ("segment", "tactic", "arm")}
+    cells = cells.iloc[np.lexsort((text["arm"], text["tactic"], text["segment"]))]
+    cells = cells.reset_index(drop=True)
+    sizes_t = rows.group_by("segment").aggregate(n=rows.count()).to_pandas()
+    sizes = dict(zip(sizes_t["segment"].astype(str), sizes_t["n"].astype(int), strict=True))
+    missing = sorted(set(cells["segment"]) - set(sizes))
+    if missing:
+        raise TargetsError(
+            f"allocation treats customers of segment(s) {_show(missing)} that have no rows in the "
+            "customer data; pass the same validated data the allocation was solved on "
+            "(CustomerData.frame), with the same segment columns"
+        )
+    want_all = cells["customers"].to_numpy(dtype=np.int64)
+    got_all = np.zeros(len(cells), dtype=np.int64)
+    lo_all = np.zeros(len(cells), dtype=np.int64)
+    seg = cells["segment"].to_numpy(dtype=str)
+    for s in pd.unique(seg):
+        idx = np.flatnonzero(seg == s)
+        want = want_all[idx]
+        counts = _apportion(want, sizes[s], 1)
+        if (counts < want).any():
+            detail = ", ".join(
+                f"{arm} {c:,} of {w:,}"
+                for arm, c, w in zip(cells["arm"].to_numpy()[idx], counts, want, strict=True)
+                if c < w
+            )
+            notes.append(
+                f"segment {s!r}: the allocation treats {int(want.sum()):,} customers but the "
+                f"data hold {sizes[s]:,} (is optimize.population_scale > 1?); every customer "
+                f"of the segment is listed (at most 1 arm(s) each) and the arms are scaled in "
+                f"proportion: {detail}"
+            )
+        got_all[idx] = counts
+        lo_all[idx] = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ranges = pd.DataFrame(
+        {
+            "r_segment": seg,
+            "lo": lo_all,
+            "hi": lo_all + got_all,
+            "cell": np.arange(len(cells), dtype=np.int64),
+            "arm": cells["arm"].astype(str).to_numpy(),
+            "tactic": cells["tactic"].astype(str).to_numpy(),
+            "expected_incremental_profit": cells["profit_per_customer"].to_numpy(dtype=float),
+            "prob_profit_positive": cells["prob_profit_positive"].to_numpy(dtype=float),
+            "cost_per_customer": cells["cost_per_customer"].to_numpy(dtype=float),
+        }
+    )
+    ranges = ranges[ranges["hi"] > ranges["lo"]]
+    ident = rows.customer_id.cast("string")
+    h = (ibis.literal(f"{int(seed)}:") + ident).hexdigest("sha256").substr(0, 16)
+    r = rows.select("customer_id", "segment", h=h, idt=ident)
+    r = r.mutate(p=ibis.row_number().over(group_by=r.segment, order_by=[r.h, r.idt]))
+    rt = ibis.memtable(ranges)
+    j = r.join(rt, [r.segment == rt.r_segment, r.p >= rt.lo, r.p < rt.hi])
+    j = j.mutate(
+        # the global hash position is the order of (hash, id text): no second window
+        rank=ibis.row_number().over(
+            order_by=[j.expected_incremental_profit.desc(), j.h, j.idt, j.cell]
+        )
+        + 1
+    )
+    table = (
+        j.select(
+            "customer_id",
+            "segment",
+            "arm",
+            "tactic",
+            "expected_incremental_profit",
+            "prob_profit_positive",
+            "rank",
+            "cost_per_customer",
+        )
+        .order_by("rank")
+        .to_pandas()
+    )
+    if not len(table):
+        notes.append("the allocation treats no customers: the target list is empty")
+    table["rank"] = table["rank"].astype(np.int64)
+    for c in ("segment", "arm", "tactic"):
+        table[c] = table[c].astype(object)
+    table.insert(7, "selection", HASH)
+    table["selection"] = table["selection"].astype(object)
+    cost_of = cells["cost_per_customer"].to_numpy(dtype=float)
+    recon = pd.DataFrame(
+        {
+            "segment": seg.astype(object),
+            "tactic": cells["tactic"].to_numpy(dtype=object),
+            "arm": cells["arm"].to_numpy(dtype=object),
+            "allocated": want_all,
+            "targeted": got_all,
+            "shortfall": want_all - got_all,
+            "spend_allocated": cells["spend"].to_numpy(dtype=float),
+            "spend_targeted": got_all * cost_of,
+            "selection": np.full(len(cells), HASH, dtype=object),
+        }
+    )
+    return CustomerTargets(table.reset_index(drop=True), recon, notes, int(seed))
