@@ -1080,9 +1080,13 @@ def unit_values(
     error, raised before sampling)."""
     vc = config.value
     try:
+        mapped = bool(config.data.columns.cost_to_serve)
         serve = segment_cost_to_serve(
-            data.frame,
-            column="cost_to_serve" if config.data.columns.cost_to_serve else None,
+            # only the columns it reads (an engine keeps the rest of the rows)
+            data.select(["segment", "arm", "cost_to_serve"])
+            if mapped
+            else pd.DataFrame({"segment": data.segments}),
+            column="cost_to_serve" if mapped else None,
             constant=vc.cost_to_serve,
             by_segment=vc.cost_to_serve_by_segment,
             control_arm=data.arm_map.control.name,

@@ -85,9 +85,13 @@ def value_per_unit_table(run: RunSummary) -> pd.DataFrame:
 
 def _cost_to_serve(run: RunSummary) -> pd.Series | None:
     vc, data = run.config.value, run.prepared.data
+    mapped = bool(run.config.data.columns.cost_to_serve)
     return segment_cost_to_serve(
-        data.frame,
-        column="cost_to_serve" if run.config.data.columns.cost_to_serve else None,
+        # only the columns it reads (an engine keeps the rest of the rows)
+        data.select(["segment", "arm", "cost_to_serve"])
+        if mapped
+        else pd.DataFrame({"segment": data.segments}),
+        column="cost_to_serve" if mapped else None,
         constant=vc.cost_to_serve,
         by_segment=vc.cost_to_serve_by_segment,
         control_arm=data.arm_map.control.name,
@@ -156,10 +160,11 @@ def retention_ceiling_table(run: RunSummary, tactic: str = "retention") -> pd.Da
 def share_of_wallet_tables(run: RunSummary) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """``share_of_wallet.csv`` (per customer) and ``share_of_wallet_by_segment.csv``, when the
     data map ``data.columns.wallet`` or ``data.columns.categories``; None otherwise."""
-    frame, vc = run.prepared.data.frame, run.config.value
-    cols = run.config.data.columns
+    vc, cols = run.config.value, run.config.data.columns
     if not (cols.wallet or cols.categories):
         return None
+    inputs = ["wallet"] if cols.wallet else ["categories"]
+    frame = run.prepared.data.select(["customer_id", "segment", "revenue", *inputs])
     idx = pd.Index(frame["customer_id"], name="customer_id")
     customers = share_of_wallet(
         pd.Series(frame["revenue"].to_numpy(), index=idx),

@@ -131,6 +131,12 @@ class CustomerData:
         assert self.engine is not None, "CustomerData holds neither rows nor an engine"
         return self.engine.frame
 
+    def select(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Only ``columns`` of the rows, without pulling the others from an engine."""
+        if self.rows is None and self.engine is not None:
+            return self.engine.select(list(columns))
+        return self.frame[list(columns)]
+
     @property
     def column_names(self) -> list[str]:
         """The canonical columns (without pulling rows from an engine)."""

@@ -185,6 +185,8 @@ def canonical(t: Any, columns: ColumnMap, arm_map: ArmMap) -> Any:
     fields |= {"arm": arm, "tactic": tactic, "converted": conv, "revenue": revenue}
     fields |= {"orders": orders, **{c: t[c] for c in extra}}
     fields |= {g: t[g].cast("int64") for g in dict.fromkeys(columns.guardrails)}
+    # the per-customer value inputs, under their canonical names (as validate_customers does)
+    fields |= {k: t[c].cast("float64") for k, c in columns.value_inputs().items()}
     return t.select(**fields)
 
 
@@ -206,6 +208,7 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
             return [f"guardrail {g}"]
     numeric = {"converted": columns.converted, "revenue": columns.revenue}
     numeric |= {"orders": columns.orders}
+    numeric |= columns.value_inputs()  # cost_to_serve / wallet / categories, when mapped
     for key, c in numeric.items():
         if c and not _is_numeric(schema[c]):
             failed.append(f"{key} not numeric")
@@ -241,6 +244,9 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
         o = t[columns.orders].cast("float64")
         aggs["orders bad"] = ((o < 0) | (o != o.floor())).cast("int64").sum()
         aggs["orders positive"] = (o > 0).cast("int64").sum()
+    for key, c in columns.value_inputs().items():
+        v = t[c].cast("float64")
+        aggs[f"{key} negative or infinite"] = ((v < 0) | v.isinf()).cast("int64").sum()
     got = t.aggregate(**aggs).to_pandas().iloc[0].to_dict()
     n = int(got["rows"])
     if n == 0:
@@ -248,7 +254,14 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
     failed += [k for k in aggs if k.startswith("null") and int(got[k] or 0)]
     if columns.customer_id and int(got["distinct ids"]) != n:
         failed.append("duplicated ids")
-    for k in ("converted not 0/1", "revenue infinite", "revenue negative", "orders bad"):
+    bad_value_inputs = [f"{key} negative or infinite" for key in columns.value_inputs()]
+    for k in (
+        "converted not 0/1",
+        "revenue infinite",
+        "revenue negative",
+        "orders bad",
+        *bad_value_inputs,
+    ):
         if k in got and int(got[k] or 0):
             failed.append(k)
     failed += [f"guardrail {g}" for g in columns.guardrails if int(got[f"guardrail {g}"] or 0)]
