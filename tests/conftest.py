@@ -60,6 +60,20 @@ def _fit_cache(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
+def shared_fit_cache(monkeypatch, tmp_path_factory) -> Path:
+    """One fit cache for every test that asks for it (per xdist worker), instead of each test's
+    own: tests that fit the same data with the same model, sampler and seed sample it once
+    (:mod:`uplift.models.fit_cache` keys every fit by all of these). Only for tests that check
+    what a run does with its fits, never the sampling itself."""
+    from uplift.models.fit_cache import ENV_FOLDER
+
+    folder = tmp_path_factory.getbasetemp() / "fit_cache_shared"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setenv(ENV_FOLDER, str(folder))
+    return folder
+
+
+@pytest.fixture
 def fake_sampler(monkeypatch):
     """Replace posterior sampling with designed draws around the mode (tests/fast_tier.py):
     fits take a fraction of a second and pass the convergence gate. For wiring tests only

@@ -3,9 +3,9 @@ reproducibility and multirun sweeps.
 
 Wiring (files, columns, routing, messages) runs ``uplift.cli.main`` in-process with the fake
 sampler (tests/fast_tier.py); input errors run it with sampling trapped, so they must stop before
-any fit. Real NUTS runs where the answer is statistical: one console-script run in a fresh
-process checks that intervals cover the synthetic truth, and the pricing preset must find the
-true optimum.
+any fit. Real NUTS runs where the answer is statistical: one console-script run checks that
+intervals cover the synthetic truth, and the pricing preset must find the true optimum. One
+input error goes through the installed script in a fresh process.
 """
 
 from __future__ import annotations
@@ -134,16 +134,17 @@ def test_budget_and_no_customer_twice(run_dir):
     assert (per_seg["eligible"] == cells.groupby("segment")["n"].sum().reindex(per_seg.index)).all()
 
 
-def test_console_script_with_real_nuts_covers_the_truth(tmp_path):
-    """The installed console script in a fresh process, real NUTS: exit 0, the headline, and
-    intervals that cover the synthetic truth and a plan near the oracle's (cross-fitting and
-    plots off: the in-process runs above cover them)."""
-    r = uplift(
+def test_console_script_with_real_nuts_covers_the_truth(tmp_path, monkeypatch, uplift_cli):
+    """The console script with real NUTS: exit 0, the headline, and intervals that cover the
+    synthetic truth and a plan near the oracle's (cross-fitting and plots off: the fake-sampler
+    runs above cover them). In this process: a fresh interpreter would add only its imports;
+    the installed script in a fresh process is test_config_error_names_key."""
+    monkeypatch.chdir(tmp_path)
+    r = uplift_cli(
         *SMALL,
         "evaluate.crossfit_folds=0",
         "report.plots=false",
         f"hydra.run.dir={tmp_path}",
-        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "expected incremental profit" in r.stdout
@@ -161,7 +162,14 @@ def test_console_script_with_real_nuts_covers_the_truth(tmp_path):
 def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path, fake_sampler, uplift_cli):
     """A sweep (``-m``) reproduces the run's allocation and customer list byte for byte at the
     same seed (real NUTS draws are reproducible at a seed: tests/test_conversion_model.py)."""
-    r = uplift_cli("-m", *WIRING[:-1], "optimize.budget=8000,3000", f"hydra.sweep.dir={tmp_path}")
+    r = uplift_cli(
+        "-m",
+        *WIRING[:-1],
+        "optimize.budget=8000,3000",
+        "report.plots=false",  # neither figures nor cross-fitting decide the allocation
+        "evaluate.crossfit_folds=0",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "allocation.csv").exists())
     assert len(jobs) == 2, f"expected 2 sweep jobs, found {[p.name for p in tmp_path.iterdir()]}"
@@ -331,6 +339,7 @@ def test_likelihood_family_per_tactic(tmp_path, fake_sampler, uplift_cli):
         "data.synthetic.n_customers=30000",
         "sampler=fast",
         "evaluate.crossfit_folds=0",
+        "report.plots=false",  # figures: test_artifacts_and_contract, test_plots
         "+model.families={margin: hurdle_lognormal, frequency: negative_binomial}",
         f"hydra.run.dir={tmp_path}",
     )
@@ -433,6 +442,7 @@ def test_clv_value_joined_to_experiment(tmp_path, fake_sampler, uplift_cli):
         "sampler=fast",
         "optimize.allow_unconverged=true",  # the fake's pooled mode misfits some clv_tier cells
         "evaluate.crossfit_folds=0",
+        "report.plots=false",  # figures: test_artifacts_and_contract, test_plots
         "value=clv",
         f"value.customer_value_path={cv_path}",
         "data.columns.segments=[clv_tier,needs]",

@@ -154,7 +154,7 @@ def test_arm_names_with_spaces_run_with_the_readme_command_line(
     assert args[0] == "uplift" and any("{No E-Mail:" in a for a in args), args
     args = [f"data.path={data}" if a.startswith("data.path=") else a for a in args[1:]]
     monkeypatch.chdir(tmp_path)
-    done = uplift_cli(*args, "sampler=fast", "evaluate.crossfit_folds=0")
+    done = uplift_cli(*args, "sampler=fast", "evaluate.crossfit_folds=0", "report.plots=false")
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = (tmp_path / "outputs" / "spring_campaign").iterdir()
     allocation = pd.read_csv(run / "allocation.csv")
@@ -214,6 +214,7 @@ def test_the_run_shows_one_line_per_stage_with_elapsed_time_on_a_terminal(tmp_pa
             "email: {tactic: cross_sell, cost: 1.0}, upgrade: {tactic: up_sell, cost: 1.5}}",
             "sampler=fast",
             "optimize.allow_unconverged=true",
+            "report.plots=false",  # the report stage's line, without drawing figures
         ]
     )
     screen = io.StringIO()

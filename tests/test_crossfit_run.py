@@ -14,6 +14,9 @@ import pytest
 
 import uplift
 
+#: the three runs fit the same data: their fits are sampled once (conftest.shared_fit_cache)
+pytestmark = pytest.mark.usefixtures("shared_fit_cache")
+
 QUICK_RUN = [
     "data.synthetic.n_customers=20000",
     "sampler=fast",

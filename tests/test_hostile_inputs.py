@@ -3,7 +3,8 @@ error that names the key, column or file and the fix, exit 2, no traceback; a fa
 only its summary saying why.
 
 Every hand-written case (data 32, configuration 25, files 9: 66) goes through the console entry point
-``uplift.cli.main`` in the test process, with sampling replaced by a trap that says so, and its
+``uplift.cli.main`` in the test process (26 representative cases in the default tier, the other
+40 in the slow tier), with sampling replaced by a trap that says so, and its
 exit code, stderr and run folder are checked. Generated damage to a good file (hypothesis) runs
 in-process: each value either is valid (the run reaches sampling) or is a named run error.
 """
@@ -325,13 +326,51 @@ def all_cases(d: Path) -> list[dict]:
     ]
 
 
+#: the default tier's cases: one or more per stage that refuses input (Hydra's composition, the
+#: schema's checks, the file reader, column and value checks, health, allocation rules, family
+#: and column checks); each case costs a full in-process CLI start (~0.6 s of Hydra composing),
+#: so the other cases, which take the same path to a different message, run in the slow tier
+DEFAULT_TIER = {
+    "typo_key",
+    "cost_is_text",
+    "env_interpolation",
+    "unknown_family",
+    "zero_draws",
+    "escaping_name",
+    "price_test_one_price",
+    "no_arm_column",
+    "converted_is_2",
+    "text_revenue",
+    "huge_revenue",
+    "duplicate_ids",
+    "unknown_arm_label",
+    "segment_without_control",
+    "segment_names_collide",
+    "all_zero_outcome",
+    "hurdle_without_revenue",
+    "covariate_not_in_data",
+    "rules_conflict",
+    "rule_unknown_segment",
+    "sample_ratio_mismatch",
+    "file_empty",
+    "file_truncated_gz",
+    "file_random_bytes",
+    "file_csv_as_parquet",
+    "file_missing",
+}
+
+
+@pytest.mark.parametrize("tier", ["default", pytest.param("rest", marks=pytest.mark.slow)])
 def test_every_hostile_input_exits_2_named_before_sampling_leaving_only_why(
-    tmp_path, monkeypatch, no_sampling
+    tmp_path, monkeypatch, no_sampling, tier
 ):
     """Each case through ``uplift.cli.main`` in this process (argv, Hydra, exit codes and
-    stderr as in a shell), with sampling trapped (tests/fast_tier.py)."""
+    stderr as in a shell), with sampling trapped (tests/fast_tier.py): the
+    :data:`DEFAULT_TIER` cases by default, every other case in the slow tier."""
     cases = all_cases(tmp_path)
     assert len(cases) >= 60
+    assert {c["name"] for c in cases} >= DEFAULT_TIER  # a renamed case is not silently dropped
+    cases = [c for c in cases if (c["name"] in DEFAULT_TIER) == (tier == "default")]
     results = {c["name"]: run_cli(monkeypatch, *c["args"]) for c in cases}
     bad = []
     for case in cases:

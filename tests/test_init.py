@@ -77,7 +77,7 @@ def test_init_one_edit_and_the_printed_command_run_raw_hillstrom(
 
     # the one edit: what the e-mails are and cost
     preset.write_text(text.replace("{tactic: TODO, cost: TODO}", "{tactic: cross_sell, cost: 0.1}"))
-    ran = uplift_cli(*args, "sampler=fast", "evaluate.crossfit_folds=0")
+    ran = uplift_cli(*args, "sampler=fast", "evaluate.crossfit_folds=0", "report.plots=false")
     assert ran.returncode == 0, ran.stderr[-2000:]
     (run,) = (tmp_path / "outputs" / "hillstrom").iterdir()
     allocation = pd.read_csv(run / "allocation.csv")

@@ -57,6 +57,7 @@ def test_run_saves_predictive_checks_and_gates_on_them(tmp_path):
             "report.plots=true",
             "optimize.frontier.enabled=false",
             "sampler.retry=false",  # short chains miss r-hat: no refits, the ppc gate is the point
+            "evaluate.crossfit_folds=0",  # 2 more fits per tactic; cross-fitting: test_crossfit_run
         ]
     )
     # a threshold no check can meet (validation bypassed): the gate must refuse, naming the check,

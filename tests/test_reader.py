@@ -6,9 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,25 +118,19 @@ def test_config_names_a_bad_encoding_or_delimiter():
 
 
 @pytest.mark.parametrize("case", ["truncated.csv.gz", "a_dir"])
-def test_cli_exit_2_without_traceback_or_artifacts(tmp_path, case):
+def test_cli_exit_2_without_traceback_or_artifacts(tmp_path, case, uplift_cli, monkeypatch):
+    """The console entry point in this process (a fresh process: tests/test_cli.py)."""
     src = tmp_path / "in"
     src.mkdir()
     path, source, says = _hostile(src)[case]
     out = tmp_path / "run"
-    uplift = str(Path(sys.executable).with_name("uplift"))
-    r = subprocess.run(
-        [
-            uplift,
-            f"data={source}",
-            f"data.path={path}",
-            "data.columns.segments=[segment]",
-            f"hydra.run.dir={out}",
-        ],
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    r = uplift_cli(
+        f"data={source}",
+        f"data.path={path}",
+        "data.columns.segments=[segment]",
+        f"hydra.run.dir={out}",
     )
     assert r.returncode == 2, r.stderr[-2000:]
     assert says in r.stderr and "data.path" in r.stderr
