@@ -233,6 +233,7 @@ def test_the_run_shows_one_line_per_stage_with_elapsed_time_on_a_terminal(tmp_pa
         "targets",
         "cross-fit",
         "frontier",
+        "tactic returns",
         "report",
     ], labels
     # the cross-fit's own fits are steps of its line, not lines

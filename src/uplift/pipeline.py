@@ -98,6 +98,7 @@ STAGE_LABELS = {
     "covariate_model": "covariate model",
     "evaluate": "held-out check",
     "crossfit": "cross-fit",
+    "marginal_return": "tactic returns",
 }
 
 
@@ -864,13 +865,9 @@ def crossfit_plan(
 
     outcome = {a.name: FAMILY_OUTCOME[config.model.family_of(a.tactic.value)] for a in arms}
     e = data.engine
-    row_families = {"negative_binomial"}  # fit on count histograms of the training rows
-    if (
-        data.rows is None
-        and e is not None
-        and e.table is not None
-        and not {config.model.family_of(t) for t in tactics} & row_families
-    ):
+    # families fit on count histograms of the training rows need the rows of each fold
+    needs_rows = any(family_of(config, t).histograms for t in tactics)
+    if data.rows is None and e is not None and e.table is not None and not needs_rows:
         return crossfit_in_engine(config, data, plan_on, arms, outcome, values)
     keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
     return crossfit_plan_value(
