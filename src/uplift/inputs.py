@@ -35,20 +35,7 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     if dc.source is DataSource.warehouse or (
         engine is not DataEngine.pandas and dc.source in (DataSource.csv, DataSource.parquet)
     ):
-        from uplift.data.engine import open_rows
-
-        table = open_rows(
-            engine.value if engine is not DataEngine.pandas else "duckdb",
-            path=dc.path,
-            source=dc.source.value,
-            connection=dc.connection,
-            table=dc.table,
-            query=dc.query,
-            spark_master=dc.spark_master,
-            encoding=dc.encoding,
-            delimiter=dc.delimiter,
-            na_values=dc.na_values,
-        )
+        table = _open(config, dc.source.value)
         if isinstance(table, pd.DataFrame):  # read by pandas: the engine could not
             raw = table
         elif not row_level and engine is not DataEngine.pandas:
@@ -100,16 +87,14 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     return validate_customers(raw, columns, arm_map), truth
 
 
-def _load_cells(config: AppConfig, arm_map) -> CustomerData:
-    """``data=cells``: the pre-aggregated table (a file or a warehouse table), validated."""
-    from uplift.data.cells_input import cells_data, validate_cells
+def _open(config: AppConfig, source: str):
+    """The configured source opened by its engine (DuckDB when the engine is pandas: only
+    for reading; a frame comes back when the engine could not read the file)."""
     from uplift.data.engine import open_rows
 
     dc = config.data
     engine = dc.resolved_engine()
-    path = str(dc.path or "")
-    source = "parquet" if path.endswith((".parquet", ".pq")) else "csv"
-    table = open_rows(
+    return open_rows(
         engine.value if engine is not DataEngine.pandas else "duckdb",
         path=dc.path,
         source=source,
@@ -121,6 +106,16 @@ def _load_cells(config: AppConfig, arm_map) -> CustomerData:
         delimiter=dc.delimiter,
         na_values=dc.na_values,
     )
+
+
+def _load_cells(config: AppConfig, arm_map) -> CustomerData:
+    """``data=cells``: the pre-aggregated table (a file or a warehouse table), validated."""
+    from uplift.data.cells_input import cells_data, validate_cells
+
+    dc = config.data
+    path = str(dc.path or "")
+    source = "parquet" if path.endswith((".parquet", ".pq")) else "csv"
+    table = _open(config, source)
     guards = tuple(dict.fromkeys(g.column for g in config.guardrails))
     raw = table if isinstance(table, pd.DataFrame) else table.to_pandas()
     cells = validate_cells(raw, arm_map, guards)
