@@ -31,6 +31,7 @@ from uplift.app.outputs import (
     write_tables,
 )
 from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
+from uplift.app.value_tables import cost_to_serve_of
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
 from uplift.data.cells import guardrail_cell_column, segment_dimensions, segment_sizes
@@ -59,7 +60,6 @@ from uplift.report.truth import score_against_truth
 from uplift.tactics import ArmMap
 from uplift.value.tactic_value import (
     check_overrides,
-    segment_cost_to_serve,
     tactic_value_per_unit,
 )
 
@@ -1077,17 +1077,7 @@ def unit_values(
     error, raised before sampling)."""
     vc = config.value
     try:
-        mapped = bool(config.data.columns.cost_to_serve)
-        serve = segment_cost_to_serve(
-            # only the columns it reads (an engine keeps the rest of the rows)
-            data.select(["segment", "arm", "cost_to_serve"])
-            if mapped
-            else pd.DataFrame({"segment": data.segments}),
-            column="cost_to_serve" if mapped else None,
-            constant=vc.cost_to_serve,
-            by_segment=vc.cost_to_serve_by_segment,
-            control_arm=data.arm_map.control.name,
-        )
+        serve = cost_to_serve_of(config, data)
         return {
             t.value: tactic_value_per_unit(
                 t.value,

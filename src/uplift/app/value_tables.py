@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from uplift.app.run_summary import RunSummary
+from uplift.config import AppConfig
+from uplift.data import CustomerData
 from uplift.models.families import get_family
 from uplift.stats import hdi
 from uplift.tactics import Tactic
@@ -84,8 +86,14 @@ def value_per_unit_table(run: RunSummary) -> pd.DataFrame:
 
 
 def _cost_to_serve(run: RunSummary) -> pd.Series | None:
-    vc, data = run.config.value, run.prepared.data
-    mapped = bool(run.config.data.columns.cost_to_serve)
+    return cost_to_serve_of(run.config, run.prepared.data)
+
+
+def cost_to_serve_of(config: AppConfig, data: CustomerData) -> pd.Series | None:
+    """Cost to serve one customer per segment as configured (the mapped column's mean over
+    control customers, or config), or None; reads only the columns it needs from an engine."""
+    vc = config.value
+    mapped = bool(config.data.columns.cost_to_serve)
     return segment_cost_to_serve(
         # only the columns it reads (an engine keeps the rest of the rows)
         data.select(["segment", "arm", "cost_to_serve"])
