@@ -674,11 +674,7 @@ def crossfit_plan_value(
             where=f"fold {k}",
         )
         alloc = plan.allocation
-        treated = (
-            float(alloc.loc[alloc["arm"].astype(str) != control, "customers"].sum())
-            if "customers" in alloc.columns
-            else math.nan
-        )
+        treated = _treated(alloc, control)
         fold_rows.append(
             [k, len(train), len(test), plan.claimed_profit, score.value, score.se, treated]
         )
@@ -687,6 +683,13 @@ def crossfit_plan_value(
     return _combine(
         fold_rows, seg_tables, plans, level, folds, estimator, seed, len(rows), fold_correlation
     )
+
+
+def _treated(alloc: pd.DataFrame, control: str) -> float:
+    """Customers a fold's plan treats (any arm but control); NaN when it has no counts."""
+    if "customers" not in alloc.columns:
+        return math.nan
+    return float(alloc.loc[alloc["arm"].astype(str) != control, "customers"].sum())
 
 
 def _combine(
@@ -896,11 +899,7 @@ def crossfit_plan_value_cells(
             where=f"fold {k}",
         )
         alloc = plan.allocation
-        treated = (
-            float(alloc.loc[alloc["arm"].astype(str) != control, "customers"].sum())
-            if "customers" in alloc.columns
-            else math.nan
-        )
+        treated = _treated(alloc, control)
         n_test = int(test["n"].sum())
         fold_rows.append(
             [k, n_all - n_test, n_test, plan.claimed_profit, score.value, score.se, treated]
