@@ -98,7 +98,8 @@ def test_every_family_has_all_parts():
         "price_logit",
     ]
     assert DEFAULT_FAMILY in FAMILIES
-    optional = {"requires", "outcome"}
+    # link: None where the effects are not per-cell differences from a control (price tests)
+    optional = {"requires", "outcome", "link"}
     for name, fam in FAMILIES.items():
         assert isinstance(fam, Family) and fam.name == name
         # one module per family, named after it, holding the registered object
@@ -111,6 +112,7 @@ def test_every_family_has_all_parts():
         assert fam.requires in {None, "revenue", "orders"}
         for hook in (fam.events, fam.build, fam.default_model, fam.replicate, fam.implied):
             assert callable(hook), (name, hook)
+        assert fam.link is None if fam.prices else callable(fam.link), name
         module, cls = fam.model_class.split(":")
         assert module.startswith("uplift.models.") and cls
         assert all(

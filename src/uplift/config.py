@@ -312,11 +312,13 @@ class ModelConfig:
     spend_priors: SpendPriors = field(default_factory=SpendPriors)
     count_priors: CountPriors = field(default_factory=CountPriors)
     # baselines centred when the median control cell has >= 4 events and there are >= 3
-    # segments, else non-centred; effects non-centred: they barely vary across segments in real
-    # tests, and centred effects funnel (social_pressure_mailing: 127 divergences at ~325 events
-    # per cell). See Parameterization for the measurements.
+    # segments, else non-centred; effects centred only when the median treated cell has >= 250
+    # events and the effects' information ratio (their spread^2 over one cell's sampling
+    # variance) is >= 1: a large test whose effects barely vary stays non-centred
+    # (social_pressure_mailing: 127 divergences centred at ~325 events per cell, ratio 0.02).
+    # See Parameterization for the measurements.
     parameterization: Parameterization = field(
-        default_factory=lambda: Parameterization(baseline=Form.auto)
+        default_factory=lambda: Parameterization(baseline=Form.auto, effect=Form.auto)
     )
     covariate_model: CovariateModelConfig = field(default_factory=CovariateModelConfig)
     # an earlier run's folder: its posterior of each tactic's cell logits becomes this fit's

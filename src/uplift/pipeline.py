@@ -47,6 +47,7 @@ from uplift.models.families import (
 )
 from uplift.models.families import binomial as binomial_family
 from uplift.models.fit_cache import FitCache, code_digest, model_key
+from uplift.models.information import effect_information_ratio
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
@@ -263,13 +264,31 @@ def resolved_parameterization(
         return par
     fam = family or config.model.family_of(tactic)
     treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
+    control = cells[cells["arm"] == data.arm_map.control.name]
+    ratio = None
+    link = get_family(fam).link
+    if par.effect == "auto" and link is not None:
+        dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
+        ratio = effect_information_ratio(
+            control,
+            cells[cells["arm"].isin(treated)],
+            link,
+            dims if len(dims) > 1 else (),  # one column is the segment: exchangeable pooling
+        )
     chosen = par.resolve(
         cell_events(cells, fam, [data.arm_map.control.name]),
         cells["segment"].nunique(),
         cell_events(cells, fam, treated),
+        ratio,
     )
     # on the console once per tactic, in the "fitted" line; every refit's choice in the log file
-    log.debug("%s: parameterization baseline=%s effect=%s", tactic, chosen.baseline, chosen.effect)
+    log.debug(
+        "%s: parameterization baseline=%s effect=%s (effect information ratio %s)",
+        tactic,
+        chosen.baseline,
+        chosen.effect,
+        "n/a" if ratio is None else f"{ratio:.2f}",
+    )
     return chosen
 
 

@@ -70,10 +70,17 @@ class Parameterization:
     benchmark (bench/fit_scaling.py, 4 x 1000 draws) centred effects gave 116 divergences and
     r-hat 1.12 at ~26 events per treated cell, but min ESS 3056 vs 457 non-centred at ~260
     events, 3780 vs 258 at ~770 and 3211 vs 125 at ~2600. ``auto`` centres effects from
-    ``auto_min_effect_events`` events in the median treated cell. That rule is not the default:
-    on social_pressure_mailing (~325 events per treated cell, effects that barely vary across
-    18 segments) centred effects gave 127 divergences vs 0 non-centred, because the spread of
-    effects, not only the data per cell, decides. The pipeline resolves ``auto`` from the data
+    ``auto_min_effect_events`` events in the median treated cell *and* an information ratio of
+    at least ``auto_min_effect_ratio``: on social_pressure_mailing (~325 events per treated
+    cell, effects that barely vary across 18 segments) centred effects gave 127 divergences vs
+    0 non-centred, because the spread of effects, not only the data per cell, decides. The
+    ratio is the spread of the true cell effects squared over the sampling variance of one
+    cell's effect, estimated from the cells
+    (:func:`uplift.models.information.effect_information_ratio`): 0.02 there, 0-0.6 on the demo
+    and on bench/crossed_decisions.py's scenario (both stay non-centred), 1.4-4 at ~260 events
+    on the 48-segment benchmark, 16-33 at 10M customers, where non-centred effects failed r-hat
+    in 3 of 6 tactics (1.011-1.018, min ESS 199) and centred ones passed all 6 (r-hat <= 1.003,
+    min ESS >= 1,429) in about half the time. The pipeline resolves ``auto`` from the data
     (:meth:`resolve`) before a model is built; models take the resolved values.
     """
 
@@ -82,28 +89,36 @@ class Parameterization:
     auto_min_events: float = 4.0
     auto_min_segments: int = 3
     auto_min_effect_events: float = 250.0
+    auto_min_effect_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         self.baseline = choice(Form, "model.parameterization.baseline", self.baseline)
         self.effect = choice(Form, "model.parameterization.effect", self.effect)
-        if self.auto_min_events < 0:
-            raise ValueError(
-                f"model.parameterization.auto_min_events must be >= 0, got {self.auto_min_events}"
-            )
+        for key in ("auto_min_events", "auto_min_effect_events", "auto_min_effect_ratio"):
+            if getattr(self, key) < 0:
+                raise ValueError(
+                    f"model.parameterization.{key} must be >= 0, got {getattr(self, key)}"
+                )
 
     def resolve(
-        self, events_per_cell: float, segments: int, treated_events: float | None = None
+        self,
+        events_per_cell: float,
+        segments: int,
+        treated_events: float | None = None,
+        effect_ratio: float | None = None,
     ) -> Parameterization:
         """Replace ``auto`` by the form the data favour (see the class docstring).
 
         ``events_per_cell``: median events of the control cells; ``treated_events``: of the
-        treated cells (default: the control figure).
+        treated cells (default: the control figure); ``effect_ratio``: the effects' information
+        ratio (None: not known, events alone decide).
         """
         treated = events_per_cell if treated_events is None else treated_events
         pooled_ok = segments >= self.auto_min_segments
+        informative = effect_ratio is None or effect_ratio >= self.auto_min_effect_ratio
         dense = {
             "baseline": pooled_ok and events_per_cell >= self.auto_min_events,
-            "effect": pooled_ok and treated >= self.auto_min_effect_events,
+            "effect": pooled_ok and treated >= self.auto_min_effect_events and informative,
         }
         picks = {
             k: (Form.centered if dense[k] else Form.non_centered) if v == "auto" else v
@@ -115,6 +130,7 @@ class Parameterization:
             auto_min_events=self.auto_min_events,
             auto_min_segments=self.auto_min_segments,
             auto_min_effect_events=self.auto_min_effect_events,
+            auto_min_effect_ratio=self.auto_min_effect_ratio,
         )
 
 

@@ -67,7 +67,7 @@ class Family:
     Model: ``model_class`` ("module:Class", imported by :meth:`load_class` only),
     ``priors`` the :mod:`uplift.models.settings` dataclasses its builder reads from
     ``model.*priors``, ``events(cells)`` the events per cell that choose the parameterization
-    (:func:`uplift.pipeline.cell_events`), ``build(inputs)`` the configured model and
+    (:func:`uplift.pipeline.cell_events`) with ``link(cells)``, ``build(inputs)`` the configured model and
     ``default_model(data, prices, sampler)`` the model with default priors (calibration studies).
 
     Checks (:mod:`uplift.models.predictive`): ``statistics`` replicated per cell, in table order,
@@ -105,6 +105,10 @@ class Family:
     prices: bool = False
     covariate_model: bool = False
     histograms: bool = False
+    #: each cell's parameter estimated on the model's link scale (e.g. the empirical logit)
+    #: and its sampling variance: chooses ``effect=auto``'s form
+    #: (:func:`uplift.models.information.effect_information_ratio`); None: events alone
+    link: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]] | None = None
 
     def load_class(self) -> type[UpliftModel]:
         """The model class (imports PyMC)."""

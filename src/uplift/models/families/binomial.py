@@ -25,6 +25,13 @@ def binary_events(rows: pd.DataFrame) -> pd.Series:
     return np.minimum(rows["conversions"], rows["n"] - rows["conversions"])
 
 
+def logit(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The empirical conversion logit per cell (its precision: :func:`binary_events`)."""
+    from uplift.models.information import logit_link
+
+    return logit_link(rows, "conversions")
+
+
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.conversion import ConversionUpliftModel
 
@@ -63,6 +70,7 @@ FAMILY = Family(
     model_class="uplift.models.conversion:ConversionUpliftModel",
     priors=(ConversionPriors,),
     events=binary_events,
+    link=logit,
     build=build,
     default_model=default_model,
     statistics=("conversions",),

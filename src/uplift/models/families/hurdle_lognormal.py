@@ -25,6 +25,13 @@ def events(rows: pd.DataFrame) -> pd.Series:
     return rows["n_buyers"]
 
 
+def buyer_logit(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The empirical logit of the share of buyers per cell (the hurdle)."""
+    from uplift.models.information import logit_link
+
+    return logit_link(rows, "n_buyers")
+
+
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.revenue import HurdleRevenueModel
 
@@ -73,6 +80,7 @@ FAMILY = Family(
     model_class="uplift.models.revenue:HurdleRevenueModel",
     priors=(ConversionPriors, SpendPriors),
     events=events,
+    link=buyer_logit,
     build=build,
     default_model=default_model,
     statistics=("buyers", "mean_log_spend", "sd_log_spend"),

@@ -25,6 +25,13 @@ def events(rows: pd.DataFrame) -> pd.Series:
     return rows["orders_sum"]
 
 
+def log_rate(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The log of mean orders per customer per cell."""
+    from uplift.models.information import log_rate_link
+
+    return log_rate_link(rows, "orders_sum")
+
+
 def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.counts import NegBinomialCountModel, count_histograms
 
@@ -71,6 +78,7 @@ FAMILY = Family(
     model_class="uplift.models.counts:NegBinomialCountModel",
     priors=(CountPriors,),
     events=events,
+    link=log_rate,
     build=build,
     default_model=default_model,
     statistics=("mean_count", "zero_share", "variance"),
