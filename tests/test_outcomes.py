@@ -305,3 +305,24 @@ def test_pandas_run_scores_held_out_customers_on_each_tactics_own_column(tmp_pat
     got = cells.set_index(["segment", "arm"])["outcome__retention__conversions"]
     np.testing.assert_array_equal(got.reindex(want.index).to_numpy(), want.to_numpy())
     assert set(result.run.checks.posterior) == {"retention", "cross_sell", "frequency"}
+
+
+def test_init_proposes_the_mapping_for_an_extra_outcome_column(tmp_path):
+    """``uplift init``: a second 0/1 outcome named like retention is proposed as retention's
+    own outcome, commented (which arm delivers which tactic is the user's call); the preset
+    still reads back, and uncommented it is a valid data.columns.outcomes entry."""
+    from omegaconf import OmegaConf
+
+    from uplift.app.init_preset import render
+    from uplift.data.detect import detect_columns
+
+    raw = outcomes_frame(n_per_cell=100)
+    det = detect_columns(raw)
+    assert det.converted.column == "converted" and "active_at_horizon" in det.other_outcomes
+    text = render(det, "outcomes", tmp_path / "rows.csv", "csv", {})
+    assert "    # outcomes: {retention: active_at_horizon}" in text
+    assert "outcomes" not in OmegaConf.create(text).data.columns  # only proposed
+    live = text.replace("    # outcomes: {", "    outcomes: {")
+    assert OmegaConf.to_container(OmegaConf.create(live).data.columns.outcomes) == {
+        "retention": "active_at_horizon"
+    }

@@ -570,7 +570,8 @@ def fit_guardrail(
     like the tactic's own. Fit once, without the retry ladder; its diagnostics are reported in
     summary.json ``guardrails.fits`` (a guardrail informs the plan, it does not gate it).
     """
-    gcells = cells.assign(conversions=cells[guardrail_cell_column(column)])
+    # the guardrail's sums as the conversions (no tactic's own outcome columns: the cache key)
+    gcells = tactic_cells(cells, tactic).assign(conversions=cells[guardrail_cell_column(column)])
     model = build_model(config, tactic, data, gcells, family=GUARDRAIL_FAMILY)
     label = f"guardrail-{column}-{tactic}"
     key = fit_cache_key(config, tactic, model, gcells, f"guardrail:{column}")

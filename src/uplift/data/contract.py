@@ -152,7 +152,9 @@ class CustomerData:
     """Validated customer rows in canonical columns.
 
     Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``
-    and any ``data.columns.covariates`` kept as they are.
+    and any ``data.columns.covariates`` kept as they are; guardrails under their own names,
+    value inputs under their canonical names and each ``data.columns.outcomes`` tactic's own
+    outcome as ``outcome__<tactic>``.
     ``segment`` joins the segment columns with ``/`` (e.g. ``high/price``).
 
     The rows are either in pandas (``rows``) or held by an engine (``engine``,
