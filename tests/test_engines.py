@@ -15,19 +15,37 @@ import pandas as pd
 import pytest
 
 from uplift.data import ColumnMap, DataValidationError, aggregate_cells, validate_customers
+from uplift.data.cells import tactic_cells
 from uplift.data.cells_input import cells_data, validate_cells
+from uplift.data.contract import OutcomeColumn
 from uplift.data.engine import FIXED_POINT_BITS, open_rows, validated_rows
 from uplift.data.synthetic import generate
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 COLUMNS = ColumnMap(segments=("value_tier", "needs"), guardrails=("complaint",))
+#: the same rows with three tactics fit on their own outcome column (data.columns.outcomes):
+#: a 0/1 flag, a count and an amount, one per kind of family input
+MAPPED = ColumnMap(
+    segments=("value_tier", "needs"),
+    guardrails=("complaint",),
+    outcomes=(
+        OutcomeColumn("retention", "still_active", "converted"),
+        OutcomeColumn("cross_sell", "new_category_purchases", "orders"),
+        OutcomeColumn("up_sell", "online_spend", "revenue"),
+    ),
+)
 
 
 @pytest.fixture(scope="module")
 def rows_file(tmp_path_factory, arm_map):
     """A small customer file (3,000 rows, 12 segments, a guardrail) as Parquet and CSV."""
     raw = generate(arm_map, n_customers=3_000, seed=5).customers
-    raw["complaint"] = (np.random.default_rng(1).random(len(raw)) < 0.05).astype(np.int64)
+    rng = np.random.default_rng(1)
+    raw["complaint"] = (rng.random(len(raw)) < 0.05).astype(np.int64)
+    raw["still_active"] = (rng.random(len(raw)) < 0.6).astype(np.int64)
+    raw["new_category_purchases"] = rng.poisson(0.4, len(raw))
+    buys = rng.random(len(raw)) < 0.3
+    raw["online_spend"] = np.where(buys, rng.lognormal(3.5, 1.1, len(raw)), 0.0)
     d = tmp_path_factory.mktemp("engines")
     raw.to_parquet(d / "rows.parquet")
     raw.to_csv(d / "rows.csv", index=False)
@@ -58,9 +76,16 @@ def spark_master():
     return "local[1]"
 
 
-def engine_cells(engine, path, source, arm_map, master=None):
+@pytest.fixture(scope="module")
+def mapped_reference(rows_file, arm_map):
+    raw, _ = rows_file
+    data = validate_customers(raw, MAPPED, arm_map)
+    return data, aggregate_cells(data, fixed_point=True)
+
+
+def engine_cells(engine, path, source, arm_map, master=None, columns=COLUMNS):
     t = open_rows(engine, path=path, source=source, spark_master=master)
-    return validated_rows(t, COLUMNS, arm_map, engine)
+    return validated_rows(t, columns, arm_map, engine)
 
 
 def test_fixed_point_reference_keeps_counts_and_sums_within_the_grid(reference):
@@ -92,6 +117,38 @@ def test_spark_cells_equal_pandas_to_the_last_digit(rows_file, reference, arm_ma
     _, d = rows_file
     _, fixed = reference
     _, cells, _ = engine_cells("spark", d / "rows.parquet", "parquet", arm_map, spark_master)
+    pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
+
+
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_duckdb_cells_of_mapped_outcomes_equal_pandas_to_the_last_digit(
+    rows_file, mapped_reference, reference, arm_map, source
+):
+    """data.columns.outcomes: each mapped tactic's sums (outcome__<tactic>__<statistic>) come
+    out of DuckDB as pandas computes them; the shared statistics are unchanged by the mapping."""
+    _, d = rows_file
+    data, fixed = mapped_reference
+    c, cells, _ = engine_cells("duckdb", d / f"rows.{source}", source, arm_map, columns=MAPPED)
+    pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
+    own = [c for c in cells.columns if c.startswith("outcome__")]
+    assert len(own) == 1 + 2 + 5  # conversions; orders and squares; the five spend sums
+    pd.testing.assert_frame_equal(cells.drop(columns=own), reference[1], check_exact=True)
+    retention = tactic_cells(cells, "retention").set_index(["segment", "arm"])["conversions"]
+    raw = rows_file[0].assign(segment=data.frame["segment"])
+    want = raw.groupby(["segment", "arm"])["still_active"].sum()
+    np.testing.assert_array_equal(retention.to_numpy(), want.reindex(retention.index).to_numpy())
+    rows = c.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, data.frame, check_dtype=False)
+
+
+def test_spark_cells_of_mapped_outcomes_equal_pandas(
+    rows_file, mapped_reference, arm_map, spark_master
+):
+    _, d = rows_file
+    _, fixed = mapped_reference
+    _, cells, _ = engine_cells(
+        "spark", d / "rows.parquet", "parquet", arm_map, spark_master, columns=MAPPED
+    )
     pd.testing.assert_frame_equal(cells, fixed, check_exact=True)
 
 

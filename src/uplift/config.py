@@ -135,10 +135,29 @@ class ColumnsConfig:
     cost_to_serve: str | None = None
     wallet: str | None = None
     categories: str | None = None
+    #: tactic -> the column its model is fit on instead of converted / orders / revenue (what
+    #: its family reads), e.g. {retention: active_at_horizon, cross_sell: new_category}; the
+    #: control customers' value of the same column is its baseline. Empty: shared columns.
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.segments:
             raise ValueError("data.columns.segments: list at least one segment column")
+        outcomes: dict[str, str] = {}
+        for t, col in dict(self.outcomes or {}).items():
+            key = f"data.columns.outcomes.{t}"
+            tactic = Tactic.parse(str(t), where=key).value
+            if tactic == Tactic.CONTROL.value:
+                raise ValueError(
+                    f"{key}: control is every tactic's baseline, measured on each tactic's own "
+                    "column; map treated tactics only"
+                )
+            if not isinstance(col, str) or not col.strip():
+                raise ValueError(f"{key}: give the name of a column of the data, got {col!r}")
+            if tactic in outcomes:
+                raise ValueError(f"{key}: tactic {tactic!r} is mapped twice")
+            outcomes[tactic] = col
+        self.outcomes = outcomes
 
 
 @dataclass

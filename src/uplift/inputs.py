@@ -83,8 +83,21 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
     raw = derive_columns(raw, dict(dc.derive))
     if config.value.kind is ValueKind.clv and config.value.join_tier:
         raw = _join_clv_tier(config, raw)
-    columns = ColumnMap.from_config(dc.columns, [g.column for g in config.guardrails])
-    return validate_customers(raw, columns, arm_map), truth
+    return validate_customers(raw, column_map(config), arm_map), truth
+
+
+def column_map(config: AppConfig) -> ColumnMap:
+    """``data.columns`` with the guardrail columns and, for each tactic of
+    ``data.columns.outcomes``, the input its family reads (``Family.requires``, else the 0/1
+    ``converted``): what the mapped column stands in for and is validated as."""
+    from uplift.models.families import get_family
+
+    kinds = {
+        t: get_family(config.model.family_of(t)).requires or "converted"
+        for t in config.data.columns.outcomes
+    }
+    guards = [g.column for g in config.guardrails]
+    return ColumnMap.from_config(config.data.columns, guards, kinds)
 
 
 def _open(config: AppConfig, source: str):
@@ -113,6 +126,12 @@ def _load_cells(config: AppConfig, arm_map) -> CustomerData:
     from uplift.data.cells_input import cells_data, validate_cells
 
     dc = config.data
+    if dc.columns.outcomes:
+        raise DataValidationError(
+            f"data.columns.outcomes={dict(dc.columns.outcomes)} maps tactics to customer "
+            "columns, but data=cells holds no customer rows to aggregate them from; pass the "
+            "rows (data=csv / data=parquet / data=warehouse) or drop data.columns.outcomes"
+        )
     path = str(dc.path or "")
     source = "parquet" if path.endswith((".parquet", ".pq")) else "csv"
     table = _open(config, source)
@@ -126,8 +145,7 @@ def _engine_data(config: AppConfig, table, engine: str, arm_map) -> CustomerData
     """Validated rows held by ``engine``: checked and aggregated there, only cells come back."""
     from uplift.data.engine import EngineRows, validated_rows
 
-    guards = [g.column for g in config.guardrails]
-    columns = ColumnMap.from_config(config.data.columns, guards)
+    columns = column_map(config)
     rows, cells, n = validated_rows(table, columns, arm_map, engine)
     return CustomerData(
         rows=None,
@@ -137,6 +155,7 @@ def _engine_data(config: AppConfig, table, engine: str, arm_map) -> CustomerData
         has_orders=columns.orders is not None,
         guardrails=tuple(dict.fromkeys(columns.guardrails)),
         engine=EngineRows(rows, engine, n, cells),
+        outcomes=columns.outcomes,
     )
 
 

@@ -34,7 +34,12 @@ from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
 from uplift.app.value_tables import cost_to_serve_of
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
-from uplift.data.cells import guardrail_cell_column, segment_dimensions, segment_sizes
+from uplift.data.cells import (
+    guardrail_cell_column,
+    segment_dimensions,
+    segment_sizes,
+    tactic_cells,
+)
 from uplift.data.checks import check_plausible, check_plausible_engine
 from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
 from uplift.inputs import load_data
@@ -143,7 +148,7 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
     for tactic in data.arm_map.tactics():
         fam = family_of(config, tactic.value)
         need = fam.requires
-        if need and not have[need]:
+        if need and not have[need] and data.mapped(tactic.value) is None:
             raise DataValidationError(
                 f"tactic {tactic.value!r} uses model family {fam.name!r}, which needs the {need} "
                 f"column; map it with data.columns.{need}=<column> or choose another family in "
@@ -301,8 +306,11 @@ def build_model(
 ) -> UpliftModel:
     """The model object for ``tactic``'s configured likelihood family, or ``family`` (a
     guardrail's binary outcome: ``binomial``); ``cells``: what it will be fit on, which decides
-    any ``auto`` parameterization."""
+    any ``auto`` parameterization. A tactic of ``data.columns.outcomes`` reads its own
+    outcome (:func:`~uplift.data.cells.tactic_cells`; not a guardrail's model)."""
     mc = config.model
+    if family is None:
+        cells = tactic_cells(cells, tactic)
     par = resolved_parameterization(config, tactic, data, cells, family)
     dims = tuple(segment_dimensions(data)) if mc.pool_by_dimensions else ()
     structure = {
@@ -311,8 +319,16 @@ def build_model(
         "structure_baselines": mc.structure_baselines,
     }
     sampler = sampler_for(config, structured=bool(dims))
+    own = data.outcome_of(tactic, "") if family is None else ""
     inputs = ModelInputs(
-        mc, data, par, structure, sampler, config.sampler, dict(config.pricing.prices)
+        mc,
+        data,
+        par,
+        structure,
+        sampler,
+        config.sampler,
+        dict(config.pricing.prices),
+        outcome=own or None,
     )
     fam = get_family(family) if family is not None else family_of(config, tactic)
     model = fam.build(inputs)
@@ -428,6 +444,7 @@ def fit_tactic(
     """
     t0 = time.perf_counter()
     cache = cache if cache is not None else FitCache.from_settings(config.sampler)
+    cells = tactic_cells(cells, tactic)  # its own outcome's sums (data.columns.outcomes)
     model = build_model(config, tactic, data, cells)
     if not cache.enabled:
         return _fit_tactic(config, tactic, data, cells, model, t0)
@@ -572,7 +589,8 @@ def fit_guardrail(
     like the tactic's own. Fit once, without the retry ladder; its diagnostics are reported in
     summary.json ``guardrails.fits`` (a guardrail informs the plan, it does not gate it).
     """
-    gcells = cells.assign(conversions=cells[guardrail_cell_column(column)])
+    # the guardrail's sums as the conversions (no tactic's own outcome columns: the cache key)
+    gcells = tactic_cells(cells, tactic).assign(conversions=cells[guardrail_cell_column(column)])
     model = build_model(config, tactic, data, gcells, family=GUARDRAIL_FAMILY)
     label = f"guardrail-{column}-{tactic}"
     key = fit_cache_key(config, tactic, model, gcells, f"guardrail:{column}")
@@ -679,10 +697,11 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
         if not family_of(config, tactic.value).covariate_model:
             continue
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
+        outcome = data.outcome_of(tactic.value, "converted")
         e = data.engine
         if data.rows is None and e is not None and e.table is not None:
             # only the columns and arms this model reads leave the engine
-            need = ["customer_id", "arm", "converted", *covariate_columns(config)]
+            need = ["customer_id", "arm", outcome, *covariate_columns(config)]
             rows = e.select(list(dict.fromkeys(need)), arms=[control, *arms])
         else:
             rows = data.frame[data.frame["arm"].isin([control, *arms])]
@@ -697,7 +716,7 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
             unseen=cm.unseen,
         )
         t0 = time.perf_counter()
-        models[tactic.value] = model.fit(rows, "converted", "arm", [control], arms, tactic.value)
+        models[tactic.value] = model.fit(rows, outcome, "arm", [control], arms, tactic.value)
         log.info(
             "covariate model for %s (%s) in %.1fs: %s",
             tactic.value,
@@ -865,13 +884,16 @@ def crossfit_plan(
         done[0] += 1
         for t in tactics:
             with progress.stage(f"fold {done[0]}/{folds}: fit {t}"):
-                model = build_model(fold_config, t, train, tcells)
+                own = tactic_cells(tcells, t)  # its own outcome (data.columns.outcomes)
+                model = build_model(fold_config, t, train, own)
 
-                def draw(model: UpliftModel = model, t: str = t) -> xr.DataArray:
-                    return model.fit(tcells, t).uplift_draws()
+                def draw(
+                    model: UpliftModel = model, t: str = t, own: pd.DataFrame = own
+                ) -> xr.DataArray:
+                    return model.fit(own, t).uplift_draws()
 
                 if cache.enabled:
-                    key = fit_cache_key(fold_config, t, model, tcells, "crossfit_fold")
+                    key = fit_cache_key(fold_config, t, model, own, "crossfit_fold")
                     fits[t] = cache.draws(f"{t}-fold", key, draw)[0]
                 else:
                     fits[t] = draw()
@@ -882,10 +904,16 @@ def crossfit_plan(
         train = replace(data, rows=train_rows, engine=None)
         return plan_on(train, aggregate_cells(train))
 
-    outcome = {a.name: FAMILY_OUTCOME[config.model.family_of(a.tactic.value)] for a in arms}
+    outcome = {
+        a.name: data.outcome_of(
+            a.tactic.value, FAMILY_OUTCOME[config.model.family_of(a.tactic.value)]
+        )
+        for a in arms
+    }
     e = data.engine
-    # families fit on count histograms of the training rows need the rows of each fold
-    needs_rows = any(family_of(config, t).histograms for t in tactics)
+    # families fit on count histograms of the training rows need the rows of each fold, and so
+    # do tactics fit on their own outcome column (the fold moments carry the shared ones only)
+    needs_rows = any(family_of(config, t).histograms for t in tactics) or bool(data.outcomes)
     if data.rows is None and e is not None and e.table is not None and not needs_rows:
         return crossfit_in_engine(config, data, plan_on, arms, outcome, values)
     keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])

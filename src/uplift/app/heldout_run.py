@@ -73,7 +73,9 @@ def run_holdout(
         family = get_family(config.model.family_of(tactic.value))
         if family.outcome is None:  # price tests
             continue
-        outcome = family.outcome
+        # a tactic of data.columns.outcomes is scored on its own column
+        outcome = data.outcome_of(tactic.value, family.outcome)
+        own = data.mapped(tactic.value)
         arms = [a.name for a in data.arm_map.arms_for(tactic)]
         sub_map = data.arm_map.restrict(arms)
         keep_train = train.frame["arm"].isin([control, *arms]).to_numpy()
@@ -91,7 +93,7 @@ def run_holdout(
                 covariate[tactic.value].score(held, id_col=None)[arms].reset_index(drop=True)
             )
         if ev.t_learner:
-            binary = outcome == "converted"
+            binary = (own.kind if own is not None else outcome) == "converted"
             learner = TLearner(features, binary=binary, seed=ev.seed)
             learner.fit(train.frame[keep_train], outcome, "arm", control, arms)
             scores["t_learner"] = learner.predict(held)
@@ -100,7 +102,7 @@ def run_holdout(
             y, arm, scores, control, k=ev.k, bootstrap=ev.bootstrap, seed=ev.seed
         )
         table.insert(0, "tactic", tactic.value)
-        table.insert(2, "outcome", outcome)
+        table.insert(2, "outcome", own.column if own is not None else outcome)
         tables.append(table)
         curves[tactic.value] = qini_curves(y, arm, scores, control)
         log.info("held-out evaluation of %s: %d test customers", tactic.value, len(held))

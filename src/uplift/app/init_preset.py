@@ -33,7 +33,7 @@ from uplift.config import (
     unknown_keys,
 )
 from uplift.data.contract import DataValidationError
-from uplift.data.detect import MAX_SEGMENTS, MIN_CELL, Detection, detect_columns
+from uplift.data.detect import MAX_SEGMENTS, MIN_CELL, Detection, detect_columns, name_words
 from uplift.data.io import load_customers, sniff_kind
 from uplift.tactics import Tactic
 
@@ -90,6 +90,26 @@ def _unequal_split(det: Detection) -> dict[str, float] | None:
     return {a.name: round(a.customers / total, 3) for a in det.arms}
 
 
+#: name words of a 0/1 outcome that reads like "the customer is still with us": retention's
+RETENTION_WORDS = {"retained", "retention", "active", "renewed", "returned", "churned"}
+
+
+def _outcomes_hint(det: Detection) -> list[str]:
+    """When the file has other 0/1 outcome-like columns than the conversion: how to fit a
+    tactic on one of them (``data.columns.outcomes``), as a comment (which arm delivers which
+    tactic is the user's call). Retention is proposed for a column named like retention."""
+    if not det.converted.column or not det.other_outcomes:
+        return []
+    col = det.other_outcomes[0]
+    tactic = "retention" if name_words(col) & RETENTION_WORDS else "<tactic>"
+    text = (
+        f"also outcome-like (0/1): {', '.join(det.other_outcomes)}. To fit a tactic on its own "
+        f"outcome instead of {det.converted.column} (the control customers' value of that "
+        "column is its baseline), map it with data.columns.outcomes, e.g."
+    )
+    return [*_comment(text, 4), f"    # outcomes: {{{tactic}: {q(col)}}}"]
+
+
 def render(det: Detection, name: str, data: Path, source: str, options: dict[str, str]) -> str:
     """The preset's text: every detected choice with its evidence, TODO where the user decides."""
     c = det
@@ -128,6 +148,7 @@ def render(det: Detection, name: str, data: Path, source: str, options: dict[str
         4,
     )
     lines.append(f"    converted: {q(conv.column or TODO)}")
+    lines += _outcomes_hint(c)
     for key, choice in (("revenue", c.revenue), ("orders", c.orders)):
         lines += _comment(f"detected: {choice.why}" if choice.column else f"{choice.why}", 4)
         lines.append(f"    {key}: {q(choice.column) if choice.column else 'null'}")

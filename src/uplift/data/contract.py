@@ -7,7 +7,8 @@ config-aware (unknown arms, segments without control), and the messages must poi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +23,37 @@ SEGMENT_SEP = "/"
 
 class DataValidationError(ValueError):
     """Input data does not satisfy the contract. The message says what is wrong and how to fix it."""
+
+
+#: what each kind of outcome a family reads (``Family.requires``, else ``converted``) must hold
+OUTCOME_KINDS = {
+    "converted": "0/1 values (1 = the outcome happened)",
+    "orders": "integer counts >= 0",
+    "revenue": "finite amounts >= 0",
+}
+
+
+def outcome_column(tactic: str) -> str:
+    """The canonical row column holding ``tactic``'s own outcome (``data.columns.outcomes``)."""
+    return f"outcome__{tactic}"
+
+
+@dataclass(frozen=True)
+class OutcomeColumn:
+    """``data.columns.outcomes.<tactic>``: the user column ``tactic`` is fit on, standing in for
+    the family's input ``kind`` (``converted``, ``orders`` or ``revenue``)."""
+
+    tactic: str
+    column: str
+    kind: str
+
+    @property
+    def key(self) -> str:
+        return f"data.columns.outcomes.{self.tactic}"
+
+    @property
+    def canonical(self) -> str:
+        return outcome_column(self.tactic)
 
 
 class ColumnSettings(Protocol):
@@ -59,10 +91,26 @@ class ColumnMap:
     cost_to_serve: str | None = None
     wallet: str | None = None
     categories: str | None = None
+    #: per tactic, the column its model is fit on instead of the shared converted / orders /
+    #: revenue (``data.columns.outcomes``), kept as canonical column ``outcome__<tactic>``
+    outcomes: tuple[OutcomeColumn, ...] = ()
 
     @classmethod
-    def from_config(cls, cfg: ColumnSettings, guardrails: Sequence[str] = ()) -> ColumnMap:
+    def from_config(
+        cls,
+        cfg: ColumnSettings,
+        guardrails: Sequence[str] = (),
+        outcome_kinds: Mapping[str, str] | None = None,
+    ) -> ColumnMap:
+        """``outcome_kinds``: tactic -> the input its family reads (``converted``, ``orders``,
+        ``revenue``) for each tactic of ``data.columns.outcomes`` (default ``converted``)."""
+        kinds = dict(outcome_kinds or {})
+        mapped = dict(getattr(cfg, "outcomes", None) or {})
         return cls(
+            outcomes=tuple(
+                OutcomeColumn(str(t), str(c), kinds.get(str(t), "converted"))
+                for t, c in mapped.items()
+            ),
             guardrails=tuple(guardrails),
             customer_id=cfg.customer_id,
             segments=tuple(cfg.segments),
@@ -104,7 +152,9 @@ class CustomerData:
     """Validated customer rows in canonical columns.
 
     Columns: ``customer_id, segment, <segment columns>, arm, tactic, converted, revenue, orders``
-    and any ``data.columns.covariates`` kept as they are.
+    and any ``data.columns.covariates`` kept as they are; guardrails under their own names,
+    value inputs under their canonical names and each ``data.columns.outcomes`` tactic's own
+    outcome as ``outcome__<tactic>``.
     ``segment`` joins the segment columns with ``/`` (e.g. ``high/price``).
 
     The rows are either in pandas (``rows``) or held by an engine (``engine``,
@@ -122,6 +172,18 @@ class CustomerData:
     guardrails: tuple[str, ...] = ()
     #: uplift.data.engine.EngineRows (typed loosely: the engine module imports this one)
     engine: Any = None
+    #: tactics fit on their own outcome column (``data.columns.outcomes``): the rows hold it
+    #: as ``outcome__<tactic>`` and the cells its sums as ``outcome__<tactic>__<statistic>``
+    outcomes: tuple[OutcomeColumn, ...] = ()
+
+    def outcome_of(self, tactic: str, default: str) -> str:
+        """The canonical row column ``tactic``'s outcome is read from: its own
+        ``outcome__<tactic>`` when mapped, else ``default`` (the family's column)."""
+        return outcome_column(tactic) if self.mapped(tactic) is not None else default
+
+    def mapped(self, tactic: str) -> OutcomeColumn | None:
+        """``tactic``'s entry of ``data.columns.outcomes``, or None when it is not mapped."""
+        return next((o for o in self.outcomes if o.tactic == str(tactic)), None)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -238,6 +300,8 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             "Rename them in your file or map them with e.g. data.columns.converted=<your column>."
         )
 
+    check_outcome_columns(df.columns, columns, arm_map)
+
     for key, col in required.items():
         n_nan = int(df[col].isna().sum())
         if n_nan:
@@ -352,6 +416,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
 
     guard = _check_guardrails(df, columns, canonical)
     value_inputs = _check_value_inputs(df, columns)
+    outcomes = check_outcome_values(df, columns)
     extra = [c for c in extra if c not in guard and c not in value_inputs]
     tactic_of = {a.name: a.tactic.value for a in arm_map.arms}
     frame = pd.DataFrame(
@@ -367,6 +432,7 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
             **{c: df[c].to_numpy() for c in extra},
             **guard,
             **value_inputs,
+            **outcomes,
         }
     )
     return CustomerData(
@@ -376,7 +442,84 @@ def validate_customers(df: pd.DataFrame, columns: ColumnMap, arm_map: ArmMap) ->
         has_revenue=revenue is not None,
         has_orders=orders is not None,
         guardrails=tuple(guard),
+        outcomes=columns.outcomes,
     )
+
+
+def check_outcome_columns(available: Sequence[str], columns: ColumnMap, arm_map: ArmMap) -> None:
+    """``data.columns.outcomes`` against the arms and the data's column names (no rows read):
+    a tactic no arm delivers, an unknown kind, a column the data lacks (with close matches) or
+    one the contract already uses as segment or arm is a named error."""
+    tactics = [t.value for t in arm_map.tactics()]
+    names = list(map(str, available))
+    for o in columns.outcomes:
+        if o.tactic not in tactics:
+            _fail(
+                f"{o.key}: no arm delivers tactic {o.tactic!r}, so it has no model to fit on "
+                f"column {o.column!r}; map one of this run's tactics {tactics} (tactics.arms) "
+                "or remove the entry"
+            )
+        if o.kind not in OUTCOME_KINDS:
+            _fail(
+                f"{o.key}: its family reads {o.kind!r}, not one of {list(OUTCOME_KINDS)}; "
+                "choose another family in model.families"
+            )
+        if o.column not in names:
+            close = difflib.get_close_matches(o.column, names, n=3, cutoff=0.6)
+            hint = f" Did you mean {close}?" if close else ""
+            _fail(
+                f"{o.key}: column {o.column!r} is not in the data.{hint} Available columns: "
+                f"{names}. Map the tactic to the column holding its outcome."
+            )
+        if o.column in columns.segments or o.column == columns.arm:
+            _fail(
+                f"{o.key}: column {o.column!r} is the arm or a segment column; map the tactic "
+                "to the column holding its outcome"
+            )
+
+
+def check_outcome_values(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.ndarray]:
+    """Each ``data.columns.outcomes`` column as its family's input (0/1, count >= 0 or amount
+    >= 0), under its canonical name ``outcome__<tactic>``; a missing value or a value the
+    family cannot read is a named error (before any sampling)."""
+    out: dict[str, np.ndarray] = {}
+    for o in columns.outcomes:
+        col, key = o.column, o.key
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s):
+            s = s.astype(np.int64)
+        elif not pd.api.types.is_numeric_dtype(s):
+            bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
+            _fail(
+                f"column {col!r} ({key}) must be numeric ({OUTCOME_KINDS.get(o.kind, o.kind)} for "
+                f"tactic {o.tactic!r}); found non-numeric values {_examples(bad.tolist())}."
+            )
+        if s.isna().any():
+            rows = df.index[s.isna()].tolist()
+            _fail(
+                f"column {col!r} ({key}) has {len(rows)} missing value(s) (NaN), e.g. at rows "
+                f"{_examples(rows)}. Fill them (e.g. 0: the outcome did not happen) or drop "
+                "those rows."
+            )
+        x = s.astype(np.float64)
+        if o.kind == "converted":
+            bad = s[~x.isin([0.0, 1.0])]
+            fix = "recode it as 1 = the outcome happened, 0 = not, or choose a count or spend "
+            fix += f"family for {o.tactic} in model.families"
+        elif o.kind == "orders":
+            bad = s[~np.isfinite(x) | (x < 0) | (x != np.floor(x))]
+            fix = "a count family reads whole numbers; round or recode the column"
+        else:
+            bad = s[~np.isfinite(x) | (x < 0)]
+            fix = "net out refunds upstream or clip at 0"
+        if len(bad):
+            _fail(
+                f"column {col!r} ({key}) must hold {OUTCOME_KINDS[o.kind]} for tactic "
+                f"{o.tactic!r} (model family input {o.kind!r}); found {_examples(bad.tolist())}: "
+                f"{fix}."
+            )
+        out[o.canonical] = x.to_numpy() if o.kind == "revenue" else x.astype(np.int64).to_numpy()
+    return out
 
 
 def _check_value_inputs(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.ndarray]:

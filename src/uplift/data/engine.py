@@ -38,8 +38,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from uplift.data.cells import FIXED_POINT_BITS, finish_cells, from_fixed
-from uplift.data.contract import SEGMENT, SEGMENT_SEP, ColumnMap, DataValidationError
+from uplift.data.cells import (
+    FIXED_POINT_BITS,
+    finish_cells,
+    from_fixed,
+    outcome_cell_columns,
+    outcome_fixed_bits,
+)
+from uplift.data.contract import (
+    SEGMENT,
+    SEGMENT_SEP,
+    ColumnMap,
+    DataValidationError,
+    OutcomeColumn,
+)
 from uplift.tactics import ArmMap
 
 log = logging.getLogger(__name__)
@@ -187,6 +199,11 @@ def canonical(t: Any, columns: ColumnMap, arm_map: ArmMap) -> Any:
     fields |= {g: t[g].cast("int64") for g in dict.fromkeys(columns.guardrails)}
     # the per-customer value inputs, under their canonical names (as validate_customers does)
     fields |= {k: t[c].cast("float64") for k, c in columns.value_inputs().items()}
+    # each tactic's own outcome (data.columns.outcomes), as validate_customers keeps it
+    fields |= {
+        o.canonical: t[o.column].cast("float64" if o.kind == "revenue" else "int64")
+        for o in columns.outcomes
+    }
     return t.select(**fields)
 
 
@@ -209,6 +226,7 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
     numeric = {"converted": columns.converted, "revenue": columns.revenue}
     numeric |= {"orders": columns.orders}
     numeric |= columns.value_inputs()  # cost_to_serve / wallet / categories, when mapped
+    numeric |= {o.key: o.column for o in columns.outcomes}
     for key, c in numeric.items():
         if c and not _is_numeric(schema[c]):
             failed.append(f"{key} not numeric")
@@ -247,6 +265,9 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
     for key, c in columns.value_inputs().items():
         v = t[c].cast("float64")
         aggs[f"{key} negative or infinite"] = ((v < 0) | v.isinf()).cast("int64").sum()
+    for o in columns.outcomes:
+        aggs[f"null {o.key}"] = nulls(o.column)
+        aggs[f"{o.key} not {o.kind}"] = _bad_outcome(t[o.column].cast("float64"), o.kind)
     got = t.aggregate(**aggs).to_pandas().iloc[0].to_dict()
     n = int(got["rows"])
     if n == 0:
@@ -261,6 +282,7 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
         "revenue negative",
         "orders bad",
         *bad_value_inputs,
+        *[f"{o.key} not {o.kind}" for o in columns.outcomes],
     ):
         if k in got and int(got[k] or 0):
             failed.append(k)
@@ -283,6 +305,31 @@ def check_rows(t: Any, columns: ColumnMap, arm_map: ArmMap) -> list[str]:
             failed.append("segment names")
     del ibis
     return failed
+
+
+def _bad_outcome(y: Any, kind: str) -> Any:
+    """Rows whose ``data.columns.outcomes`` value the family cannot read (``kind``)."""
+    if kind == "converted":
+        bad = ~y.isin([0.0, 1.0])
+    elif kind == "orders":
+        bad = (y < 0) | (y != y.floor()) | y.isinf()
+    else:
+        bad = (y < 0) | y.isinf()
+    return bad.cast("int64").sum()
+
+
+def check_outcome_range(rows: Any, outcomes: Sequence[OutcomeColumn]) -> None:
+    """Refuse a spend outcome (``data.columns.outcomes``) beyond the fixed-point grid's range."""
+    for o in outcomes:
+        if o.kind != "revenue":
+            continue
+        top = float(rows[o.canonical].max().to_pandas() or 0)
+        if top > MAX_REVENUE:
+            raise DataValidationError(
+                f"column {o.column!r} ({o.key}) has a customer with {top:.6g}, above the "
+                f"engine's fixed-point range ({MAX_REVENUE:,.0f} per customer); check the unit "
+                "(cents?) or use data.engine=pandas"
+            )
 
 
 def check_revenue_range(rows: Any, revenue_column: str | None) -> None:
@@ -310,8 +357,40 @@ def _fixed(x: Any, bits: int) -> Any:
     return ((x * float(2**bits)) + 0.5).floor().cast("int64").cast("decimal(38, 0)")
 
 
+def _outcome_sums(c: Any, outcomes: Sequence[OutcomeColumn]) -> dict[str, Any]:
+    """The cells' sums of each tactic's own outcome (``outcome__<tactic>__<statistic>``), as
+    :func:`~uplift.data.cells.aggregate_cells` computes them."""
+    bits = outcome_fixed_bits(outcomes)
+    out: dict[str, Any] = {}
+    for o in outcomes:
+        y = c[o.canonical]
+        if o.kind == "revenue":
+            pos = y > 0
+            logy = pos.ifelse(pos.ifelse(y, 1.0).log(), 0.0)
+            rows = {
+                "revenue_sum": y.clip(upper=MAX_REVENUE),
+                "revenue_sq_sum": (y * y).clip(upper=MAX_REVENUE**2),
+                "n_buyers": pos.cast("int64"),
+                "log_revenue_sum": logy,
+                "log_revenue_sq_sum": logy * logy,
+            }
+        elif o.kind == "orders":
+            rows = {"orders_sum": y, "orders_sq_sum": y * y}
+        else:
+            rows = {"conversions": y}
+        for col, stat in outcome_cell_columns(o).items():
+            x = rows[stat]
+            out[col] = (_fixed(x, bits[col]) if col in bits else x).sum()
+    return out
+
+
 def cells_expr(
-    c: Any, dims: Sequence[str], guardrails: Sequence[str], *, folds: tuple[int, int] | None = None
+    c: Any,
+    dims: Sequence[str],
+    guardrails: Sequence[str],
+    *,
+    folds: tuple[int, int] | None = None,
+    outcomes: Sequence[OutcomeColumn] = (),
 ) -> Any:
     """The rows -> cells aggregation of :func:`~uplift.data.cells.aggregate_cells` on canonical
     rows ``c``: one row per (segment, dims, arm), integer sums and fixed-point float sums.
@@ -349,6 +428,7 @@ def cells_expr(
         orders_sum=c.orders.sum(),
         orders_sq_sum=(c.orders * c.orders).sum(),
         **{f"guardrail__{g}": c[g].sum() for g in guardrails},
+        **_outcome_sums(c, outcomes),
     )
 
 
@@ -525,8 +605,13 @@ def validated_rows(
     names rows and values), a larger one gets the check's name and counts.
     """
     from uplift.data.cells import CELL_COLUMNS
-    from uplift.data.contract import no_control_message, validate_customers
+    from uplift.data.contract import (
+        check_outcome_columns,
+        no_control_message,
+        validate_customers,
+    )
 
+    check_outcome_columns(list(t.schema().names), columns, arm_map)
     try:
         failed = check_rows(t, columns, arm_map)
     except DataValidationError:
@@ -546,7 +631,10 @@ def validated_rows(
     dims = [x for x in columns.segments if x != SEGMENT and x not in CELL_COLUMNS]
     dims = dims if len(columns.segments) > 1 else []
     guards = list(dict.fromkeys(columns.guardrails))
-    cells = finish_cells(cells_expr(c, dims, guards).to_pandas(), arm_map, dims, guards)
+    own = columns.outcomes
+    check_outcome_range(c, own)
+    raw = cells_expr(c, dims, guards, outcomes=own).to_pandas()
+    cells = finish_cells(raw, arm_map, dims, guards, own)
     missing = segments_without_control(cells, arm_map.control.name)
     if missing:
         raise DataValidationError(no_control_message(missing, columns, arm_map.control.name))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from uplift.data.cells import tactic_cells
 from uplift.models.predictive import (
     PredictiveCheck,
     posterior_predictive_check,
@@ -58,8 +59,9 @@ def run_model_checks(
     """Posterior predictive check of every fit and what each fit's priors imply."""
     posterior, priors, warnings = {}, [], {}
     for tactic, fit in fits.items():
-        posterior[tactic] = posterior_predictive_check(fit.model, cells, seed=seed)
-        implied = prior_implied_quantities(fit.model, cells, seed=seed, tactic=tactic)
+        own = tactic_cells(cells, tactic)  # a tactic of data.columns.outcomes: its own sums
+        posterior[tactic] = posterior_predictive_check(fit.model, own, seed=seed)
+        implied = prior_implied_quantities(fit.model, own, seed=seed, tactic=tactic)
         priors.append(implied.table.assign(tactic=tactic))
         if failures := implied.failures():
             warnings[tactic] = failures

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from uplift.data.cells import tactic_cells
 from uplift.models.base import FittedTactic
 from uplift.stats import hdi
 from uplift.tactics import ArmMap
@@ -95,9 +96,10 @@ def arm_table(
     experiment's plain difference in means (and its standard error) as a sanity check."""
     control = arm_map.control.name
     sizes = cells.groupby("segment")["n"].sum()
-    by_arm = cells.groupby("arm").sum(numeric_only=True)
     rows = []
     for tactic, fit in fits.items():
+        # a tactic of data.columns.outcomes: the difference in means of its own outcome
+        by_arm = tactic_cells(cells, tactic).groupby("arm").sum(numeric_only=True)
         da = fit.draws()
         w = sizes.reindex(da["segment"].values).to_numpy(dtype=float)
         w = w / w.sum()

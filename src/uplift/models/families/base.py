@@ -42,7 +42,8 @@ class ModelInputs:
     pooling (``segment_dims``, ``interactions``, ``structure_baselines``); ``sampler``: the
     run's sampler settings, with ``target_accept`` raised for crossed structures
     (:func:`uplift.pipeline.sampler_for`); ``run_sampler``: as configured; ``prices``: price
-    per arm of a price test (``pricing.prices``).
+    per arm of a price test (``pricing.prices``); ``outcome``: the row column a family reading
+    rows (count histograms) takes the tactic's outcome from.
     """
 
     priors: PriorSettings
@@ -52,6 +53,9 @@ class ModelInputs:
     sampler: SamplerSettings
     run_sampler: SamplerSettings
     prices: Mapping[str, float]
+    #: the customer column the tactic's outcome is read from when it has its own
+    #: (``data.columns.outcomes``: ``outcome__<tactic>``); None: the family's shared column
+    outcome: str | None = None
 
 
 @dataclass(frozen=True, eq=False)

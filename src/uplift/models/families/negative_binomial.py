@@ -36,7 +36,7 @@ def build(inputs: ModelInputs) -> UpliftModel:
     from uplift.models.counts import NegBinomialCountModel, count_histograms
 
     mc = inputs.priors
-    hist = count_histograms(inputs.data, "orders")
+    hist = count_histograms(inputs.data, inputs.outcome or "orders")
     return NegBinomialCountModel(
         hist, mc.count_priors, inputs.sampler, inputs.parameterization, **inputs.structure
     )
