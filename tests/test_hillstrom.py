@@ -140,9 +140,12 @@ def raw_segment_spread(result) -> float:
     return float(raw.std().min())
 
 
-# -- default tier: the presets with coarse segments --
+# -- default tier: the visit preset with coarse segments (the spend preset's run, ~26 s idle,
+# is slow tier: the preset mapping is checked here by the visit preset, the hurdle family's
+# recovery by test_models_families, the T-learner column by test_holdout) --
 
 
+@pytest.mark.slow
 def test_coarse_spend_preset_matches_published_rates_and_the_rct(coarse):
     assert coarse.summary["segments"] == 3
     published_rates(coarse)
@@ -150,6 +153,7 @@ def test_coarse_spend_preset_matches_published_rates_and_the_rct(coarse):
     within_budget(coarse)
 
 
+@pytest.mark.slow
 def test_coarse_spend_preset_reports_holdout_ranking_next_to_a_t_learner(coarse):
     holdout_ranking(coarse)
 
