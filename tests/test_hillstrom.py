@@ -1,10 +1,11 @@
 """The shipped Hillstrom presets run the full pipeline and agree with the RCT's own numbers.
 
-Two tiers. The default suite runs the presets with their segments coarsened to ``channel``
-(3 segments, 9 cells: about 30 s each on 2 cores). That still catches a preset that maps the
-wrong column, arm or outcome, and checks the arm posterior, the budget, the held-out ranking and
-the covariate model against the RCT. The presets as shipped (144 crossed segments, several
-minutes each) are the ``slow`` tier, which CI runs as well (``make test-slow``).
+Two tiers. The default suite runs the visit preset with its segments coarsened to ``channel``
+(3 segments, 9 cells: about 30 s on 2 cores). That still catches a preset that maps the wrong
+column, arm or outcome, and checks the arm posterior and the covariate model against the RCT.
+The coarse spend preset (published rates, budget, held-out ranking) and the presets as shipped
+(144 crossed segments, several minutes each) are the ``slow`` tier, which CI runs as well
+(``make test-slow``).
 """
 
 from __future__ import annotations
