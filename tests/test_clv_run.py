@@ -134,6 +134,7 @@ def test_cdnow_holdout_and_published_reference(cdnow_run: tuple[dict, Path]) -> 
     assert "Holdout check" in (out / "clv_report.md").read_text()
 
 
+@pytest.mark.slow  # a second real-data CLV run (~9 s idle); the CDNOW run checks the path in default
 def test_online_retail_preset(tmp_path: Path) -> None:
     config = compose_config(["experiment=online_retail_clv", "clv.method=laplace"])
     result = run_clv(config, tmp_path)

@@ -63,6 +63,7 @@ def test_cookie_cats_srm(cookie_cats: uplift.pipeline.RunResult) -> None:
     assert not srm_for_run(cookie_cats, alpha=0.01).ok
 
 
+@pytest.mark.slow  # the heaviest preset run (~36 s idle); cookie_cats checks the same in default
 def test_social_pressure_matches_rct_and_published(
     social_pressure: uplift.pipeline.RunResult,
 ) -> None:
@@ -88,6 +89,7 @@ def test_social_pressure_matches_rct_and_published(
     ]
 
 
+@pytest.mark.slow
 def test_social_pressure_srm(social_pressure: uplift.pipeline.RunResult) -> None:
     """Observed design: 5 control : 1 per mailing, about 5/9 control (Gerber, Green & Larimer 2008)."""
     design = {"Control": 5, "Civic Duty": 1, "Hawthorne": 1, "Self": 1, "Neighbors": 1}
