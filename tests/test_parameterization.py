@@ -51,7 +51,7 @@ def test_pipeline_resolves_auto_from_the_data(tmp_path: Path, experiment, events
 
 def test_effect_auto_is_resolved_from_the_treated_cells(tmp_path: Path):
     """social_pressure_mailing has ~325 events per treated cell but effects that barely vary
-    (information ratio ~0.02): centred effects diverged there (127 divergences), so ``auto``
+    (information ratio ~0.8): centred effects diverged there (127 divergences), so ``auto``
     keeps them non-centred; the events rule alone (ratio threshold 0) would centre them."""
     config = uplift.compose_config(["experiment=social_pressure_mailing"])
     data, _ = load_data(config, tmp_path)

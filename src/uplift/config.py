@@ -333,8 +333,8 @@ class ModelConfig:
     # baselines centred when the median control cell has >= 4 events and there are >= 3
     # segments, else non-centred; effects centred only when the median treated cell has >= 250
     # events and the effects' information ratio (their spread^2 over one cell's sampling
-    # variance) is >= 1: a large test whose effects barely vary stays non-centred
-    # (social_pressure_mailing: 127 divergences centred at ~325 events per cell, ratio 0.02).
+    # variance) is >= 4: a large test whose effects barely vary stays non-centred
+    # (social_pressure_mailing: 127 divergences centred at ~325 events per cell, ratio 0.8).
     # See Parameterization for the measurements.
     parameterization: Parameterization = field(
         default_factory=lambda: Parameterization(baseline=Form.auto, effect=Form.auto)

@@ -6,7 +6,7 @@ cell effects (``tau``) against the standard error of one cell's effect (``se``).
 ``tau^2 / se^2`` is large each cell's data dominate its prior and the centred form samples
 best; when it is small the pooled scale can shrink towards zero under the data, a funnel the
 centred form cannot enter. Events per cell alone miss the second case: a very large test whose
-effects barely vary (``social_pressure_mailing``: ~325 events per treated cell, ratio 0.02)
+effects barely vary (``social_pressure_mailing``: ~325 events per treated cell, ratio 0.8)
 diverges centred.
 
 :func:`effect_information_ratio` estimates the ratio by the method of moments (DerSimonian and

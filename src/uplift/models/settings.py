@@ -76,11 +76,13 @@ class Parameterization:
     0 non-centred, because the spread of effects, not only the data per cell, decides. The
     ratio is the spread of the true cell effects squared over the sampling variance of one
     cell's effect, estimated from the cells
-    (:func:`uplift.models.information.effect_information_ratio`): 0.02 there, 0-0.6 on the demo
-    and on bench/crossed_decisions.py's scenario (both stay non-centred), 1.4-4 at ~260 events
-    on the 48-segment benchmark, 16-33 at 10M customers, where non-centred effects failed r-hat
+    (:func:`uplift.models.information.effect_information_ratio`): 0.8 there, 0-3.0 on the demo
+    and 0-1.4 on bench/crossed_decisions.py's scenario (both stay non-centred), 2.4-6.1 at ~260 events
+    on the 48-segment benchmark, 23-48 at 10M customers, where non-centred effects failed r-hat
     in 3 of 6 tactics (1.011-1.018, min ESS 199) and centred ones passed all 6 (r-hat <= 1.003,
-    min ESS >= 1,429) in about half the time. The pipeline resolves ``auto`` from the data
+    min ESS >= 1,429) in about half the time. Not from 1: near it neither form is clean (10M
+    rows mixing ten truths, ratios 2.1-4.0: centred 1 divergence in 8,000 draws, then r-hat
+    1.034 on the ladder's flips; non-centred passed after two refits). The pipeline resolves ``auto`` from the data
     (:meth:`resolve`) before a model is built; models take the resolved values.
     """
 
@@ -89,7 +91,7 @@ class Parameterization:
     auto_min_events: float = 4.0
     auto_min_segments: int = 3
     auto_min_effect_events: float = 250.0
-    auto_min_effect_ratio: float = 1.0
+    auto_min_effect_ratio: float = 4.0
 
     def __post_init__(self) -> None:
         self.baseline = choice(Form, "model.parameterization.baseline", self.baseline)
