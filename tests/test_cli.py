@@ -121,6 +121,20 @@ def test_artifacts_and_contract(run_dir):
     assert not list(run_dir.glob(".*.tmp"))  # no half-written files left behind
 
 
+def test_the_demo_scores_each_tactic_against_its_truth(run_dir):
+    """Issue #12: six tactics, at least four families, each scored against its own truth
+    (coverage and bias on the family's scale and in money), and the plan against the oracle."""
+    tc = json.loads((run_dir / "summary.json").read_text())["truth_check"]
+    assert set(tc["by_tactic"]) == set(TACTICS)
+    families = {t: d["family"] for t, d in tc["by_tactic"].items()}
+    assert len(set(families.values())) >= 4, families
+    for t, d in tc["by_tactic"].items():
+        keys = {"coverage_90", "bias", "coverage_90_money", "bias_money", "metric", "cells"}
+        assert keys <= set(d), (t, d)
+        assert d["cells"] == 12 and 0 <= d["coverage_90"] <= 1 and np.isfinite(d["bias_money"])
+    assert 0 < tc["true_profit_of_oracle"] and np.isfinite(tc["profit_ratio"])
+
+
 def test_budget_and_no_customer_twice(run_dir):
     al = pd.read_csv(run_dir / "allocation.csv")
     s = json.loads((run_dir / "summary.json").read_text())
@@ -150,13 +164,18 @@ def test_console_script_with_real_nuts_covers_the_truth(tmp_path, monkeypatch, u
     assert "expected incremental profit" in r.stdout
     up = pd.read_csv(tmp_path / "uplift_by_segment.csv")
     truth = pd.read_csv(tmp_path / "synthetic" / "truth.csv")
-    m = up[up["metric"] == "conversion"].merge(truth, on=["arm", "segment"])
-    assert len(m) == 72
-    covered = ((m["hdi_low"] <= m["true_uplift"]) & (m["true_uplift"] <= m["hdi_high"])).mean()
+    # each tactic on its own family's metric (the demo fits four families)
+    own = {"conversion": "true_uplift", "orders": "true_orders_uplift", "revenue": "true_revenue_uplift"}
+    m = up[up["metric"].isin(list(own))].merge(truth, on=["arm", "segment"])
+    assert len(m) == 72 and m["metric"].nunique() == 3
+    true = np.array([r[own[r["metric"]]] for _, r in m.iterrows()])
+    covered = ((m["hdi_low"] <= true) & (true <= m["hdi_high"])).mean()
     assert covered >= 0.85, covered
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["truth_check"]["interval_coverage"] == pytest.approx(covered)
-    assert s["truth_check"]["profit_ratio"] > 0.8
+    tc = s["truth_check"]
+    assert tc["interval_coverage"] == pytest.approx(covered)
+    assert tc["profit_ratio"] > 0.8
+    assert len({d["family"] for d in tc["by_tactic"].values()}) == 4
 
 
 def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path, fake_sampler, uplift_cli):
