@@ -119,7 +119,9 @@ def test_per_tactic_outcomes_are_the_families_own(arm_map):
         p0 = (ORDERS_ALPHA / (ORDERS_ALPHA + mu)) ** ORDERS_ALPHA
         z = (g["zero"] - p0) / np.sqrt(p0 * (1 - p0) / g["n"])
         assert np.abs(z).max() < 4.0, arm
-        assert (rows.groupby("segment")["orders"].var() > rows.groupby("segment")["orders"].mean()).all()
+        assert (
+            rows.groupby("segment")["orders"].var() > rows.groupby("segment")["orders"].mean()
+        ).all()
     m = t[t["tactic"] == "margin"]
     assert (m["true_elasticity"] < 0).all() and np.allclose(m["price"], 0.9)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731

@@ -1377,9 +1377,7 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
     )
 
 
-def truth_draws(
-    config: AppConfig, tactic: str, fit: FittedTactic, value: pd.Series
-) -> TacticDraws:
+def truth_draws(config: AppConfig, tactic: str, fit: FittedTactic, value: pd.Series) -> TacticDraws:
     """One tactic's uplift draws on its family's scale and in money, cell by cell, for the
     truth check. Money: uplift x value per unit; a price test's: ``(price - unit cost) x P(buy)``
     at the arm's price minus at today's, in units of today's price, times a buyer's revenue at
@@ -1397,7 +1395,9 @@ def truth_draws(
         rev = model.revenue_uplift_draws().transpose("sample", "arm", "segment")
         rev = np.asarray(rev.sel(arm=arms, segment=segs).values, dtype=float) / today
         cost = (
-            np.array([config.pricing.unit_cost_by_segment.get(s, config.pricing.unit_cost) for s in segs])
+            np.array(
+                [config.pricing.unit_cost_by_segment.get(s, config.pricing.unit_cost) for s in segs]
+            )
             / today
         )
         money = (per_unit / config.value.margin) * (rev - cost[None, None, :] * effect)

@@ -115,7 +115,9 @@ def _p_any(mu: float, alpha: float = ORDERS_ALPHA) -> float:
 
 def _profile_effect(tactic: Tactic, need: str, ti: int) -> float:
     prof = TACTIC_PROFILES[tactic]
-    return float(prof["base"]) + float(prof["needs"].get(need, 0.0)) + float(prof["tier_slope"]) * ti
+    return (
+        float(prof["base"]) + float(prof["needs"].get(need, 0.0)) + float(prof["tier_slope"]) * ti
+    )
 
 
 def true_effects(
@@ -355,7 +357,9 @@ def _per_tactic_outcomes(
         todo = todo[draw == 0]
     orders[todo] = 1
     converted = (orders > 0).astype(np.int64)
-    per_order = np.exp(rng.normal(col("revenue_log_mean") + col("true_log_spend_shift"), REVENUE_LOG_SD))
+    per_order = np.exp(
+        rng.normal(col("revenue_log_mean") + col("true_log_spend_shift"), REVENUE_LOG_SD)
+    )
     revenue = np.where(converted == 1, np.round(orders * per_order * col("price"), 2), 0.0)
     return converted, orders, revenue
 
