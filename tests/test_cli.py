@@ -182,6 +182,23 @@ def test_console_script_with_real_nuts_covers_the_truth(tmp_path, monkeypatch, u
     assert len({d["family"] for d in tc["by_tactic"].values()}) == 4
 
 
+@pytest.mark.slow
+def test_the_default_demo_meets_issue_12(tmp_path, monkeypatch, uplift_cli):
+    """``uplift`` at default settings, real NUTS (minutes): six tactics on four families, each
+    scored against its own truth, and the plan earns at least 0.97 of the oracle's true profit."""
+    monkeypatch.chdir(tmp_path)
+    r = uplift_cli("report.plots=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["status"] == "complete" and s["gate"]["passed"]
+    tc = s["truth_check"]
+    assert len({d["family"] for d in tc["by_tactic"].values()}) >= 4
+    assert {"coverage_90", "bias", "coverage_90_money", "bias_money"} <= set(
+        tc["by_tactic"]["frequency"]
+    )
+    assert tc["profit_ratio"] >= 0.97, tc
+
+
 def test_same_seed_same_allocation_and_multirun(run_dir, tmp_path, fake_sampler, uplift_cli):
     """A sweep (``-m``) reproduces the run's allocation and customer list byte for byte at the
     same seed (real NUTS draws are reproducible at a seed: tests/test_conversion_model.py)."""

@@ -98,3 +98,39 @@ def test_oracle_ratio_is_one_for_the_oracle_plan_and_less_for_a_worse_one():
     worse = score_against_truth(uplift, problem, wrong, allocator, truth, 0.4)
     assert worse["profit_ratio"] < 1.0
     assert "by_tactic" not in worse
+
+
+def test_prices_are_scored_against_the_true_demand_curve(arm_map):
+    """The generator's price arms know their demand at any price: the best price per segment
+    scores 1, today's price for all scores its true profit over the best's (< 1 where the
+    discount pays)."""
+    from uplift.data.synthetic import generate
+    from uplift.report.truth import score_prices
+
+    truth = generate(arm_map, n_customers=1000, seed=7, outcomes="per_tactic").truth
+    margin_rows = truth[truth["tactic"] == "margin"]
+    segs = list(margin_rows["segment"])
+    grid = np.linspace(0.9, 1.0, 5)
+    customers = pd.Series(1000.0, index=segs)
+
+    def table(price):
+        return pd.DataFrame({"segment": segs, "price": price, "unit_cost": 0.6})
+
+    today = score_prices(table(1.0), truth, grid, 1.0, customers)
+    assert today["true_profit_of_prices"] == pytest.approx(today["true_profit_at_today"])
+    # the truth's own money for the 0.9 arm says where the discount beats list price
+    gains = margin_rows.set_index("segment")["true_value_per_customer"]
+    assert (today["profit_ratio"] < 1) == bool((gains > 0).any())
+    discount = score_prices(table(0.9), truth, grid, 1.0, customers)
+    want = (
+        1000 * gains.sum() + today["true_profit_at_today"]
+    )  # profit at 0.9 = profit at list + the arm's true gain
+    assert discount["true_profit_of_prices"] == pytest.approx(want)
+    # choosing each segment's best grid price reaches the best
+    logit0 = np.log(margin_rows["p_control"] / (1 - margin_rows["p_control"])).to_numpy()
+    b = margin_rows["true_elasticity"].to_numpy()
+    p = 1 / (1 + np.exp(-(logit0[:, None] + b[:, None] * np.log(grid)[None, :])))
+    best = grid[((grid[None, :] - 0.6) * p).argmax(axis=1)]
+    assert score_prices(table(best), truth, grid, 1.0, customers)["profit_ratio"] == pytest.approx(
+        1.0
+    )

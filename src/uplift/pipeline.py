@@ -1366,7 +1366,7 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
         return None
     if not set(d.problem.cells["segment"]) <= set(truth["segment"]):
         return {"skipped": "segments differ from the generator's (value tier x needs)"}
-    return score_against_truth(
+    out = score_against_truth(
         run.uplift,
         d.problem,
         d.allocation,
@@ -1375,6 +1375,18 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
         config.value.margin,
         {t: truth_draws(config, t, fit, run.prepared.values[t]) for t, fit in run.fits.items()},
     )
+    if run.prices is not None and run.demand is not None and "true_elasticity" in truth:
+        from uplift.report.truth import score_prices
+
+        control = config.tactics.arm_map().control.name
+        out["pricing"] = score_prices(
+            run.prices,
+            truth,
+            np.asarray(getattr(run.demand, "coords")["price"].values, dtype=float),
+            float(config.pricing.prices[control]),
+            eligible_customers(config, run.prepared.cells),
+        )
+    return out
 
 
 def truth_draws(config: AppConfig, tactic: str, fit: FittedTactic, value: pd.Series) -> TacticDraws:

@@ -1,10 +1,13 @@
 """Ground-truth synthetic experiments.
 
 Customers fall in segments (value tier x needs). Each arm delivers a tactic; each tactic's true
-effect on the logit of conversion depends on the segment through a documented profile (e.g.
-discounts work on price-seekers, up-sell on quality-seekers and high tiers) plus seeded noise.
-Revenue per converter is lognormal with a tier-dependent mean, and unaffected by treatment, so the
-true value of an incremental conversion is known exactly. :class:`SyntheticExperiment` carries the
+effect depends on the segment through a documented profile (e.g. discounts work on
+price-seekers, up-sell on quality-seekers and high tiers) plus seeded noise. With
+``outcomes="conversion"`` (the default) the effect moves the logit of conversion and revenue per
+converter is lognormal with a tier-dependent mean, unaffected by treatment. With
+``outcomes="per_tactic"`` (the demo) each tactic moves its own outcome (:data:`TACTIC_OUTCOMES`):
+NB orders counts, spend per order, a price response. Either way the truth table holds the true
+effect on every family's scale and the true value of treating a customer in money. :class:`SyntheticExperiment` carries the
 truth next to the data so tests, notebooks and benchmarks can score recovery and allocation regret.
 """
 
@@ -370,8 +373,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--n-customers", type=int, default=120_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--outcomes", choices=[o.value for o in Outcomes], default="conversion")
     args = parser.parse_args(argv)
-    exp = generate(default_arm_map(), n_customers=args.n_customers, seed=args.seed)
+    exp = generate(
+        default_arm_map(), n_customers=args.n_customers, seed=args.seed, outcomes=args.outcomes
+    )
     for p in exp.write(args.out_dir):
         print(p)
 

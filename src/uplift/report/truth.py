@@ -142,3 +142,45 @@ def score_against_truth(
     if tactics:
         out["by_tactic"] = {t: score_tactic(d, truth, margin) for t, d in tactics.items()}
     return out
+
+
+def score_prices(
+    prices: pd.DataFrame,
+    truth: pd.DataFrame,
+    grid: np.ndarray,
+    today: float,
+    customers: pd.Series,
+) -> dict[str, object]:
+    """True profit of the chosen price per segment vs the best price of the same ``grid``.
+
+    ``prices``: ``prices.csv`` (segment, price, unit_cost, tactic); ``truth``: the generator's
+    price arms (``true_elasticity``, ``p_control``, ``revenue_per_conversion``); ``today``: the
+    control's price; ``customers``: per segment. True demand at price q:
+    ``expit(logit p_control + b log(q / today))``; profit per customer ``(q - unit cost) / today
+    x P(buy) x a buyer's revenue at today's price``. ``profit_ratio`` = chosen / best, summed
+    over segments.
+    """
+    arms = truth[truth["true_elasticity"].notna()].drop_duplicates("segment").set_index("segment")
+    segs = [s for s in prices["segment"].astype(str) if s in arms.index]
+    if not segs:
+        return {"skipped": "the truth has no price response for these segments"}
+    t = arms.loc[segs]
+    chosen = prices.set_index(prices["segment"].astype(str)).loc[segs]
+    logit0 = np.log(t["p_control"] / (1 - t["p_control"])).to_numpy()[:, None]
+    b = t["true_elasticity"].to_numpy()[:, None]
+    q = np.asarray(grid, dtype=float)[None, :]
+    cost = chosen["unit_cost"].to_numpy(dtype=float)[:, None]
+    n = customers.reindex(segs).fillna(0.0).to_numpy(dtype=float)[:, None]
+    revenue = t["revenue_per_conversion"].to_numpy()[:, None]
+    profit = n * revenue * (q - cost) / today / (1 + np.exp(-(logit0 + b * np.log(q / today))))
+    pick = np.abs(q - chosen["price"].to_numpy(dtype=float)[:, None]).argmin(axis=1)
+    ours = float(profit[np.arange(len(segs)), pick].sum())
+    best = float(profit.max(axis=1).sum())
+    at_today = float(profit[np.arange(len(segs)), np.abs(q - today).argmin(axis=1)].sum())
+    return {
+        "segments": len(segs),
+        "true_profit_of_prices": ours,
+        "true_profit_of_best_prices": best,
+        "true_profit_at_today": at_today,
+        "profit_ratio": ours / best if best > 0 else float("nan"),
+    }
