@@ -325,18 +325,24 @@ def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_
     fr = pd.read_csv(tmp_path / "frontier.csv")
     # the 4 levels asked for, plus the chosen budget and one step above it (the report's
     # "one more 1,000 of budget")
-    assert len(fr) == 4 + 2 and fr["expected_profit"].is_monotonic_increasing
+    assert len(fr) == 4 + 2
+    # the cvar plan maximises the lower tail, not the mean: once the budget no longer binds
+    # (13,333 here on the per-tactic demo) its expected profit may dip a little, never much
+    ep = fr.sort_values("budget")["expected_profit"]
+    assert (ep >= ep.cummax() - 0.01 * ep.abs().max()).all()
     assert {20_000.0, 21_000.0} <= set(fr["budget"])
     assert s["budget_step"]["step"] == 1000.0
     assert (tmp_path / "frontier.png").stat().st_size > 0
     assert "Efficient frontier" in (tmp_path / "report.md").read_text()
     # one more step earmarked per tactic: every tactic, the capacity rule still holds
     mr = pd.read_csv(tmp_path / "marginal_return.csv")
-    assert sorted(mr["tactic"]) == sorted(s["tactics"]) and (mr["step"] == 1000.0).all()
+    # every budget tactic (the demo's margin tactic is a price test: priced, not budgeted)
+    budget = sorted(t for t in s["tactics"] if t != "margin")
+    assert sorted(mr["tactic"]) == budget and (mr["step"] == 1000.0).all()
     assert (mr["status"] == "optimal").all() and (mr["extra_profit"] >= -1e-6).all()
     assert np.allclose(mr["return_per_unit"], mr["extra_profit"] / 1000.0)
     mrs = s["marginal_return_by_tactic"]
-    assert set(mrs) == set(s["tactics"])
+    assert set(mrs) == set(budget)
     assert mrs["retention"]["extra_profit"] == pytest.approx(
         float(mr.set_index("tactic").loc["retention", "extra_profit"])
     )
@@ -348,8 +354,8 @@ def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_
     "rules, fragments",
     [
         (
-            "[{type: tactic_spend, tactic: margin, min_spend: 15000}, {type: exclude_segments, segments: [high, mid, low]}]",
-            ["tactic_spend[margin]", "excluded_segments", "cannot all hold together"],
+            "[{type: tactic_spend, tactic: retention, min_spend: 15000}, {type: exclude_segments, segments: [high, mid, low]}]",
+            ["tactic_spend[retention]", "excluded_segments", "cannot all hold together"],
         ),
         (
             "[{type: capacity_of_moon}]",
@@ -426,7 +432,8 @@ def test_readout_and_next_wave(run_dir):
     ro = pd.read_csv(run_dir / "readout.csv")
     assert set(ro["recommendation"]) <= {"ship", "keep testing", "stop"}
     assert {"prob_profit_positive", "expected_loss_ship", "expected_loss_hold"} <= set(ro.columns)
-    assert (ro["segment"] == "__overall__").sum() == 6
+    # one per budget tactic: the demo's margin tactic is a price test (prices.csv, no readout)
+    assert (ro["segment"] == "__overall__").sum() == len(TACTICS) - 1
     nw = pd.read_csv(run_dir / "next_wave_shares.csv")
     assert np.allclose(nw.groupby("segment")["share"].sum(), 1.0, atol=1e-5)  # csv keeps 6 digits
     assert (nw["share"] >= 0.01 - 1e-12).all()
