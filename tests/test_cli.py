@@ -133,6 +133,8 @@ def test_the_demo_scores_each_tactic_against_its_truth(run_dir):
         assert keys <= set(d), (t, d)
         assert d["cells"] == 12 and 0 <= d["coverage_90"] <= 1 and np.isfinite(d["bias_money"])
     assert tc["true_profit_of_oracle"] > 0 and np.isfinite(tc["profit_ratio"])
+    # the discount is priced per segment: its prices against the true demand curve
+    assert tc["pricing"]["segments"] == 12 and 0 < tc["pricing"]["profit_ratio"] <= 1 + 1e-9
 
 
 def test_budget_and_no_customer_twice(run_dir):

@@ -198,6 +198,16 @@ def price_tactics(config: AppConfig, fits: dict) -> list[str]:
     return [t for t in fits if family_of(config, t).prices]
 
 
+def price_grid(config: AppConfig, arm_map: ArmMap) -> np.ndarray:
+    """The candidate prices of ``pricing``: ``grid_num`` points over the tested range (or
+    ``grid_start``..``grid_stop``), today's price always among them."""
+    pc = config.pricing
+    tested = sorted(set(pc.prices.values()))
+    grid = np.linspace(pc.grid_start or tested[0], pc.grid_stop or tested[-1], pc.grid_num)
+    today = float(pc.prices[arm_map.control.name])
+    return np.unique(np.round(np.r_[grid, today], 6))
+
+
 def optimize_prices(
     config: AppConfig, fits: dict[str, FittedTactic], cells: pd.DataFrame, arm_map: ArmMap
 ) -> tuple[pd.DataFrame, dict, object]:
@@ -206,10 +216,8 @@ def optimize_prices(
     from uplift.optimize.pricing import PricingProblem
 
     pc = config.pricing
-    tested = sorted(set(pc.prices.values()))
-    grid = np.linspace(pc.grid_start or tested[0], pc.grid_stop or tested[-1], pc.grid_num)
+    grid = price_grid(config, arm_map)
     today = float(pc.prices[arm_map.control.name])
-    grid = np.unique(np.round(np.r_[grid, today], 6))  # today's price is always a candidate
     optimizer = price_optimizer_from_settings(
         objective=pc.objective,
         alpha=pc.alpha,
@@ -1375,15 +1383,15 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
         config.value.margin,
         {t: truth_draws(config, t, fit, run.prepared.values[t]) for t, fit in run.fits.items()},
     )
-    if run.prices is not None and run.demand is not None and "true_elasticity" in truth:
+    if run.prices is not None and "true_elasticity" in truth:
         from uplift.report.truth import score_prices
 
-        control = config.tactics.arm_map().control.name
+        arm_map = config.tactics.arm_map()
         out["pricing"] = score_prices(
             run.prices,
             truth,
-            np.asarray(getattr(run.demand, "coords")["price"].values, dtype=float),
-            float(config.pricing.prices[control]),
+            price_grid(config, arm_map),
+            float(config.pricing.prices[arm_map.control.name]),
             eligible_customers(config, run.prepared.cells),
         )
     return out
