@@ -171,9 +171,18 @@ class SyntheticConfig:
     tier_shares: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.15])
     needs: list[str] = field(default_factory=lambda: ["price", "quality", "convenience", "variety"])
     effect_noise: float = 0.15
+    #: what the treated arms move: ``conversion`` (every tactic shifts the conversion logit) or
+    #: ``per_tactic`` (each tactic moves its own outcome: orders, spend, price response; the
+    #: demo's; ``uplift.data.synthetic.Outcomes``)
+    outcomes: str = "conversion"
 
     def __post_init__(self) -> None:
         _positive("data.synthetic.n_customers", self.n_customers)
+        if self.outcomes not in ("conversion", "per_tactic"):
+            raise ValueError(
+                f"data.synthetic.outcomes must be 'conversion' or 'per_tactic', got "
+                f"{self.outcomes!r}"
+            )
         if not 0 < self.control_share < 1:
             raise ValueError(
                 f"data.synthetic.control_share must be in (0, 1), got {self.control_share}"

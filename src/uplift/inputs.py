@@ -53,6 +53,9 @@ def load_data(config: AppConfig, output_dir: Path) -> tuple[CustomerData, pd.Dat
             tier_shares=list(s.tier_shares),
             needs=list(s.needs),
             effect_noise=s.effect_noise,
+            outcomes=s.outcomes,
+            margin=config.value.margin,
+            prices=dict(config.pricing.prices) or None,
         )
         exp.write(output_dir / "synthetic")
         raw, truth = exp.customers, exp.truth

@@ -62,7 +62,7 @@ from uplift.optimize.targets import CustomerTargets, customer_targets
 from uplift.report import run_folder
 from uplift.report.model_checks import run_model_checks
 from uplift.report.tables import arm_table, uplift_table
-from uplift.report.truth import score_against_truth
+from uplift.report.truth import TacticDraws, score_against_truth
 from uplift.tactics import ArmMap
 from uplift.value.tactic_value import (
     check_overrides,
@@ -204,6 +204,16 @@ def price_tactics(config: AppConfig, fits: dict) -> list[str]:
     return [t for t in fits if family_of(config, t).prices]
 
 
+def price_grid(config: AppConfig, arm_map: ArmMap) -> np.ndarray:
+    """The candidate prices of ``pricing``: ``grid_num`` points over the tested range (or
+    ``grid_start``..``grid_stop``), today's price always among them."""
+    pc = config.pricing
+    tested = sorted(set(pc.prices.values()))
+    grid = np.linspace(pc.grid_start or tested[0], pc.grid_stop or tested[-1], pc.grid_num)
+    today = float(pc.prices[arm_map.control.name])
+    return np.unique(np.round(np.r_[grid, today], 6))
+
+
 def optimize_prices(
     config: AppConfig, fits: dict[str, FittedTactic], cells: pd.DataFrame, arm_map: ArmMap
 ) -> tuple[pd.DataFrame, dict, object]:
@@ -212,10 +222,8 @@ def optimize_prices(
     from uplift.optimize.pricing import PricingProblem
 
     pc = config.pricing
-    tested = sorted(set(pc.prices.values()))
-    grid = np.linspace(pc.grid_start or tested[0], pc.grid_stop or tested[-1], pc.grid_num)
+    grid = price_grid(config, arm_map)
     today = float(pc.prices[arm_map.control.name])
-    grid = np.unique(np.round(np.r_[grid, today], 6))  # today's price is always a candidate
     optimizer = price_optimizer_from_settings(
         objective=pc.objective,
         alpha=pc.alpha,
@@ -1413,8 +1421,61 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
         return None
     if not set(d.problem.cells["segment"]) <= set(truth["segment"]):
         return {"skipped": "segments differ from the generator's (value tier x needs)"}
-    return score_against_truth(
-        run.uplift, d.problem, d.allocation, d.allocator, truth, config.value.margin
+    out = score_against_truth(
+        run.uplift,
+        d.problem,
+        d.allocation,
+        d.allocator,
+        truth,
+        config.value.margin,
+        {t: truth_draws(config, t, fit, run.prepared.values[t]) for t, fit in run.fits.items()},
+    )
+    if run.prices is not None and "true_elasticity" in truth:
+        from uplift.report.truth import score_prices
+
+        arm_map = config.tactics.arm_map()
+        out["pricing"] = score_prices(
+            run.prices,
+            truth,
+            price_grid(config, arm_map),
+            float(config.pricing.prices[arm_map.control.name]),
+            eligible_customers(config, run.prepared.cells),
+        )
+    return out
+
+
+def truth_draws(config: AppConfig, tactic: str, fit: FittedTactic, value: pd.Series) -> TacticDraws:
+    """One tactic's uplift draws on its family's scale and in money, cell by cell, for the
+    truth check. Money: uplift x value per unit; a price test's: ``(price - unit cost) x P(buy)``
+    at the arm's price minus at today's, in units of today's price, times a buyer's revenue at
+    today's price (value per conversion / ``value.margin``)."""
+    fam = family_of(config, tactic)
+    da = fit.draws().transpose("sample", "arm", "segment")
+    arms = [str(a) for a in da["arm"].values]
+    segs = [str(s) for s in da["segment"].values]
+    effect = np.asarray(da.values, dtype=float)  # (S, A, G)
+    per_unit = value.reindex(segs).to_numpy(dtype=float)[None, None, :]
+    money = effect * per_unit
+    model = fit.model
+    if fam.prices and hasattr(model, "revenue_uplift_draws"):
+        today = float(config.pricing.prices[config.tactics.arm_map().control.name])
+        rev = model.revenue_uplift_draws().transpose("sample", "arm", "segment")
+        rev = np.asarray(rev.sel(arm=arms, segment=segs).values, dtype=float) / today
+        cost = (
+            np.array(
+                [config.pricing.unit_cost_by_segment.get(s, config.pricing.unit_cost) for s in segs]
+            )
+            / today
+        )
+        money = (per_unit / config.value.margin) * (rev - cost[None, None, :] * effect)
+    S = effect.shape[0]
+    return TacticDraws(
+        family=fam.name,
+        metric=fit.model.metric,
+        arms=[a for a in arms for _ in segs],
+        segments=[g for _ in arms for g in segs],
+        effect=effect.reshape(S, -1),
+        money=money.reshape(S, -1),
     )
 
 

@@ -270,6 +270,20 @@ def render_report(
             f"({tc['true_profit_of_allocation']:,.0f} vs {tc['true_profit_of_oracle']:,.0f}).",
             "",
         ]
+        if tc.get("by_tactic"):
+            per = pd.DataFrame(
+                [
+                    {"tactic": t, **{k: v for k, v in d.items() if not k.startswith("true_")}}
+                    for t, d in tc["by_tactic"].items()
+                ]
+            )
+            lines += [
+                "Per tactic, on its family's scale and in money per treated customer "
+                "(90% intervals; bias = posterior mean - truth, averaged over cells):",
+                "",
+                md_table(per),
+                "",
+            ]
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in summary["seconds"].items())
     lines += ["## Run", "", f"- Seed {summary['seed']}; stages: {secs}.", ""]
     return "\n".join(lines)
