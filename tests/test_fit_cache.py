@@ -57,9 +57,7 @@ def test_cached_run_equals_fresh_fits_byte_for_byte(tmp_path, fake_sampler):
     assert s_again["fit_cache"]["fits"] == dict.fromkeys(tactics, "hit")
     assert s_again["fit_cache"]["folder"] == str(cache)
     counts = s_again["fit_cache"]["counts"]
-    # the demo's margin tactic is a price test (price_logit): priced, not cross-fitted
-    budget = [t for t in tactics if t != "margin"]
-    assert counts == {"crossfit_fold_hit": 2 * len(budget), "fit_hit": len(tactics)}
+    assert counts == {"crossfit_fold_hit": 2 * len(tactics), "fit_hit": len(tactics)}
     for name in DECISIONS:
         assert (again / name).read_bytes() == (first / name).read_bytes(), name
     for t in tactics:  # the diagnostics and attempts of the fit travel with it

@@ -178,7 +178,7 @@ def check_families(config: AppConfig, data: CustomerData) -> None:
                 )
     unknown = sorted(set(config.model.families) - {t.value for t in data.arm_map.tactics()})
     if unknown:
-        raise DataValidationError(f"model.families names tactic(s) {unknown} that no arm delivers")
+        log.warning("model.families names tactic(s) %s that no arm delivers: ignored", unknown)
 
 
 def family_of(config: AppConfig, tactic: str) -> Family:
