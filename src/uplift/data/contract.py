@@ -494,13 +494,7 @@ def check_outcome_values(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.n
                 f"column {col!r} ({key}) must be numeric ({OUTCOME_KINDS.get(o.kind, o.kind)} for "
                 f"tactic {o.tactic!r}); found non-numeric values {_examples(bad.tolist())}."
             )
-        if s.isna().any():
-            rows = df.index[s.isna()].tolist()
-            _fail(
-                f"column {col!r} ({key}) has {len(rows)} missing value(s) (NaN), e.g. at rows "
-                f"{_examples(rows)}. Fill them (e.g. 0: the outcome did not happen) or drop "
-                "those rows."
-            )
+        _no_missing(df, s, f"column {col!r} ({key})", "e.g. 0: the outcome did not happen")
         x = s.astype(np.float64)
         if o.kind == "converted":
             bad = s[~x.isin([0.0, 1.0])]
@@ -522,19 +516,25 @@ def check_outcome_values(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.n
     return out
 
 
+def _no_missing(df: pd.DataFrame, s: pd.Series, what: str, fill: str) -> None:
+    """A named error when ``s`` (a column of ``df``, ``what`` names it) has missing values."""
+    if s.isna().any():
+        rows = df.index[s.isna()].tolist()
+        _fail(
+            f"{what} has {len(rows)} missing value(s) (NaN), e.g. at rows {_examples(rows)}; "
+            f"fill them ({fill}) or drop those rows."
+        )
+
+
 def _check_value_inputs(df: pd.DataFrame, columns: ColumnMap) -> dict[str, np.ndarray]:
     """``data.columns.cost_to_serve`` / ``wallet`` / ``categories`` as finite numbers >= 0,
     under their canonical names; a missing value is a named error (no silent zero cost)."""
     out: dict[str, np.ndarray] = {}
     for key, col in columns.value_inputs().items():
         s = _check_numeric(df, col, key).astype(np.float64)
-        if s.isna().any():
-            rows = df.index[s.isna()].tolist()
-            _fail(
-                f"column {col!r} (data.columns.{key}) has {len(rows)} missing value(s), e.g. at "
-                f"rows {_examples(rows)}; fill them (e.g. the segment's typical value) or drop "
-                "the rows."
-            )
+        _no_missing(
+            df, s, f"column {col!r} (data.columns.{key})", "e.g. the segment's typical value"
+        )
         bad = s[~np.isfinite(s) | (s < 0)]
         if len(bad):
             _fail(
