@@ -93,11 +93,12 @@ def count_histograms(data: CustomerData, column: str = "orders") -> pd.DataFrame
 
 
 def negbinomial_histogram_logp(
-    counts: np.ndarray, customers: np.ndarray, mu: TensorLike, alpha: TensorLike
+    counts: TensorLike, customers: TensorLike, mu: TensorLike, alpha: TensorLike
 ) -> pt.TensorVariable:
-    """``customers x NegBinomial(mu, alpha).logpmf(count)`` per histogram row (sum it for a cell)."""
+    """``customers x NegBinomial(mu, alpha).logpmf(count)`` per histogram row (sum it for a
+    cell); ``counts`` integer and ``customers`` float64, as arrays or graph data."""
     dist = pm.NegativeBinomial.dist(mu=mu, alpha=alpha)
-    return np.asarray(customers, dtype=np.float64) * pm.logp(dist, np.asarray(counts, np.int64))
+    return customers * pm.logp(dist, counts)
 
 
 #: histogram rows are padded to a multiple of this (see ``NegBinomialCountModel.build_model``)
@@ -247,10 +248,7 @@ class NegBinomialCountModel(UpliftModel):
                 seg = index[-1]
                 pm.Potential(
                     f"{name}_counts",
-                    (
-                        customers
-                        * pm.logp(pm.NegativeBinomial.dist(mu=mu(index), alpha=alpha[seg]), count)
-                    ).sum(),
+                    negbinomial_histogram_logp(count, customers, mu(index), alpha[seg]).sum(),
                 )
         return model
 

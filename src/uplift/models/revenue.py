@@ -111,10 +111,15 @@ def lognormal_cell_loglik(
 def _cell_logp(k, sum_log, sum_log_sq, mu, sigma, log_sigma, jacobian: bool):
     mean, ss = lognormal_cell_stats(k, sum_log, sum_log_sq)
     kf = np.asarray(k, dtype=np.float64)
-    out = -kf * log_sigma - 0.5 * kf * _LOG_2PI - (ss + kf * (mean - mu) ** 2) / (2 * sigma**2)
-    if jacobian:
-        out = out - np.asarray(sum_log, dtype=np.float64)
-    return out
+    jac = np.asarray(sum_log, dtype=np.float64) if jacobian else None
+    return _stats_logp(kf, mean, ss, jac, mu, sigma, log_sigma)
+
+
+def _stats_logp(k, mean, ss, sum_log, mu, sigma, log_sigma):
+    """The cells' lognormal log-density from :func:`lognormal_cell_stats` (arrays or graph
+    data); ``sum_log``: the Jacobian term, None to leave it out."""
+    out = -k * log_sigma - 0.5 * k * _LOG_2PI - (ss + k * (mean - mu) ** 2) / (2 * sigma**2)
+    return out if sum_log is None else out - sum_log
 
 
 def arm_segment_draws(idata: Any, name: str) -> xr.DataArray:
@@ -299,15 +304,7 @@ class HurdleRevenueModel(UpliftModel):
                 mean_d = pm.Data(f"{name}_mean", np.asarray(mean, dtype=np.float64))
                 ss_d = pm.Data(f"{name}_ss", np.asarray(ss, dtype=np.float64))
                 jac = pm.Data(f"{name}_sum_log", df["log_revenue_sum"].to_numpy(dtype=np.float64))
-                pm.Potential(
-                    name,
-                    (
-                        -kf * pt.log(sd)
-                        - 0.5 * kf * _LOG_2PI
-                        - (ss_d + kf * (mean_d - mu) ** 2) / (2 * sd**2)
-                        - jac
-                    ).sum(),
-                )
+                pm.Potential(name, _stats_logp(kf, mean_d, ss_d, jac, mu, sd, pt.log(sd)).sum())
         return model
 
     def cell_observations(self, cells: pd.DataFrame, rng: np.random.Generator) -> CellObservations:
