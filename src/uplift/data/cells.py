@@ -8,6 +8,7 @@ sum and sum of squares of log spend); order sums cover count models.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,9 +80,10 @@ def outcome_fixed_bits(outcomes: Sequence[OutcomeColumn]) -> dict[str, int]:
     }
 
 
-def outcome_row_statistics(y: np.ndarray, kind: str) -> dict[str, np.ndarray]:
-    """Each customer's contribution to the statistics a ``kind`` outcome feeds (as the shared
-    ``converted`` / ``orders`` / ``revenue`` columns feed them in :func:`aggregate_cells`)."""
+def outcome_row_statistics(y: np.ndarray | pd.Series, kind: str) -> dict[str, Any]:
+    """Each customer's contribution to the statistics a ``kind`` outcome feeds: the shared
+    ``converted`` / ``orders`` / ``revenue`` columns' and each ``data.columns.outcomes``
+    column's in :func:`aggregate_cells`."""
     if kind == "converted":
         return {"conversions": y}
     if kind == "orders":
@@ -121,21 +123,16 @@ def aggregate_cells(data: CustomerData, *, fixed_point: bool = False) -> pd.Data
     if data.engine is not None:
         return data.engine.cells
     f = data.frame
-    pos = f["revenue"] > 0
-    logy = np.where(pos, np.log(np.where(pos, f["revenue"], 1.0)), 0.0)
     work = pd.DataFrame(
         {
             SEGMENT: f[SEGMENT],
             "arm": f["arm"],
             "n": 1,
-            "conversions": f["converted"],
-            "revenue_sum": f["revenue"],
-            "revenue_sq_sum": f["revenue"] ** 2,
-            "n_buyers": pos.astype(np.int64),
-            "log_revenue_sum": logy,
-            "log_revenue_sq_sum": logy**2,
-            "orders_sum": f["orders"],
-            "orders_sq_sum": f["orders"] ** 2,
+            **{
+                k: v
+                for kind in OUTCOME_STATISTICS  # the shared columns, by the kind they are
+                for k, v in outcome_row_statistics(f[kind], kind).items()
+            },
         }
     )
     guards = [guardrail_cell_column(g) for g in data.guardrails]

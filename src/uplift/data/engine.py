@@ -30,7 +30,7 @@ the same statistic.) Synthetic sources keep the plain float sums, so the demo is
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,27 +321,30 @@ def _bad_outcome(y: Any, kind: str) -> Any:
 def check_outcome_range(rows: Any, outcomes: Sequence[OutcomeColumn]) -> None:
     """Refuse a spend outcome (``data.columns.outcomes``) beyond the fixed-point grid's range."""
     for o in outcomes:
-        if o.kind != "revenue":
-            continue
-        top = float(rows[o.canonical].max().to_pandas() or 0)
-        if top > MAX_REVENUE:
-            raise DataValidationError(
-                f"column {o.column!r} ({o.key}) has a customer with {top:.6g}, above the "
-                f"engine's fixed-point range ({MAX_REVENUE:,.0f} per customer); check the unit "
-                "(cents?) or use data.engine=pandas"
+        if o.kind == "revenue":
+            _check_spend_range(
+                rows, o.canonical, f"column {o.column!r} ({o.key}) has a customer with"
             )
 
 
 def check_revenue_range(rows: Any, revenue_column: str | None) -> None:
     """Refuse a revenue beyond the fixed-point grid's range (revenue squared must fit)."""
-    if not revenue_column:
-        return
-    top = float(rows.revenue.max().to_pandas() or 0)
+    if revenue_column:
+        _check_spend_range(
+            rows,
+            "revenue",
+            f"column {revenue_column!r} (data.columns.revenue) has a customer with revenue",
+        )
+
+
+def _check_spend_range(rows: Any, canonical: str, what: str) -> None:
+    """``what`` + the largest value of ``rows[canonical]`` when it is beyond the grid's range."""
+    top = float(rows[canonical].max().to_pandas() or 0)
     if top > MAX_REVENUE:
         raise DataValidationError(
-            f"column {revenue_column!r} (data.columns.revenue) has a customer with revenue "
-            f"{top:.6g}, above the engine's fixed-point range ({MAX_REVENUE:,.0f} per "
-            "customer); check the unit (cents?) or use data.engine=pandas"
+            f"{what} {top:.6g}, above the engine's fixed-point "
+            f"range ({MAX_REVENUE:,.0f} per customer); check the unit (cents?) or use "
+            "data.engine=pandas"
         )
 
 
@@ -357,30 +360,40 @@ def _fixed(x: Any, bits: int) -> Any:
     return ((x * float(2**bits)) + 0.5).floor().cast("int64").cast("decimal(38, 0)")
 
 
+def _row_statistics(y: Any, kind: str) -> dict[str, Any]:
+    """Each row's contribution to the statistics a ``kind`` outcome feeds (the shared
+    ``converted`` / ``orders`` / ``revenue`` and each ``data.columns.outcomes`` column), as
+    :func:`~uplift.data.cells.outcome_row_statistics` in pandas; spend clipped at the grid's
+    range (:func:`check_revenue_range` refuses such data after the plausibility guards, which
+    name an outlying revenue better, have run)."""
+    if kind == "converted":
+        return {"conversions": y}
+    if kind == "orders":
+        return {"orders_sum": y, "orders_sq_sum": y * y}
+    pos = y > 0
+    logy = pos.ifelse(pos.ifelse(y, 1.0).log(), 0.0)
+    return {
+        "revenue_sum": y.clip(upper=MAX_REVENUE),
+        "revenue_sq_sum": (y * y).clip(upper=MAX_REVENUE**2),
+        "n_buyers": pos.cast("int64"),
+        "log_revenue_sum": logy,
+        "log_revenue_sq_sum": logy * logy,
+    }
+
+
+def _sums(rows: Mapping[str, Any], bits: Mapping[str, int]) -> dict[str, Any]:
+    """Each row statistic summed: fixed point (``bits``) for the float ones."""
+    return {k: (_fixed(x, bits[k]) if k in bits else x).sum() for k, x in rows.items()}
+
+
 def _outcome_sums(c: Any, outcomes: Sequence[OutcomeColumn]) -> dict[str, Any]:
     """The cells' sums of each tactic's own outcome (``outcome__<tactic>__<statistic>``), as
     :func:`~uplift.data.cells.aggregate_cells` computes them."""
-    bits = outcome_fixed_bits(outcomes)
     out: dict[str, Any] = {}
     for o in outcomes:
-        y = c[o.canonical]
-        if o.kind == "revenue":
-            pos = y > 0
-            logy = pos.ifelse(pos.ifelse(y, 1.0).log(), 0.0)
-            rows = {
-                "revenue_sum": y.clip(upper=MAX_REVENUE),
-                "revenue_sq_sum": (y * y).clip(upper=MAX_REVENUE**2),
-                "n_buyers": pos.cast("int64"),
-                "log_revenue_sum": logy,
-                "log_revenue_sq_sum": logy * logy,
-            }
-        elif o.kind == "orders":
-            rows = {"orders_sum": y, "orders_sq_sum": y * y}
-        else:
-            rows = {"conversions": y}
-        for col, stat in outcome_cell_columns(o).items():
-            x = rows[stat]
-            out[col] = (_fixed(x, bits[col]) if col in bits else x).sum()
+        rows = _row_statistics(c[o.canonical], o.kind)
+        named = {col: rows[stat] for col, stat in outcome_cell_columns(o).items()}
+        out |= _sums(named, outcome_fixed_bits([o]))
     return out
 
 
@@ -398,8 +411,6 @@ def cells_expr(
     ``folds=(seed, K)``: per (fold, segment, dims, arm) instead, the fold from
     :func:`fold_column`, with the outcome moments cross-fitting scores a plan on
     (:func:`uplift.evaluate.crossfit.score_plan_moments`)."""
-    pos = c.revenue > 0
-    logy = pos.ifelse(pos.ifelse(c.revenue, 1.0).log(), 0.0)
     b = FIXED_POINT_BITS
     keys = [SEGMENT, *dims, "arm"]
     extra: dict[str, Any] = {}
@@ -415,18 +426,11 @@ def cells_expr(
     return c.group_by(keys).aggregate(
         **extra,
         n=c.count(),
-        conversions=c.converted.sum(),
-        revenue_sum=_fixed(c.revenue.clip(upper=MAX_REVENUE), b["revenue_sum"]).sum(),
-        # clipped at the grid's range: check_revenue_range refuses such data after the
-        # plausibility guards (which name an outlying revenue better) have run
-        revenue_sq_sum=_fixed(
-            (c.revenue * c.revenue).clip(upper=MAX_REVENUE**2), b["revenue_sq_sum"]
-        ).sum(),
-        n_buyers=pos.cast("int64").sum(),
-        log_revenue_sum=_fixed(logy, b["log_revenue_sum"]).sum(),
-        log_revenue_sq_sum=_fixed(logy * logy, b["log_revenue_sq_sum"]).sum(),
-        orders_sum=c.orders.sum(),
-        orders_sq_sum=(c.orders * c.orders).sum(),
+        **{
+            k: v
+            for kind in ("converted", "revenue", "orders")  # the shared outcome columns
+            for k, v in _sums(_row_statistics(c[kind], kind), b).items()
+        },
         **{f"guardrail__{g}": c[g].sum() for g in guardrails},
         **_outcome_sums(c, outcomes),
     )
