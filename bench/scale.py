@@ -36,7 +36,8 @@ def replicate(src: Path, copies: int, path: Path) -> None:
     1e7 file in seconds, where the generator would take an hour)."""
     import duckdb
 
-    step = int(duckdb.sql(f"SELECT max(customer_id) FROM read_parquet('{src}')").fetchone()[0])
+    (top,) = duckdb.sql(f"SELECT max(customer_id) FROM read_parquet('{src}')").fetchall()[0]
+    step = int(top)
     tmp = path.with_suffix(".tmp")
     duckdb.sql(
         f"COPY (SELECT * REPLACE (customer_id + k * {step + 1} AS customer_id) "
