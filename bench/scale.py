@@ -2,7 +2,12 @@
 
 Generated customer rows (the synthetic generator's 6 tactics + control on 48 segments, 4 value
 tiers x 12 needs) are written once per size as Parquet under ``--dir``; each measurement runs in
-its own process, so its peak RSS (``wait4``'s ``ru_maxrss``) is that engine's alone:
+its own process, so its peak RSS (``wait4``'s ``ru_maxrss``) is that engine's alone. The files are
+written in processes of their own too: a child started by ``subprocess`` (vfork + exec on Linux)
+reports at least its parent's peak RSS as its own ``ru_maxrss``, so a parent that had written the
+1e8 file in-process (DuckDB's ``COPY``, 7.7 GB) made the 1e8 DuckDB stage look like 7.86 GB when
+the stage itself peaks at 1.3 GB. The parent's own peak is printed at the end: no figure in the
+table can be below it.
 
 * ``data stage``: read + contract checks + rows -> cells (+ the plausibility guards), per engine
   (``pandas``: today's reader, ``validate_customers`` and ``aggregate_cells``; ``duckdb`` and
@@ -114,6 +119,36 @@ def stage(engine: str, path: str) -> dict:
     return out
 
 
+def write_file(n: int, path: Path, base: Path) -> None:
+    """The ``n``-row file at ``path``; 1e8 rows as 10 copies of the 1e7 file ``base``."""
+    if n == 100_000_000:
+        if not base.exists():
+            write_rows(10_000_000, base)
+        replicate(base, 10, path)
+    else:
+        write_rows(n, path)
+
+
+def ensure_file(n: int, d: Path) -> Path:
+    """``d/rows_<n>.parquet``, written (in a process of its own) when it is missing."""
+    path = d / f"rows_{n}.parquet"
+    if not path.exists():
+        base = d / "rows_10000000.parquet"
+        cmd = [sys.executable, __file__, "--write", str(n), str(path), str(base)]
+        wall, gb, _, code = run_isolated(cmd)
+        if code != 0:
+            raise SystemExit(f"writing {path} failed (exit {code})")
+        print(f"  (wrote {path}: {wall:.0f} s, {gb:.2f} GB peak RSS)")
+    return path
+
+
+def self_peak_gb() -> float:
+    """This process's peak RSS (GB): a floor under every child's ``ru_maxrss``."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
 def run_isolated(cmd: list[str]) -> tuple[float, float, str, int]:
     """(wall s, peak RSS GB, stdout, exit code) of ``cmd``; RSS from this child alone."""
     t0 = time.perf_counter()
@@ -136,9 +171,13 @@ def main() -> None:
     ap.add_argument("--end-to-end", type=float, default=1e7, help="0: skip the CLI run")
     ap.add_argument("--dir", default="/tmp/uplift-scale")
     ap.add_argument("--stage", nargs=2, metavar=("ENGINE", "FILE"), help=argparse.SUPPRESS)
+    ap.add_argument("--write", nargs=3, metavar=("N", "FILE", "BASE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stage:
         print(json.dumps(stage(*args.stage)))
+        return
+    if args.write:
+        write_file(int(args.write[0]), Path(args.write[1]), Path(args.write[2]))
         return
     sizes = [int(s) for s in args.sizes] + ([100_000_000] if args.with_1e8 else [])
     d = Path(args.dir)
@@ -146,17 +185,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'rows':>11} {'engine':>7} {'wall s':>7} {'peak GB':>8} {'rows/s':>11}  steps (s)")
     for n in sizes:
-        path = d / f"rows_{n}.parquet"
-        if not path.exists():
-            t0 = time.perf_counter()
-            if n == 100_000_000:
-                base = d / "rows_10000000.parquet"
-                if not base.exists():
-                    write_rows(10_000_000, base)
-                replicate(base, 10, path)
-            else:
-                write_rows(n, path)
-            print(f"  (wrote {path}: {time.perf_counter() - t0:.0f} s)")
+        path = ensure_file(n, d)
         for engine in args.engines:
             if n > 10_000_000 and engine != "duckdb":  # pandas would need ~60 GB at 1e8
                 print(f"{n:>11,} {engine:>7} skipped (out of memory range of this machine)")
@@ -174,9 +203,7 @@ def main() -> None:
             )
     if args.end_to_end:
         n = int(args.end_to_end)
-        path = d / f"rows_{n}.parquet"
-        if not path.exists():
-            write_rows(n, path)
+        path = ensure_file(n, d)
         out_dir = d / f"run_{n}"
         cmd = [
             sys.executable,
@@ -197,6 +224,7 @@ def main() -> None:
             f"{wall:.1f} s wall, {gb:.2f} GB peak RSS, exit {code} "
             f"(load {os.getloadavg()[0]:.1f})"
         )
+    print(f"this process's own peak RSS: {self_peak_gb():.2f} GB (a floor under the figures)")
 
 
 if __name__ == "__main__":
