@@ -191,6 +191,7 @@ def run_notebook(
 
 #: a small finished run on the fake sampler: what the reload, re-plan and wave tests start from
 FINISHED_RUN = [
+    "data.synthetic.outcomes=conversion",  # every tactic binomial: what prior_from carries
     "data.synthetic.n_customers=12000",
     "sampler=fast",
     "optimize.allow_unconverged=true",

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 import fast_tier
+from uplift.data.synthetic import default_arm_map
 
 UPLIFT = str(Path(sys.executable).with_name("uplift"))
 SMALL = [
@@ -181,6 +182,7 @@ def test_console_script_with_real_nuts_covers_the_truth(tmp_path, monkeypatch, u
     the installed script in a fresh process is test_config_error_names_key."""
     monkeypatch.chdir(tmp_path)
     r = uplift_cli(
+        "data.synthetic.outcomes=conversion",  # every tactic a conversion (the original generator)
         *SMALL,
         "evaluate.crossfit_folds=0",
         "report.plots=false",
@@ -309,6 +311,7 @@ def test_design_verb_sizes_from_control_baselines(tmp_path, no_sampling, uplift_
 
 def test_risk_objective_constraints_and_frontier(tmp_path, fake_sampler, uplift_cli):
     r = uplift_cli(
+        "data.synthetic.outcomes=conversion",  # every tactic a conversion (the original generator)
         "data.synthetic.n_customers=20000",
         "sampler=fast",
         "optimize.objective=cvar",
@@ -361,6 +364,7 @@ def test_bad_allocation_rules_fail_before_sampling(
     tmp_path, no_sampling, uplift_cli, rules, fragments
 ):
     r = uplift_cli(
+        "data.synthetic.outcomes=conversion",  # every tactic a conversion (the original generator)
         "data.synthetic.n_customers=5000",
         f"optimize.constraints={rules}",
         f"hydra.run.dir={tmp_path}",
@@ -426,7 +430,10 @@ def test_readout_and_next_wave(run_dir):
     ro = pd.read_csv(run_dir / "readout.csv")
     assert set(ro["recommendation"]) <= {"ship", "keep testing", "stop"}
     assert {"prob_profit_positive", "expected_loss_ship", "expected_loss_hold"} <= set(ro.columns)
-    assert (ro["segment"] == "__overall__").sum() == 6
+    # every budget arm once overall; the discount is a price arm (priced in prices.csv)
+    overall = ro.loc[ro["segment"] == "__overall__", "arm"]
+    treated = {a.name for a in default_arm_map().treated} - {"discount_10pct"}
+    assert len(overall) == 5 and set(overall) == treated
     nw = pd.read_csv(run_dir / "next_wave_shares.csv")
     assert np.allclose(nw.groupby("segment")["share"].sum(), 1.0, atol=1e-5)  # csv keeps 6 digits
     assert (nw["share"] >= 0.01 - 1e-12).all()

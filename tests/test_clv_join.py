@@ -208,7 +208,12 @@ def clv_experiment():
     from uplift.pipeline import fit_tactics
 
     config = uplift.compose_config(
-        ["sampler=fast", "value=constant", "optimize.allow_unconverged=true"]
+        [
+            "data.synthetic.outcomes=conversion",
+            "sampler=fast",
+            "value=constant",
+            "optimize.allow_unconverged=true",
+        ]
     )
     arm_map = config.tactics.arm_map()
     exp = generate(arm_map, n_customers=30_000, seed=5)

@@ -61,14 +61,16 @@ def test_group_files_set_only_what_differs_from_the_schema(path: Path):
 
 
 def test_default_composition_equals_the_schema_defaults():
-    """``uplift`` with no overrides runs exactly ``AppConfig()`` plus the demo's arms."""
+    """``uplift`` with no overrides runs exactly ``AppConfig()`` plus the demo's arms (and what
+    the synthetic source derives from them: each tactic's family and the discount's prices)."""
     composed = compose_config([])
-    for f in dataclasses.fields(AppConfig):
-        if f.name in ("tactics", "experiment_name"):  # the demo's arms; a derived name
-            continue
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        assert getattr(composed, f.name) == default, f.name
     assert composed.tactics.arms, "the default run has the synthetic demo's arms"
+    schema = AppConfig(tactics=dataclasses.replace(composed.tactics))
+    for f in dataclasses.fields(AppConfig):
+        if f.name == "experiment_name":  # a derived name
+            continue
+        assert getattr(composed, f.name) == getattr(schema, f.name), f.name
+    assert len(set(composed.model.families.values())) == 3, composed.model.families
 
 
 def test_model_parameterization_default_is_auto_in_python_and_cli():
@@ -155,3 +157,34 @@ def test_the_run_folder_is_named_like_the_run(tmp_path):
     assert _run_name("", OmegaConf.create({"source": "synthetic", "path": None})) == (
         "synthetic_demo"
     )
+
+
+def test_the_synthetic_source_declares_each_tactics_family_and_nothing_else_does():
+    """data=synthetic, outcomes per_tactic (the demo): each tactic fit with the family of the
+    outcome the generator moves, the discount priced as generated; other data, the conversion
+    generator and the user's own choices are untouched."""
+    demo = compose_config([])
+    assert demo.model.families == {
+        "up_sell": "hurdle_lognormal",
+        "frequency": "negative_binomial",
+        "margin": "price_logit",
+        "referral": "negative_binomial",
+    }
+    assert demo.pricing.prices == {"control": 1.0, "discount_10pct": 0.9}
+    assert demo.pricing.unit_cost == pytest.approx(1 - demo.value.margin)
+    assert compose_config(["value.margin=0.3"]).pricing.unit_cost == pytest.approx(0.7)
+    for other in (
+        ["data.synthetic.outcomes=conversion"],
+        ["data=csv", "data.path=customers.csv"],
+        ["model.family=negative_binomial"],  # every tactic on the family the user chose
+    ):
+        c = compose_config(other)
+        assert c.model.families == {} and c.pricing.prices == {}, other
+    mine = compose_config(["+model.families={margin: binomial, frequency: binomial}"])
+    assert mine.model.families["margin"] == "binomial" and mine.pricing.prices == {}
+    assert mine.model.families["frequency"] == "binomial"
+    assert mine.model.families["referral"] == "negative_binomial"
+    priced = compose_config(["+pricing.prices={control: 1.0, discount_10pct: 0.8}"])
+    assert priced.pricing.prices == {"control": 1.0, "discount_10pct": 0.8}
+    with pytest.raises(Exception, match="data.synthetic.outcomes"):
+        compose_config(["data.synthetic.outcomes=orders"])

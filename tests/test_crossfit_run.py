@@ -18,6 +18,7 @@ import uplift
 pytestmark = pytest.mark.usefixtures("shared_fit_cache")
 
 QUICK_RUN = [
+    "data.synthetic.outcomes=conversion",  # every tactic a budget line (the demo's discount is a price arm)
     "data.synthetic.n_customers=20000",
     "sampler=fast",
     "optimize.allow_unconverged=true",

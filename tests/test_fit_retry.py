@@ -10,6 +10,7 @@ from uplift.data import aggregate_cells
 from uplift.pipeline import fit_tactic, load_data
 
 SPARSE_CENTRED = [
+    "data.synthetic.outcomes=conversion",  # the data this ladder was measured on
     "data.synthetic.n_customers=5000",  # ~30 events per treated cell: centred effects funnel
     "model.parameterization.effect=centered",
     "sampler.target_accept=0.8",

@@ -128,6 +128,7 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path, fake_sampler):
     (tests/fast_tier.py); the scorers are tested statistically above."""
     config = uplift.compose_config(
         [
+            "data.synthetic.outcomes=conversion",  # every tactic a conversion: scored on held-out rows
             "data.synthetic.n_customers=20000",
             "sampler=fast",
             "optimize.allow_unconverged=true",

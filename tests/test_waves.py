@@ -166,7 +166,12 @@ def test_evaluate_policy_covers_the_true_value(saved, finished, tmp_path):
     path = tmp_path / "wave2.csv"
     rows.to_csv(path, index=False)
     config = uplift.compose_config(
-        [f"wave.run={finished}", f"wave.outcomes={path}", "wave.level=0.9"]
+        [
+            "data.synthetic.outcomes=conversion",
+            f"wave.run={finished}",
+            f"wave.outcomes={path}",
+            "wave.level=0.9",
+        ]
     )
     summary = waves.evaluate_wave_policy(config, tmp_path / "out", run=saved)
     table = pd.read_csv(tmp_path / "out" / "policy_value.csv")
@@ -216,7 +221,12 @@ def test_targets_policy(saved, finished, tmp_path):
     path = tmp_path / "wave.csv"
     rows.to_csv(path, index=False)
     config = uplift.compose_config(
-        [f"wave.run={finished}", f"wave.outcomes={path}", "wave.policy=targets"]
+        [
+            "data.synthetic.outcomes=conversion",
+            f"wave.run={finished}",
+            f"wave.outcomes={path}",
+            "wave.policy=targets",
+        ]
     )
     waves.evaluate_wave_policy(config, tmp_path / "out", run=saved)
     table = pd.read_csv(tmp_path / "out" / "policy_value.csv")

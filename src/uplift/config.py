@@ -17,8 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from uplift.choices import choice
-from uplift.data.settings import DataChecks
-from uplift.models.families import DEFAULT_FAMILY
+from uplift.data.settings import DISCOUNT_PRICE, TACTIC_OUTCOMES, DataChecks, Outcomes
+from uplift.models.families import DEFAULT_FAMILY, OUTCOME_FAMILIES
 from uplift.models.families import FAMILIES as FAMILY_REGISTRY
 from uplift.models.settings import (
     ConversionPriors,
@@ -171,18 +171,15 @@ class SyntheticConfig:
     tier_shares: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.15])
     needs: list[str] = field(default_factory=lambda: ["price", "quality", "convenience", "variety"])
     effect_noise: float = 0.15
-    #: what the treated arms move: ``conversion`` (every tactic shifts the conversion logit) or
-    #: ``per_tactic`` (each tactic moves its own outcome: orders, spend, price response; the
-    #: demo's; ``uplift.data.synthetic.Outcomes``)
-    outcomes: str = "conversion"
+    #: what the treated arms move: ``per_tactic`` (the demo: each tactic moves its own outcome,
+    #: orders, spend per order or the response to a price, and is fit with the family that
+    #: models it, :meth:`AppConfig.synthetic_outcome_families`) or ``conversion`` (every tactic
+    #: shifts the conversion logit; the original generator); ``uplift.data.settings.Outcomes``
+    outcomes: Outcomes = Outcomes.per_tactic
 
     def __post_init__(self) -> None:
         _positive("data.synthetic.n_customers", self.n_customers)
-        if self.outcomes not in ("conversion", "per_tactic"):
-            raise ValueError(
-                f"data.synthetic.outcomes must be 'conversion' or 'per_tactic', got "
-                f"{self.outcomes!r}"
-            )
+        self.outcomes = choice(Outcomes, "data.synthetic.outcomes", self.outcomes)
         if not 0 < self.control_share < 1:
             raise ValueError(
                 f"data.synthetic.control_share must be in (0, 1), got {self.control_share}"
@@ -1005,6 +1002,42 @@ class AppConfig:
         self.tactics.arm_map()  # fail now, naming the arm, rather than after loading data
         if self.seed is not None:
             self.sampler.seed = self.seed
+        self.synthetic_outcome_families()
+
+    def synthetic_outcome_families(self) -> None:
+        """``data=synthetic`` with ``data.synthetic.outcomes=per_tactic`` (the demo): each tactic
+        is fit with the family of the outcome the generator moves
+        (``uplift.data.settings.TACTIC_OUTCOMES`` -> ``uplift.models.families.OUTCOME_FAMILIES``:
+        orders counts for frequency and referral, buying and spend per order for up-sell, the
+        discount as a price arm), and a price arm is priced as the generator prices it (list
+        price 1, the discount at ``DISCOUNT_PRICE``, cost of goods ``1 - value.margin``).
+
+        The data source declares its outcomes, as ``data.columns.outcomes`` does for a user's
+        file, so none of this reaches a run on other data. What the user set wins: a tactic named
+        in ``model.families``, a ``model.family`` other than the default (every tactic on that
+        family), ``pricing.prices``, a non-zero ``pricing.unit_cost``."""
+        if self.data.source is not DataSource.synthetic:
+            return
+        if self.data.synthetic.outcomes is not Outcomes.per_tactic:
+            return
+        arm_map = self.tactics.arm_map()
+        if self.model.family == DEFAULT_FAMILY:
+            for tactic in arm_map.tactics():
+                family = OUTCOME_FAMILIES[TACTIC_OUTCOMES.get(tactic, "conversion")]
+                if family != DEFAULT_FAMILY:
+                    self.model.families.setdefault(tactic.value, family)
+        priced = [
+            a
+            for a in arm_map.treated
+            if FAMILY_REGISTRY[self.model.family_of(a.tactic.value)].prices
+        ]
+        if priced and not self.pricing.prices:
+            self.pricing.prices = {
+                arm_map.control.name: 1.0,
+                **{a.name: DISCOUNT_PRICE for a in priced},
+            }
+            if self.pricing.unit_cost == 0 and not self.pricing.unit_cost_by_segment:
+                self.pricing.unit_cost = 1.0 - self.value.margin
 
 
 def register_configs() -> None:

@@ -1,4 +1,5 @@
-"""Settings of the data stage that the configuration schema reads (``data.checks``).
+"""Settings of the data stage that the configuration schema reads (``data.checks``, and what
+the synthetic generator's outcomes are: :class:`Outcomes`, :data:`TACTIC_OUTCOMES`).
 
 Plain dataclasses without pandas, so that :mod:`uplift.config` (and with it ``uplift --help``)
 does not import the data stack. ``uplift.data.checks.DataChecks`` re-exports :class:`DataChecks`.
@@ -7,6 +8,41 @@ does not import the data stack. ``uplift.data.checks.DataChecks`` re-exports :cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+from uplift.tactics import Tactic
+
+
+class Outcomes(StrEnum):
+    """What the synthetic generator's treated arms move (``generate(outcomes=...)``,
+    ``data.synthetic.outcomes``).
+
+    ``conversion``: every tactic shifts the logit of conversion; revenue per converter is
+    unaffected by treatment (the original generator). ``per_tactic`` (the demo's): each tactic
+    moves its own outcome (:data:`TACTIC_OUTCOMES`), so each likelihood family has a
+    well-specified arm to fit.
+    """
+
+    conversion = "conversion"
+    per_tactic = "per_tactic"
+
+
+#: per_tactic: the outcome each tactic moves, on the scale of the family that models it
+#: (``conversion``: logit shift of P(buy); ``orders``: log rate ratio of the orders count;
+#: ``revenue``: logit shift of P(buy) and log-mean shift of spend per order; ``price``: purchase
+#: logit ``a + b log(price / list price)`` with elasticity ``b < 0``).
+#: ``uplift.models.families.OUTCOME_FAMILIES`` names the family that models each kind.
+TACTIC_OUTCOMES: dict[Tactic, str] = {
+    Tactic.CROSS_SELL: "conversion",
+    Tactic.UP_SELL: "revenue",
+    Tactic.FREQUENCY: "orders",
+    Tactic.MARGIN: "price",
+    Tactic.RETENTION: "conversion",
+    Tactic.REFERRAL: "orders",
+}
+#: per_tactic: price of a margin arm as a share of the control's (list) price, unless
+#: ``pricing.prices`` says otherwise
+DISCOUNT_PRICE = 0.9
 
 
 @dataclass

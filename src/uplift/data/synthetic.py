@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TypedDict
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.atomic_io import atomic_write_csv, atomic_write_parquet
+from uplift.data.settings import DISCOUNT_PRICE, TACTIC_OUTCOMES, Outcomes
 from uplift.tactics import ArmMap, Tactic
 
 
@@ -74,34 +74,9 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-class Outcomes(StrEnum):
-    """What the treated arms move (``generate(outcomes=...)``, ``data.synthetic.outcomes``).
-
-    ``conversion``: every tactic shifts the logit of conversion; revenue per converter is
-    unaffected by treatment (the original generator). ``per_tactic``: each tactic moves its own
-    outcome (:data:`TACTIC_OUTCOMES`), so each likelihood family has a well-specified arm to fit.
-    """
-
-    conversion = "conversion"
-    per_tactic = "per_tactic"
-
-
-#: per_tactic: the outcome each tactic moves, on the scale of the family that models it
-#: (``conversion``: logit shift of P(buy); ``orders``: log rate ratio of the orders count;
-#: ``revenue``: logit shift of P(buy) and log-mean shift of spend per order; ``price``: purchase
-#: logit ``a + b log(price / list price)`` with elasticity ``b < 0``)
-TACTIC_OUTCOMES: dict[Tactic, str] = {
-    Tactic.CROSS_SELL: "conversion",
-    Tactic.UP_SELL: "revenue",
-    Tactic.FREQUENCY: "orders",
-    Tactic.MARGIN: "price",
-    Tactic.RETENTION: "conversion",
-    Tactic.REFERRAL: "orders",
-}
 ORDERS_ALPHA = 0.6  # per_tactic: NB shape of orders per customer (small = overdispersed)
 UP_SELL_BUY_SHARE = 0.5  # per_tactic: up-sell's profile effect x this = logit shift of buying
 UP_SELL_SPEND_SHARE = 0.25  # ... x this = log-mean shift of spend per order
-DISCOUNT_PRICE = 0.9  # per_tactic: price of a margin arm as a share of list price (default)
 ELASTICITY_AT_ZERO = 2.0  # per_tactic: |b| of a margin arm where its profile effect is 0.3 ...
 ELASTICITY_SLOPE = 1.2  # ... times exp(slope x (profile effect - 0.3))
 

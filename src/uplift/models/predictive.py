@@ -334,7 +334,11 @@ def prior_implied_quantities(
     d = {name: _flat(prior, name) for name in prior.data_vars}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         q = family.implied(d, lambda name: _arr(prior, name))
-    judge = dict(DEFAULT_RANGES if ranges is None else ranges)
+    judge = {
+        k: r
+        for k, r in (DEFAULT_RANGES if ranges is None else ranges).items()
+        if k not in family.unjudged
+    }
     rows = []
     for name, unit, desc in family.quantities:
         x = np.asarray(q[name], dtype=float)

@@ -25,6 +25,14 @@ FAMILIES: dict[str, Family] = {
 }
 #: the family of a tactic that ``model.family`` / ``model.families`` leave unset
 DEFAULT_FAMILY = binomial.NAME
+#: the family that models each kind of outcome a data source declares (the synthetic
+#: generator's per_tactic outcomes, ``uplift.data.settings.TACTIC_OUTCOMES``)
+OUTCOME_FAMILIES: dict[str, str] = {
+    "conversion": binomial.NAME,
+    "orders": negative_binomial.NAME,
+    "revenue": hurdle_lognormal.NAME,
+    "price": price_logit.NAME,
+}
 #: the family that models each tactic's own outcome (``uplift.tactics.TACTIC_VALUES`` says
 #: which outcome and what a unit of it is worth); keyed by tactic name so this stays a leaf
 NATIVE_FAMILIES: dict[str, str] = {
@@ -57,6 +65,7 @@ __all__ = [
     "DEFAULT_FAMILY",
     "FAMILIES",
     "NATIVE_FAMILIES",
+    "OUTCOME_FAMILIES",
     "Family",
     "ModelInputs",
     "UnknownFamilyError",

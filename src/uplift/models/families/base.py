@@ -107,6 +107,10 @@ class Family:
     design: Mapping[str, int]
     naive_columns: tuple[str, str]
     prices: bool = False
+    #: prior-implied quantities reported but not judged against the campaign ranges of
+    #: ``uplift.models.predictive.DEFAULT_RANGES`` (a price arm's lift is one-signed by
+    #: construction and follows from the elasticity, which is judged)
+    unjudged: tuple[str, ...] = ()
     covariate_model: bool = False
     histograms: bool = False
     #: each cell's parameter estimated on the model's link scale (e.g. the empirical logit)

@@ -77,6 +77,7 @@ FAMILY = Family(
         ("uplift_pp", "percentage points", "purchase rate at a test price minus today's"),
     ),
     implied=implied,
+    unjudged=("uplift_pp",),
     calibration_tactic="margin",
     simulator="simulate_price",
     design={"n_segments": 24},
