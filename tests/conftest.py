@@ -17,8 +17,9 @@ COLUMNS = ColumnMap(segments=("value_tier", "needs"))
 
 #: default-tier files from the longest down, as measured with ``--durations`` (sum of their tests'
 #: times, 2026-12-04, load 4.5-7, after test_posterior_groups moved to the fake sampler):
-#: ``--dist loadfile`` hands whole files to the two xdist workers in collection order, the next file to whichever worker runs dry, so a long file collected last (they are
-#: collected alphabetically) runs alone while the other worker idles. Longest first, the short
+#: ``--dist loadfile`` hands whole files to the two xdist workers in collection order, the next
+#: file to whichever worker runs dry, so a long file collected last (they are collected
+#: alphabetically) runs alone while the other worker idles. Longest first, the short
 #: files fill in at the end and both workers finish within a short file of each other
 #: (longest-processing-time-first). Files not listed keep their order after these; a stale order
 #: costs only balance, never a test.
