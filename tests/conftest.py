@@ -16,33 +16,34 @@ COLUMNS = ColumnMap(segments=("value_tier", "needs"))
 
 
 #: default-tier files from the longest down, as measured with ``--durations`` (sum of their tests'
-#: times, 2026-12-03): ``--dist loadfile`` hands whole files to the two xdist workers in collection
-#: order, the next file to whichever worker runs dry, so a long file collected last (they are
-#: collected alphabetically) runs alone while the other worker idles. Longest first, the short
+#: times, 2026-12-04, load 4.5-7, after test_posterior_groups moved to the fake sampler):
+#: ``--dist loadfile`` hands whole files to the two xdist workers in collection order, the next
+#: file to whichever worker runs dry, so a long file collected last (they are collected
+#: alphabetically) runs alone while the other worker idles. Longest first, the short
 #: files fill in at the end and both workers finish within a short file of each other
 #: (longest-processing-time-first). Files not listed keep their order after these; a stale order
 #: costs only balance, never a test.
 LONGEST_FIRST = (
     "test_cli.py",
-    "test_backends.py",
     "test_fit_cache.py",
+    "test_backends.py",
+    "test_outcomes.py",
+    "test_predictive.py",
     "test_console.py",
-    "test_posterior_groups.py",
+    "test_models_families.py",
     "test_waves.py",
+    "test_engine_run.py",
     "test_holdout.py",
     "test_prior_from.py",
-    "test_calibration.py",
-    "test_predictive.py",
-    "test_clv.py",
     "test_clv_run.py",
-    "test_crossfit_run.py",
     "test_guardrails.py",
-    "test_presets_real.py",
-    "test_models_families.py",
+    "test_crossfit_run.py",
     "test_clv_join.py",
+    "test_hillstrom.py",
+    "test_engines.py",
     "test_tracking.py",
     "test_price_model.py",
-    "test_engines.py",
+    "test_posterior_groups.py",
 )
 
 

@@ -5,6 +5,12 @@ Every family's saved posterior holds ``observed_data`` (the cells' sufficient st
 ``posterior_predictive`` (replicated statistics named like the observed ones): ``az.loo`` and
 ``az.plot_ppc_dist`` run on the file alone. The pointwise values are checked against PyMC's own
 log density of the model's likelihood terms, so they cannot drift from the model.
+
+What is tested is what the package writes around the draws, not the sampling, so the fits use
+the fake sampler (tests/fast_tier.py; compiling four graphs for nutpie took most of this file's
+time): the same fit and save code runs on designed draws of each model. That a real nutpie fit
+carries and reloads these groups bit for bit is test_fit_cache.py's
+test_real_nuts_fit_reads_back_identical.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import fast_tier
 from uplift.data import ColumnMap, aggregate_cells, validate_customers
 from uplift.data.synthetic import default_arm_map, generate
 from uplift.data.synthetic_price import generate_price_test, price_arm_map, price_mapping
@@ -84,7 +91,9 @@ LOG_LIKELIHOOD = {
 @pytest.fixture(scope="module", params=FAMILIES)
 def saved(request, small, price_cells, tmp_path_factory):
     model, cells, tactic = _model(request.param, small, price_cells)
-    model.fit(cells, tactic)
+    with pytest.MonkeyPatch.context() as mp:
+        fast_tier.install(mp)
+        model.fit(cells, tactic)
     path = model.save(tmp_path_factory.mktemp(request.param) / f"posterior_{tactic}.nc")
     return request.param, model, cells, tactic, path
 
