@@ -45,7 +45,7 @@ from uplift.data.synthetic_price import (
 )
 from uplift.models import SamplerSettings
 from uplift.models.families.base import ModelInputs
-from uplift.models.families.price_logit import build
+from uplift.models.families.price_logit import NAME, build
 from uplift.models.price import PriceResponseModel
 from uplift.models.settings import Parameterization
 from uplift.report.truth import score_prices
@@ -160,11 +160,12 @@ def second(seed: int, n_customers: int = 60_000) -> list[dict]:
         if label == "before":
             model = PriceResponseModel(prices, sampler=run)
         else:
-            ctl = cells[cells["arm"] == arm_map.control.name]
-            events = float(np.minimum(ctl["conversions"], ctl["n"] - ctl["conversions"]).median())
-            trt = cells[cells["arm"] != arm_map.control.name]
-            t_events = float(np.minimum(trt["conversions"], trt["n"] - trt["conversions"]).median())
-            par = Parameterization("auto", "auto").resolve(events, len(segs), t_events)
+            control, treated = [arm_map.control.name], [a.name for a in arm_map.treated]
+            par = Parameterization("auto", "auto").resolve(
+                P.cell_events(cells, NAME, control),
+                len(segs),
+                P.cell_events(cells, NAME, treated),
+            )
             built = build(
                 ModelInputs(
                     priors=ModelConfig(),  # the price family reads none of them
