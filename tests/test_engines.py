@@ -327,3 +327,19 @@ def test_warehouse_table_and_query_give_the_file_cells(rows_file, reference, arm
         open_rows("duckdb", connection=url)
     with pytest.raises(DataValidationError, match="could not be read"):
         open_rows("duckdb", connection=url, table="no_such_table")
+
+
+def test_duckdb_spills_to_the_system_temp_folder_not_the_working_directory(tmp_path, monkeypatch):
+    """DuckDB's default spill folder is ``./.tmp`` in the working directory (GBs at 1e8 rows)."""
+    from uplift.data.engine import connect
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "sys-tmp"))
+    (tmp_path / "sys-tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    con = connect("duckdb")
+    spill = con.raw_sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert spill.startswith(str(tmp_path / "sys-tmp")), spill
+    assert not (tmp_path / ".tmp").exists()
