@@ -380,7 +380,8 @@ class ModelConfig:
 class ValueConfig:
     """Value of one incremental conversion, per segment.
 
-    ``observed``: margin x mean revenue of converters in the segment (all arms pooled).
+    ``observed``: margin x mean revenue of converters in the segment (all arms pooled), by
+    default pooled along the segment columns (``pool``).
     ``constant``: ``per_conversion`` everywhere, overridden per segment by ``by_segment``.
     ``clv``: mean customer lifetime value of the segment's customers, from the
     ``customer_value.csv`` that ``uplift clv`` wrote (CLV from transactions *before* the
@@ -390,6 +391,9 @@ class ValueConfig:
 
     kind: ValueKind = ValueKind.observed
     margin: float = 0.4
+    #: observed: shrink each segment's mean revenue per converter towards what its segment
+    #: columns predict, by how noisy it is (uplift.value.pooled_value); false: the raw means
+    pool: bool = True
     per_conversion: float = 30.0
     by_segment: dict[str, float] = field(default_factory=dict)
     customer_value_path: str | None = None

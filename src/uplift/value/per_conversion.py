@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
+
+from uplift.value.pooled_value import pool_log_means, segment_levels
 
 
 class SegmentValue(Protocol):
@@ -43,15 +46,23 @@ class ConstantValue:
 class ObservedValue:
     """margin x mean revenue of converters in the segment, all arms pooled.
 
-    Assumes treatment moves whether customers buy, not how much a buyer spends (the revenue
-    models of the models issue relax this). Segments with no converters fall back to the
-    overall mean so a sparse segment is not valued at zero.
+    ``pool`` (default): each segment's mean is shrunk towards what its segment columns
+    (``dims``; none: the overall mean) predict, by how noisy it is
+    (:mod:`uplift.value.pooled_value`); ``pool=False``: the raw means. Assumes treatment moves
+    whether customers buy, not how much a buyer spends (the revenue models of the models issue
+    relax this). Segments with no converters fall back to the overall mean (pooled: to their
+    columns' prediction) so a sparse segment is not valued at zero.
     """
 
     margin: float = 0.4
+    pool: bool = True
+    dims: tuple[str, ...] = ()
 
     def per_conversion(self, cells: pd.DataFrame) -> pd.Series:
-        g = cells.groupby("segment")[["revenue_sum", "conversions"]].sum().sort_index()
+        cols = ["revenue_sum", "conversions"]
+        if self.pool and "revenue_sq_sum" in cells.columns:
+            cols.append("revenue_sq_sum")
+        g = cells.groupby("segment")[cols].sum().sort_index()
         if g["revenue_sum"].sum() <= 0:
             raise ValueError(
                 "value.kind=observed needs revenue, but total revenue is 0 (is data.columns.revenue "
@@ -59,6 +70,18 @@ class ObservedValue:
             )
         overall = g["revenue_sum"].sum() / max(g["conversions"].sum(), 1)
         mean_rev = (g["revenue_sum"] / g["conversions"].where(g["conversions"] > 0)).fillna(overall)
+        pooled = (
+            pool_log_means(
+                g["revenue_sum"],
+                g["revenue_sq_sum"],
+                g["conversions"],
+                segment_levels(cells, self.dims),
+            )
+            if "revenue_sq_sum" in g.columns
+            else None
+        )
+        if pooled is not None:
+            mean_rev = np.exp(pooled.log_mean.reindex(g.index))
         out = self.margin * mean_rev
         out.name = "value_per_conversion"
         out.index.name = "segment"
@@ -117,12 +140,14 @@ def value_per_unit(
     return out
 
 
-def build_value_model(cfg: ValueSettings) -> SegmentValue:
+def build_value_model(cfg: ValueSettings, dims: tuple[str, ...] = ()) -> SegmentValue:
+    """The value model of ``value.kind``; ``dims``: the segment columns an observed value is
+    pooled along (``value.pool``, read when the settings have it; default on)."""
     kind = str(getattr(cfg.kind, "value", cfg.kind))
     if kind == "constant":
         return ConstantValue(float(cfg.per_conversion), dict(cfg.by_segment))
     if kind == "observed":
-        return ObservedValue(float(cfg.margin))
+        return ObservedValue(float(cfg.margin), bool(getattr(cfg, "pool", True)), tuple(dims))
     if kind == "clv":
         raise ValueError(
             "value.kind=clv needs customer ids: build it with clv_join.clv_value_for_data"
