@@ -52,7 +52,7 @@ from uplift.models.families import (
 )
 from uplift.models.families import binomial as binomial_family
 from uplift.models.fit_cache import FitCache, code_digest, model_key
-from uplift.models.information import effect_information_ratio
+from uplift.models.information import baseline_information_ratio, effect_information_ratio
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
@@ -64,6 +64,7 @@ from uplift.report.model_checks import run_model_checks
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import TacticDraws, score_against_truth
 from uplift.tactics import ArmMap
+from uplift.value.per_conversion import build_value_model
 from uplift.value.tactic_value import (
     check_overrides,
     tactic_value_per_unit,
@@ -278,21 +279,20 @@ def resolved_parameterization(
     fam = family or config.model.family_of(tactic)
     treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
     control = cells[cells["arm"] == data.arm_map.control.name]
-    ratio = None
+    ratio = base_ratio = None
     link = get_family(fam).link
+    dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
+    crossed = dims if len(dims) > 1 else ()  # one column is the segment: exchangeable pooling
     if par.effect == "auto" and link is not None:
-        dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
-        ratio = effect_information_ratio(
-            control,
-            cells[cells["arm"].isin(treated)],
-            link,
-            dims if len(dims) > 1 else (),  # one column is the segment: exchangeable pooling
-        )
+        ratio = effect_information_ratio(control, cells[cells["arm"].isin(treated)], link, crossed)
+    if par.baseline == "auto" and link is not None and crossed:
+        base_ratio = baseline_information_ratio(control, link, crossed)
     chosen = par.resolve(
         cell_events(cells, fam, [data.arm_map.control.name]),
         cells["segment"].nunique(),
         cell_events(cells, fam, treated),
         ratio,
+        baseline_ratio=base_ratio,
     )
     # on the console once per tactic, in the "fitted" line; every refit's choice in the log file
     log.debug(
@@ -359,7 +359,11 @@ def sampler_for(config: AppConfig, *, structured: bool) -> SamplerSettings:
 
 
 def segment_value_model(config: AppConfig, data: CustomerData):
-    """The CLV-based value per conversion (``value.kind=clv``), or None for the other kinds."""
+    """The value per conversion of ``value.kind``: CLV-based, observed (pooled along the segment
+    columns the models pool along), or None (constant: built from the config where used)."""
+    if config.value.kind is ValueKind.observed:
+        dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
+        return build_value_model(config.value, dims)
     if config.value.kind is not ValueKind.clv:
         return None
     from uplift.value.clv_join import clv_value_for_data, load_customer_value

@@ -196,11 +196,12 @@ class ConversionUpliftModel(UpliftModel):
             mu_a = pm.Normal("baseline_mu", pr.baseline_mu, pr.baseline_mu_sd)
             a = structured(
                 "baseline",
-                structure if self.structure_baselines else SegmentStructure(tuple(segments)),
+                structure,
                 mu_a,
                 pr.baseline_sigma,
                 ("segment",),
                 par.baseline == "centered",
+                fixed_main=not self.structure_baselines,
             )
             a = pm.Deterministic("baseline_logit", a, dims="segment")
             mu_b = pm.Normal("effect_mu", 0.0, pr.effect_mu_sd, dims="arm")

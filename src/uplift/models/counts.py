@@ -185,18 +185,21 @@ class NegBinomialCountModel(UpliftModel):
         )
         pr, par = self.priors, self.parameterization
         st = SegmentStructure.from_cells(control, segments, self.segment_dims, self.interactions)
-        base_st = st if self.structure_baselines else SegmentStructure(tuple(segments))
+        # baselines: the columns' main effects at a fixed scale + a pooled residual
+        # (uplift.models.structure.structured's fixed_main); all terms pooled on request
+        fixed = not self.structure_baselines
 
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:
             a = pm.Deterministic(
                 "baseline_log",
                 structured(
                     "baseline",
-                    base_st,
+                    st,
                     pm.Normal("baseline_mu", pr.baseline_mu, pr.baseline_mu_sd),
                     pr.baseline_sigma,
                     ("segment",),
                     par.baseline == "centered",
+                    fixed_main=fixed,
                 ),
                 dims="segment",
             )

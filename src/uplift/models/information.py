@@ -82,3 +82,33 @@ def effect_information_ratio(
     se2 = float(np.mean(var))
     tau2 = max(float(np.sum(resid.to_numpy() ** 2)) / dof - se2, 0.0)
     return tau2 / se2
+
+
+def baseline_information_ratio(
+    control: pd.DataFrame,
+    link: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]],
+    dims: Sequence[str],
+) -> float | None:
+    """``tau^2 / se^2`` of the control cells' baselines around what their segment columns
+    predict (the residual a crossed model pools; its main effects are fixed-scale terms).
+
+    The same estimator as :func:`effect_information_ratio`, on the control cells' link less
+    the mean of each column's level. None without at least two columns in ``control`` or two
+    residual degrees of freedom.
+    """
+    ctrl = control.drop_duplicates("segment")
+    cols = [d for d in dims if d in ctrl.columns]
+    if len(cols) < 2:
+        return None
+    lc, vc = link(ctrl)
+    resid = pd.Series(lc.to_numpy() - float(lc.mean()), index=ctrl.index)
+    used = 1
+    for d in cols:
+        resid = resid - resid.groupby(ctrl[d]).transform("mean")
+        used += ctrl[d].nunique() - 1
+    dof = len(ctrl) - used
+    if dof < 2:
+        return None
+    se2 = float(np.mean(vc.to_numpy()))
+    tau2 = max(float(np.sum(resid.to_numpy() ** 2)) / dof - se2, 0.0)
+    return tau2 / se2

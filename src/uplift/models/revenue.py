@@ -203,7 +203,9 @@ class HurdleRevenueModel(UpliftModel):
         pp, sp, par = self.purchase_priors, self.spend_priors, self.parameterization
         base_c, eff_c = par.baseline == "centered", par.effect == "centered"
         st = SegmentStructure.from_cells(control, segments, self.segment_dims, self.interactions)
-        base_st = st if self.structure_baselines else SegmentStructure(tuple(segments))
+        # baselines: the columns' main effects at a fixed scale + a pooled residual
+        # (uplift.models.structure.structured's fixed_main); all terms pooled on request
+        fixed = not self.structure_baselines
 
         with pm.Model(coords={"segment": segments, "arm": arms}) as model:
             # purchase: P(revenue > 0), same structure as the conversion model
@@ -211,11 +213,12 @@ class HurdleRevenueModel(UpliftModel):
                 "purchase_baseline_logit",
                 structured(
                     "purchase_baseline",
-                    base_st,
+                    st,
                     pm.Normal("purchase_baseline_mu", pp.baseline_mu, pp.baseline_mu_sd),
                     pp.baseline_sigma,
                     ("segment",),
                     base_c,
+                    fixed_main=fixed,
                 ),
                 dims="segment",
             )
@@ -242,11 +245,12 @@ class HurdleRevenueModel(UpliftModel):
                 "spend_log_mean",
                 structured(
                     "spend_baseline",
-                    base_st,
+                    st,
                     pm.Normal("spend_baseline_mu", sp.log_mean_mu, sp.log_mean_mu_sd),
                     sp.log_mean_sigma,
                     ("segment",),
                     base_c,
+                    fixed_main=fixed,
                 ),
                 dims="segment",
             )

@@ -92,11 +92,19 @@ class Parameterization:
     auto_min_segments: int = 3
     auto_min_effect_events: float = 250.0
     auto_min_effect_ratio: float = 4.0
+    #: crossed segments: baselines centred only when their residual around the segment
+    #: columns' main effects is this many times one cell's sampling variance (see resolve)
+    auto_min_baseline_ratio: float = 4.0
 
     def __post_init__(self) -> None:
         self.baseline = choice(Form, "model.parameterization.baseline", self.baseline)
         self.effect = choice(Form, "model.parameterization.effect", self.effect)
-        for key in ("auto_min_events", "auto_min_effect_events", "auto_min_effect_ratio"):
+        for key in (
+            "auto_min_events",
+            "auto_min_effect_events",
+            "auto_min_effect_ratio",
+            "auto_min_baseline_ratio",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(
                     f"model.parameterization.{key} must be >= 0, got {getattr(self, key)}"
@@ -108,18 +116,26 @@ class Parameterization:
         segments: int,
         treated_events: float | None = None,
         effect_ratio: float | None = None,
+        *,
+        baseline_ratio: float | None = None,
     ) -> Parameterization:
         """Replace ``auto`` by the form the data favour (see the class docstring).
 
         ``events_per_cell``: median events of the control cells; ``treated_events``: of the
         treated cells (default: the control figure); ``effect_ratio``: the effects' information
-        ratio (None: not known, events alone decide).
+        ratio (None: not known, events alone decide); ``baseline_ratio``: with crossed segments,
+        the baselines' ratio around their columns' main effects (the residual those models
+        pool, :func:`uplift.models.information.baseline_information_ratio`; None: one column,
+        events alone decide). On bench/crossed_decisions.py (ratios about 0-2) centred crossed
+        baselines gave 4-27 divergences and r-hat up to 1.11 in 5 of 5 tactics on seed 6,
+        non-centred 0 divergences, r-hat <= 1.009 and a quarter of the time.
         """
         treated = events_per_cell if treated_events is None else treated_events
         pooled_ok = segments >= self.auto_min_segments
         informative = effect_ratio is None or effect_ratio >= self.auto_min_effect_ratio
+        base_informative = baseline_ratio is None or baseline_ratio >= self.auto_min_baseline_ratio
         dense = {
-            "baseline": pooled_ok and events_per_cell >= self.auto_min_events,
+            "baseline": pooled_ok and events_per_cell >= self.auto_min_events and base_informative,
             "effect": pooled_ok and treated >= self.auto_min_effect_events and informative,
         }
         picks = {
@@ -133,6 +149,7 @@ class Parameterization:
             auto_min_segments=self.auto_min_segments,
             auto_min_effect_events=self.auto_min_effect_events,
             auto_min_effect_ratio=self.auto_min_effect_ratio,
+            auto_min_baseline_ratio=self.auto_min_baseline_ratio,
         )
 
 
