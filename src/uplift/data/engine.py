@@ -72,6 +72,7 @@ def duckdb_spill_dir() -> str:
     DuckDB's default ``./.tmp`` in the user's working directory (about 3 GB at 1e8 rows)."""
     return str(Path(tempfile.gettempdir()) / "uplift-duckdb-spill")
 
+
 #: the Spark master when ``data.spark_master`` is not set
 SPARK_MASTER = "local[*]"
 
