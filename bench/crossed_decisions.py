@@ -52,7 +52,6 @@ import uplift
 from uplift.config import AppConfig
 from uplift.optimize import AllocationProblem, BudgetAllocator
 from uplift.pipeline import ConvergenceGateError, RunResult, build_allocator, eligible_customers
-from uplift.value.per_conversion import value_per_unit
 
 # ---- the generator's design -----------------------------------------------------------------
 
@@ -412,16 +411,23 @@ def run_pipeline(
 # ---- comparators ------------------------------------------------------------------------------
 
 
-def decision_problem(res: RunResult, config: AppConfig) -> tuple[AllocationProblem, pd.Series]:
-    """The posterior problem as the pipeline builds it, and the value per conversion it uses."""
-    values = value_per_unit("conversion", res.cells, config.value)
+def decision_problem(
+    res: RunResult, config: AppConfig
+) -> tuple[AllocationProblem, pd.Series, pd.Series]:
+    """The posterior problem as the pipeline builds it (its own value per conversion, pooled
+    along the segment columns by default), and the raw value per conversion the plug-ins use:
+    margin x each segment's mean revenue per converter, as a spreadsheet would compute it."""
+    assert res.run is not None
+    values = res.run.prepared.values
     problem = AllocationProblem.from_uplift(
         {t: f.draws() for t, f in res.fits.items()},
-        {t: values for t in res.fits},
+        {t: values[t] for t in res.fits},
         res.data.arm_map,
         eligible_customers(config, res.cells),
     )
-    return problem, values
+    g = res.cells.groupby("segment")[["revenue_sum", "conversions"]].sum()
+    raw = float(config.value.margin) * g["revenue_sum"] / g["conversions"]
+    return problem, values[next(iter(res.fits))], raw
 
 
 def true_profit_per_customer(problem: AllocationProblem, truth: pd.DataFrame) -> np.ndarray:
@@ -573,7 +579,7 @@ def score_seed(
         customers.to_csv(csv, index=False)
         run = run_pipeline(ov, work, single_pass=single_pass)
     res, config = run.result, run.config
-    problem, values = decision_problem(res, config)
+    problem, _, values = decision_problem(res, config)  # the plug-ins use the raw values
     control = res.data.arm_map.control.name
     true_pc = true_profit_per_customer(problem, truth)
     allocator = build_allocator(config)
