@@ -179,7 +179,9 @@ def test_the_demo_says_where_it_goes_before_reading_data_and_prints_at_most_25_l
     tmp_path, monkeypatch, uplift_cli, fake_sampler
 ):
     """Not a terminal (as in CI and here): no progress display, the first line at once, the
-    result lines, the log's INFO lines; at most 25 lines in all."""
+    result lines, the log's INFO lines; at most 25 lines in all. The demo with every tactic a
+    conversion (one compiled model structure instead of four): the four-family demo's one more
+    line (the price arm's) and its length are checked on tests/test_cli.py's run_dir."""
     from uplift import pipeline
 
     seen_before_data: list[str] = []
@@ -191,7 +193,7 @@ def test_the_demo_says_where_it_goes_before_reading_data_and_prints_at_most_25_l
 
     monkeypatch.setattr(pipeline, "load_data", spy)
     monkeypatch.chdir(tmp_path)
-    done = uplift_cli()
+    done = uplift_cli("data.synthetic.outcomes=conversion")
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = (tmp_path / "outputs" / "synthetic_demo").iterdir()
     first = f"uplift: run synthetic_demo -> {run.relative_to(tmp_path)} (generating data)"

@@ -178,6 +178,9 @@ def test_multirun_writes_a_comparison_table_and_reuses_the_fits(tmp_path, uplift
     sweep = tmp_path / "sweep"
     r = uplift_cli(
         "-m",
+        # every tactic a conversion: one model structure, compiled by the fake sampler once (the
+        # four-family demo's cached run: test_cached_run_equals_fresh_fits_byte_for_byte)
+        "data.synthetic.outcomes=conversion",
         *[o for o in QUICK if not o.startswith("optimize.budget")],
         "evaluate.crossfit_folds=0",
         "optimize.budget=3000,4000,6000",

@@ -23,6 +23,7 @@ from uplift.app.tracking import (
 from uplift.config import TrackingConfig
 
 QUICK = [
+    "data.synthetic.outcomes=conversion",  # one model structure to compile: tracking is the subject
     "data.synthetic.n_customers=8000",
     "sampler=fast",
     "optimize.allow_unconverged=true",
