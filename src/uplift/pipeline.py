@@ -264,6 +264,11 @@ def cell_events(cells: pd.DataFrame, family: str, arms: list[str]) -> float:
     return float(get_family(family).events(cells[cells["arm"].isin(arms)]).median())
 
 
+def pooling_dims(config: AppConfig, data: CustomerData) -> tuple[str, ...]:
+    """The segment columns models and values pool along (``model.pool_by_dimensions``)."""
+    return tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
+
+
 def resolved_parameterization(
     config: AppConfig,
     tactic: str,
@@ -281,7 +286,7 @@ def resolved_parameterization(
     control = cells[cells["arm"] == data.arm_map.control.name]
     ratio = base_ratio = None
     link = get_family(fam).link
-    dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
+    dims = pooling_dims(config, data)
     crossed = dims if len(dims) > 1 else ()  # one column is the segment: exchangeable pooling
     if par.effect == "auto" and link is not None:
         ratio = effect_information_ratio(control, cells[cells["arm"].isin(treated)], link, crossed)
@@ -320,7 +325,7 @@ def build_model(
     if family is None:
         cells = tactic_cells(cells, tactic)
     par = resolved_parameterization(config, tactic, data, cells, family)
-    dims = tuple(segment_dimensions(data)) if mc.pool_by_dimensions else ()
+    dims = pooling_dims(config, data)
     structure = {
         "segment_dims": dims,
         "interactions": mc.dimension_interactions,
@@ -362,8 +367,7 @@ def segment_value_model(config: AppConfig, data: CustomerData):
     """The value per conversion of ``value.kind``: CLV-based, observed (pooled along the segment
     columns the models pool along), or None (constant: built from the config where used)."""
     if config.value.kind is ValueKind.observed:
-        dims = tuple(segment_dimensions(data)) if config.model.pool_by_dimensions else ()
-        return build_value_model(config.value, dims)
+        return build_value_model(config.value, pooling_dims(config, data))
     if config.value.kind is not ValueKind.clv:
         return None
     from uplift.value.clv_join import clv_value_for_data, load_customer_value

@@ -76,11 +76,16 @@ def effect_information_ratio(
         if d in t.columns:
             resid = resid - resid.groupby([arm, t[d]]).transform("mean")
             used += arm.nunique() * (t[d].nunique() - 1)
-    dof = len(t) - used
+    return _excess_ratio(resid.to_numpy(), var, len(t) - used)
+
+
+def _excess_ratio(resid: np.ndarray, var: np.ndarray, dof: int) -> float | None:
+    """Method of moments: ``tau^2 = max(sum(resid^2) / dof - se^2, 0)`` over ``se^2`` (the mean
+    sampling variance ``var``); None with fewer than two residual degrees of freedom."""
     if dof < 2:
         return None
     se2 = float(np.mean(var))
-    tau2 = max(float(np.sum(resid.to_numpy() ** 2)) / dof - se2, 0.0)
+    tau2 = max(float(np.sum(resid**2)) / dof - se2, 0.0)
     return tau2 / se2
 
 
@@ -106,9 +111,4 @@ def baseline_information_ratio(
     for d in cols:
         resid = resid - resid.groupby(ctrl[d]).transform("mean")
         used += ctrl[d].nunique() - 1
-    dof = len(ctrl) - used
-    if dof < 2:
-        return None
-    se2 = float(np.mean(vc.to_numpy()))
-    tau2 = max(float(np.sum(resid.to_numpy() ** 2)) / dof - se2, 0.0)
-    return tau2 / se2
+    return _excess_ratio(resid.to_numpy(), vc.to_numpy(), len(ctrl) - used)

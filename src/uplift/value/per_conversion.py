@@ -59,9 +59,8 @@ class ObservedValue:
     dims: tuple[str, ...] = ()
 
     def per_conversion(self, cells: pd.DataFrame) -> pd.Series:
-        cols = ["revenue_sum", "conversions"]
-        if self.pool and "revenue_sq_sum" in cells.columns:
-            cols.append("revenue_sq_sum")
+        pool = self.pool and "revenue_sq_sum" in cells.columns
+        cols = ["revenue_sum", "conversions", *(["revenue_sq_sum"] if pool else [])]
         g = cells.groupby("segment")[cols].sum().sort_index()
         if g["revenue_sum"].sum() <= 0:
             raise ValueError(
@@ -77,7 +76,7 @@ class ObservedValue:
                 g["conversions"],
                 segment_levels(cells, self.dims),
             )
-            if "revenue_sq_sum" in g.columns
+            if pool
             else None
         )
         if pooled is not None:
