@@ -453,6 +453,8 @@ def test_readout_and_next_wave(run_dir):
     assert (nw["share"] >= 0.01 - 1e-12).all()
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["health"]["srm_passed"]
+    assert s["health"]["srm_segment_adjustment"] == "holm"
+    assert s["health"]["srm_segments_tested"] == nw["segment"].nunique()
 
 
 def test_design_verb_for_revenue(tmp_path, no_sampling, uplift_cli):

@@ -995,6 +995,9 @@ def check_health(config: AppConfig, data: CustomerData) -> dict:
         "srm_passed": srm.ok,
         "srm_p_value": srm.overall.p_value,
         "srm_alpha": config.health.srm_alpha,
+        # the per-segment tests are one family: Holm-adjusted (uplift.experiment.health)
+        "srm_segments_tested": len(srm.segments),
+        "srm_segment_adjustment": "holm",
         "expected_split": weights or "equal",
         "failures": srm.failures,
         "overridden": (not srm.ok) and config.health.override,
