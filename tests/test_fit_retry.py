@@ -57,10 +57,12 @@ def test_no_retry_when_unconverged_fits_are_accepted(sparse, fake_sampler):
 
 
 class _Stub:
-    """A model whose fit reports scripted diagnostics: r-hat falls only with longer chains."""
+    """A model whose fit reports scripted diagnostics: r-hat falls only with longer chains
+    (``short_ess``: r-hat is fine and the bulk ESS is what short chains lack)."""
 
-    def __init__(self, sampler, parameterization, log):
+    def __init__(self, sampler, parameterization, log, short_ess=False):
         self.sampler, self.parameterization, self.log = sampler, parameterization, log
+        self.short_ess = short_ess
 
     def fit(self, cells, tactic):
         self.log.append(
@@ -75,7 +77,11 @@ class _Stub:
     def diagnostics(self):
         from uplift.models.diagnostics import Diagnostics
 
-        r_hat = 1.003 if self.sampler.draws >= 600 else 1.02
+        long = self.sampler.draws >= 600
+        if self.short_ess:
+            ess = 760.0 if long else 382.0
+            return Diagnostics(1.008, ess, 900.0, 0, self.sampler.draws, self.sampler.chains)
+        r_hat = 1.003 if long else 1.02
         return Diagnostics(r_hat, 900.0, 900.0, 0, self.sampler.draws, self.sampler.chains)
 
 
@@ -101,6 +107,29 @@ def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(s
     assert [a["tune"] for a in fit.attempts] == [300, 600]
     assert fit.attempts[0]["failures"] and not fit.attempts[1]["failures"]
     assert fit.diagnostics.r_hat_max == 1.003
+
+
+def test_too_few_effective_draws_alone_are_sampled_longer(sparse, monkeypatch):
+    """Bulk ESS 382 < 400 with r-hat and divergences clean (referral in the 10M-customer run)
+    was refused by the gate with nothing retried; now it is sampled twice as long, same form."""
+    import dataclasses
+
+    import uplift.pipeline as pipeline
+
+    config, data, cells = sparse
+    monkeypatch.setattr(config.sampler, "cache", False)
+    log: list = []
+    par = dataclasses.replace(config.model.parameterization, baseline="centered")
+    monkeypatch.setattr(
+        pipeline,
+        "build_model",
+        lambda c, t, d, x: _Stub(pipeline.sampler_for(c, structured=True), par, log, True),
+    )
+    fit = fit_tactic(config, "cross_sell", data, cells)
+    assert log == [(0.8, 300, "centered"), (0.8, 600, "centered"), ("thin", 2)]
+    assert fit.attempts[0]["failures"] == ["ess_bulk_min=382 < 400"]
+    assert not fit.attempts[1]["failures"]
+    assert fit.diagnostics.ess_bulk_min == 760.0
 
 
 def test_thin_keeps_every_kth_draw_in_every_group():
