@@ -7,6 +7,7 @@ usable from the CLI, a notebook or a test alike. Every input check happens befor
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import logging
 import os
@@ -585,6 +586,9 @@ def fit_tactics(
         form = f" ({par.baseline} baselines, {par.effect} effects)" if par is not None else ""
         how = "read from the fit cache" if fit.from_cache else "fitted"
         log.info("%s %s in %.1fs%s: %s", how, tactic.value, fit.seconds, form, fit.diagnostics)
+        # the PyMC models and compiled graphs of a fit and its discarded retries sit in reference
+        # cycles: freed now, not at the next full collection (10M run: ~0.05-0.1 GB less held)
+        gc.collect()
     return fits
 
 
