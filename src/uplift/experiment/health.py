@@ -172,7 +172,17 @@ def _srm_table(tests: Sequence[SRMTest]) -> pd.DataFrame:
         for a in t.expected_share:
             row[f"share_{a}"] = t.observed.get(a, 0) / n_in if n_in else math.nan
         rows.append(row)
-    cols = "segment n chi2 df p_value p_adjusted flagged worst_arm unexpected".split()
+    cols = [
+        "segment",
+        "n",
+        "chi2",
+        "df",
+        "p_value",
+        "p_adjusted",
+        "flagged",
+        "worst_arm",
+        "unexpected",
+    ]
     return pd.DataFrame(rows, columns=None if rows else cols)
 
 
