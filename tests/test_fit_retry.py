@@ -85,7 +85,9 @@ class _Stub:
         return Diagnostics(r_hat, 900.0, 900.0, 0, self.sampler.draws, self.sampler.chains)
 
 
-def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(sparse, monkeypatch):
+def _fit_scripted(sparse, monkeypatch, short_ess: bool = False) -> tuple:
+    """``fit_tactic`` on :class:`_Stub` models (centred baselines, no fit cache): the fit and
+    the log of what each attempt sampled."""
     import dataclasses
 
     import uplift.pipeline as pipeline
@@ -97,9 +99,13 @@ def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(s
     monkeypatch.setattr(
         pipeline,
         "build_model",
-        lambda c, t, d, x: _Stub(pipeline.sampler_for(c, structured=True), par, log),
+        lambda c, t, d, x: _Stub(pipeline.sampler_for(c, structured=True), par, log, short_ess),
     )
-    fit = fit_tactic(config, "cross_sell", data, cells)
+    return fit_tactic(config, "cross_sell", data, cells), log
+
+
+def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(sparse, monkeypatch):
+    fit, log = _fit_scripted(sparse, monkeypatch)
     # one retry: same form and step size, twice the tuning and draws; the clean one is kept
     # ... diagnosed on the long chains, then thinned back to the configured number of draws
     assert log == [(0.8, 300, "centered"), (0.8, 600, "centered"), ("thin", 2)]
@@ -112,20 +118,7 @@ def test_unmixed_fit_without_divergences_is_sampled_longer_not_reparameterized(s
 def test_too_few_effective_draws_alone_are_sampled_longer(sparse, monkeypatch):
     """Bulk ESS 382 < 400 with r-hat and divergences clean (referral in the 10M-customer run)
     was refused by the gate with nothing retried; now it is sampled twice as long, same form."""
-    import dataclasses
-
-    import uplift.pipeline as pipeline
-
-    config, data, cells = sparse
-    monkeypatch.setattr(config.sampler, "cache", False)
-    log: list = []
-    par = dataclasses.replace(config.model.parameterization, baseline="centered")
-    monkeypatch.setattr(
-        pipeline,
-        "build_model",
-        lambda c, t, d, x: _Stub(pipeline.sampler_for(c, structured=True), par, log, True),
-    )
-    fit = fit_tactic(config, "cross_sell", data, cells)
+    fit, log = _fit_scripted(sparse, monkeypatch, short_ess=True)
     assert log == [(0.8, 300, "centered"), (0.8, 600, "centered"), ("thin", 2)]
     assert fit.attempts[0]["failures"] == ["ess_bulk_min=382 < 400"]
     assert not fit.attempts[1]["failures"]
