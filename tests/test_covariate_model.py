@@ -412,8 +412,10 @@ def hillstrom():
     return pd.read_csv(shipped_path("hillstrom/hillstrom.csv.gz"))
 
 
-def fit_hillstrom(raw: pd.DataFrame, method: str = "auto") -> CovariateUpliftModel:
-    model = CovariateUpliftModel(HILLSTROM_COVS, sampler=SAMPLER, method=method)
+def fit_hillstrom(
+    raw: pd.DataFrame, method: str = "auto", sampler: SamplerSettings = SAMPLER
+) -> CovariateUpliftModel:
+    model = CovariateUpliftModel(HILLSTROM_COVS, sampler=sampler, method=method)
     return model.fit(raw, outcome="visit", arm_col="segment", control_arms=["No E-Mail"])
 
 
@@ -441,8 +443,14 @@ def test_hillstrom_visit_ate_matches_difference_in_means(hillstrom):
 
 @pytest.mark.slow
 def test_hillstrom_laplace_agrees_with_nuts(hillstrom):
-    """On real data with 7,015 cells and 28 interactions the approximation matches NUTS."""
-    approx, exact = fit_hillstrom(hillstrom, "approximate"), fit_hillstrom(hillstrom, "exact")
+    """On real data with 7,015 cells and 28 interactions the approximation matches NUTS.
+
+    The NUTS reference runs 800 draws a chain: at 400 its worst R-hat sat at 1.02-1.03 from
+    Monte Carlo noise alone and crossed 1.03 on some machines' floating point; at 800 it is
+    1.004-1.005 over seeds 5-8 (ESS 370-500)."""
+    reference = SamplerSettings(draws=800, tune=800, chains=2, seed=5)
+    approx = fit_hillstrom(hillstrom, "approximate")
+    exact = fit_hillstrom(hillstrom, "exact", sampler=reference)
     d = exact.diagnostics()
     assert d.divergences == 0 and d.r_hat_max < 1.03
     a, b = exact.posterior_arrays(), approx.posterior_arrays()
