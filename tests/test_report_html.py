@@ -144,6 +144,16 @@ def test_plan_value_calibrated_and_not():
     assert "(90% likely between €93,000 and €146,000)" in first
     assert "2-fold cross-fitting) earned €124,778 (90% interval €97,329 to €152,227)" in check
     assert "claimed €3,768 more than they earned, so the number to plan on is €1,884 below" in check
+    clean = calibrated | {"crossfit": {"level": 0.9, "folds": 2, "fold_fits": {"checked": 12}}}
+    assert len(plan_value(clean, "€")) == 2  # every fold fit passed: nothing to qualify
+    bad = ["fold 1 retention: divergences=3 > 0"]
+    shaky = calibrated | {
+        "crossfit": {"level": 0.9, "folds": 2, "fold_fits": {"checked": 12, "unconverged": bad}}
+    }
+    assert plan_value(shaky, "€")[2] == (
+        "Less certain: 1 of 12 fits behind that check did not pass the convergence gate "
+        "(fold 1 retention: divergences=3 > 0); crossfit_folds.csv counts them per fold."
+    )
     modest = calibrated | {"plan_value": calibrated["plan_value"] | {"optimism_gap": -355.0}}
     assert "earned €355.00 more than they claimed: no sign" in plan_value(modest, "€")[1]
     first, check = plan_value(SUMMARY, "$")

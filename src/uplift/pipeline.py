@@ -42,7 +42,11 @@ from uplift.data.cells import (
     tactic_cells,
 )
 from uplift.data.checks import check_plausible, check_plausible_engine
-from uplift.evaluate.crossfit import calibrate_headline, crossfit_plan_value
+from uplift.evaluate.crossfit import (
+    FOLD_FIT_COLUMNS,
+    calibrate_headline,
+    crossfit_plan_value,
+)
 from uplift.inputs import load_data
 from uplift.models import Diagnostics, FittedTactic, UpliftModel
 from uplift.models.families import (
@@ -904,6 +908,7 @@ def crossfit_plan(
 
     folds = config.evaluate.crossfit_folds
     done = [0]
+    checked: list[dict[str, Any]] = []  # each fold fit's convergence check (FOLD_FIT_COLUMNS)
 
     def plan_on(train: CustomerData, tcells: pd.DataFrame):
         fits = {}
@@ -916,13 +921,18 @@ def crossfit_plan(
                 def draw(
                     model: UpliftModel = model, t: str = t, own: pd.DataFrame = own
                 ) -> xr.DataArray:
-                    return model.fit(own, t).uplift_draws()
+                    fitted = model.fit(own, t)
+                    # the check travels with the draws (and through the fit cache)
+                    return fitted.uplift_draws().assign_attrs(
+                        fit_diagnostics=json.dumps(fitted.diagnostics().to_dict())
+                    )
 
                 if cache.enabled:
                     key = fit_cache_key(fold_config, t, model, own, "crossfit_fold")
                     fits[t] = cache.draws(f"{t}-fold", key, draw)[0]
                 else:
                     fits[t] = draw()
+                checked.append(_fold_fit_check(config, done[0] - 1, t, fits[t]))
         problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
         return allocator.solve(problem)
 
@@ -941,18 +951,67 @@ def crossfit_plan(
     # do tactics fit on their own outcome column (the fold moments carry the shared ones only)
     needs_rows = any(family_of(config, t).histograms for t in tactics) or bool(data.outcomes)
     if data.rows is None and e is not None and e.table is not None and not needs_rows:
-        return crossfit_in_engine(config, data, plan_on, arms, outcome, values)
-    keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
-    return crossfit_plan_value(
-        data.frame[keep],
-        fit_and_plan,
-        arm_map,
-        seed=config.evaluate.seed,
-        folds=config.evaluate.crossfit_folds,
-        outcome=outcome,
-        value={a.name: values[a.tactic.value] for a in arms},
-        level=config.evaluate.crossfit_level,
+        result = crossfit_in_engine(config, data, plan_on, arms, outcome, values)
+    else:
+        keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
+        result = crossfit_plan_value(
+            data.frame[keep],
+            fit_and_plan,
+            arm_map,
+            seed=config.evaluate.seed,
+            folds=config.evaluate.crossfit_folds,
+            outcome=outcome,
+            value={a.name: values[a.tactic.value] for a in arms},
+            level=config.evaluate.crossfit_level,
+        )
+    return _with_fold_checks(result, checked)
+
+
+def _fold_fit_check(config: AppConfig, fold: int, tactic: str, draws: Any) -> dict[str, Any]:
+    """One fold fit's convergence, judged by the run's gate (``FOLD_FIT_COLUMNS``). Fold fits
+    are not refit or refused (the run's decision rests on the main fits), but the cross-fitted
+    value and the calibrated headline rest on them, so their failures are reported. Draws from
+    a fit cache entry written before fold fits carried their check: unknown (None), no
+    failures."""
+    raw = draws.attrs.get("fit_diagnostics")
+    row: dict[str, Any] = dict.fromkeys(FOLD_FIT_COLUMNS) | {
+        "fold": fold,
+        "tactic": tactic,
+        "failures": "",
+    }
+    if raw is None:
+        return row
+    d = Diagnostics(**json.loads(raw))
+    gate = config.optimize.gate
+    failures = d.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
+    return row | {
+        "method": d.method,
+        "divergences": d.divergences,
+        "r_hat_max": d.r_hat_max,
+        "ess_bulk_min": d.ess_bulk_min,
+        "ess_tail_min": d.ess_tail_min,
+        "failures": "; ".join(failures),
+    }
+
+
+def _with_fold_checks(result, checked: list[dict[str, Any]]):
+    """``result`` with its fold fits' checks: ``fold_fits`` and, per fold, the number that
+    failed (``fits_unconverged`` in crossfit_folds.csv); a warning names them."""
+    table = pd.DataFrame(checked, columns=FOLD_FIT_COLUMNS)
+    failed = table[table["failures"] != ""].groupby("fold").size()
+    per_fold = result.per_fold.assign(
+        fits_unconverged=result.per_fold["fold"].map(failed).fillna(0).astype(int)
     )
+    out = replace(result, per_fold=per_fold, fold_fits=table)
+    if bad := out.unconverged:
+        log.warning(
+            "cross-fitting: %d of %d fold fits did not pass the convergence gate (%s); the "
+            "cross-fitted value and the calibrated headline are less certain",
+            len(bad),
+            len(table),
+            "; ".join(bad),
+        )
+    return out
 
 
 def crossfit_in_engine(config: AppConfig, data: CustomerData, plan_on, arms, outcome, values):

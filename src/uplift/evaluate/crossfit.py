@@ -88,6 +88,7 @@ from uplift.tactics import ArmMap
 __all__ = [
     "ESTIMATORS",
     "FOLD_COLUMNS",
+    "FOLD_FIT_COLUMNS",
     "SEGMENT_COLUMNS",
     "CrossfitResult",
     "FoldPlan",
@@ -103,6 +104,18 @@ ESTIMATORS = ("dr", "dm", "ipw")
 #: correlation allowed between the K fold errors in the interval (measured +0.07 to +0.15 with
 #: noise-driven plans, see the module docstring); 0 treats the folds as independent
 FOLD_CORRELATION = 0.15
+#: ``CrossfitResult.fold_fits``: one row per fold and tactic; ``failures`` is "" for a fit
+#: that passed the run's convergence gate, else its reasons joined by "; "
+FOLD_FIT_COLUMNS = [
+    "fold",
+    "tactic",
+    "method",
+    "divergences",
+    "r_hat_max",
+    "ess_bulk_min",
+    "ess_tail_min",
+    "failures",
+]
 FOLD_COLUMNS = [
     "fold",
     "n_train",
@@ -536,7 +549,9 @@ class CrossfitResult:
     ``per_fold``: ``FOLD_COLUMNS`` (``claimed`` = the fold plan's own posterior claim).
     ``per_segment``: ``fold`` + ``SEGMENT_COLUMNS``. ``plans``: each fold's allocation table.
     ``optimism`` = ``claimed_mean / estimate`` (NaN unless the estimate is positive);
-    ``optimism_gap`` = ``claimed_mean - estimate``.
+    ``optimism_gap`` = ``claimed_mean - estimate``. ``fold_fits``: the convergence check of
+    every fold's fit (``FOLD_FIT_COLUMNS``; None when the caller did not check them): fold
+    plans rest on those fits as the headline rests on the main ones.
     """
 
     estimate: float
@@ -551,6 +566,16 @@ class CrossfitResult:
     per_fold: pd.DataFrame
     per_segment: pd.DataFrame = field(repr=False)
     plans: list[pd.DataFrame] = field(repr=False)
+    fold_fits: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def unconverged(self) -> list[str]:
+        """``"fold k <tactic>: <reasons>"`` for every fold fit that failed the convergence
+        check (empty when all passed or none was checked)."""
+        if self.fold_fits is None:
+            return []
+        bad = self.fold_fits[self.fold_fits["failures"].astype(str) != ""]
+        return [f"fold {r.fold} {r.tactic}: {r.failures}" for r in bad.itertuples()]
 
     @property
     def claimed_mean(self) -> float:
@@ -584,6 +609,11 @@ class CrossfitResult:
         out["per_fold"] = [
             {k: _number(v) for k, v in r.items()} for r in self.per_fold.to_dict("records")
         ]
+        if self.fold_fits is not None:
+            out["fold_fits"] = {
+                "checked": len(self.fold_fits),
+                "unconverged": self.unconverged,
+            }
         return out
 
 
@@ -1000,6 +1030,23 @@ def calibrate_headline(
     calibrated = float(posterior) - correction
     z = float(stats.norm.ppf(0.5 + result.level / 2))
     half = z * math.hypot(float(posterior_sd), scale * result.se)
+    note = (
+        f"the fold plans claimed {gap:,.0f} more than they earned on held-out customers, so "
+        f"the headline is lowered by {correction:,.0f} (the gap x {k - 1}/{k} for a plan "
+        "chosen on all customers)"
+        if gap > 0
+        else f"the fold plans earned {abs(gap):,.0f} more than they claimed on held-out "
+        "customers: no sign of selection optimism, the headline is the posterior value"
+        if gap < 0
+        else "the fold plans earned what they claimed on held-out customers: the headline "
+        "is the posterior value"
+    )
+    if bad := result.unconverged:
+        assert result.fold_fits is not None
+        note += (
+            f"; less certain: {len(bad)} of {len(result.fold_fits)} fold fits did not pass the "
+            f"convergence gate ({'; '.join(bad[:2])}{'; ...' if len(bad) > 2 else ''})"
+        )
     return PlanValue(
         posterior=float(posterior),
         calibrated=calibrated,
@@ -1009,15 +1056,5 @@ def calibrate_headline(
         optimism_gap=float(gap),
         scale=scale,
         trust="calibrated",
-        note=(
-            f"the fold plans claimed {gap:,.0f} more than they earned on held-out customers, so "
-            f"the headline is lowered by {correction:,.0f} (the gap x {k - 1}/{k} for a plan "
-            "chosen on all customers)"
-            if gap > 0
-            else f"the fold plans earned {abs(gap):,.0f} more than they claimed on held-out "
-            "customers: no sign of selection optimism, the headline is the posterior value"
-            if gap < 0
-            else "the fold plans earned what they claimed on held-out customers: the headline "
-            "is the posterior value"
-        ),
+        note=note,
     )

@@ -297,7 +297,7 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
         level = cf.get("level", 0.9)
         clo, chi = pv["calibrated_ci"]
         xlo, xhi = pv["crossfit_ci"]
-        return [
+        lines = [
             f"The number to plan on: {m(pv['calibrated'])} of incremental profit, net of offer "
             f"costs ({level:.0%} likely between {m(clo)} and {m(chi)}).",
             f"Checked on held-out customers: plans chosen the same way on part of the customers "
@@ -305,6 +305,14 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
             f"({level:.0%} interval {m(xlo)} to {m(xhi)}) on customers their fit never saw; "
             f"{optimism(pv, m)}.",
         ]
+        fold_fits = cf.get("fold_fits") or {}
+        if bad := fold_fits.get("unconverged"):
+            lines.append(
+                f"Less certain: {len(bad)} of {fold_fits.get('checked', '?')} fits behind that "
+                f"check did not pass the convergence gate ({'; '.join(bad)}); "
+                "crossfit_folds.csv counts them per fold."
+            )
+        return lines
     why = (
         f"cross-fitting was skipped: {cf['skipped']}"
         if cf.get("skipped")
