@@ -438,9 +438,10 @@ def fit_cache_key(
 ) -> str:
     """The fit cache key of ``model`` fit on ``cells`` for ``tactic``: the model's own part
     (:func:`uplift.models.fit_cache.model_key`), the tables it reads, this module's code (the
-    retry ladder), and for a full fit (``kind="fit"``) what decides its retries."""
+    retry ladder), and for a fit that can be refit (``kind="fit"`` or ``"crossfit_fold"``)
+    what decides its retries."""
     parts = {"kind": kind, "pipeline": code_digest(__file__), **model_key(model, tactic)}
-    if kind == "fit":
+    if kind in ("fit", "crossfit_fold"):
         gate = config.optimize.gate
         parts["retry"] = {
             "retry": config.sampler.retry,
@@ -502,9 +503,11 @@ def _fit_tactic(
     cells: pd.DataFrame,
     model: UpliftModel,
     t0: float,
+    label: str | None = None,
 ) -> FittedTactic:
     """:func:`fit_tactic` without the cache: ``model`` (built for ``tactic``) fit on ``cells``,
-    refit along the ladder when needed; ``t0``: when the fit started."""
+    refit along the ladder when needed; ``t0``: when the fit started; ``label``: the fit's
+    name in the log (default ``tactic``)."""
     model.fit(cells, tactic)
     best = FittedTactic(tactic, model, model.diagnostics(), time.perf_counter() - t0)
     failures = _sampling_failures(config, best.diagnostics)
@@ -534,7 +537,7 @@ def _fit_tactic(
         if _form(retry) in tried:  # e.g. already at target_accept 0.99: nothing new to try
             continue
         tried.add(_form(retry))
-        log.warning("%s: %s; refitting with %s", tactic, "; ".join(failures), _form(retry))
+        log.warning("%s: %s; refitting with %s", label or tactic, "; ".join(failures), _form(retry))
         retry.fit(cells, tactic)
         fitted = FittedTactic(tactic, retry, retry.diagnostics(), time.perf_counter() - t0)
         if changes == ("longer",):  # diagnosed on the long chains, then as many draws as the rest
@@ -921,10 +924,20 @@ def crossfit_plan(
                 def draw(
                     model: UpliftModel = model, t: str = t, own: pd.DataFrame = own
                 ) -> xr.DataArray:
-                    fitted = model.fit(own, t)
-                    # the check travels with the draws (and through the fit cache)
-                    return fitted.uplift_draws().assign_attrs(
-                        fit_diagnostics=json.dumps(fitted.diagnostics().to_dict())
+                    # mended along the main fits' retry ladder; the check of the fit kept
+                    # travels with the draws (and through the fit cache)
+                    best = _fit_tactic(
+                        fold_config,
+                        t,
+                        train,
+                        own,
+                        model,
+                        time.perf_counter(),
+                        label=f"cross-fitting fold {done[0] - 1} {t}",
+                    )
+                    return best.model.uplift_draws().assign_attrs(
+                        fit_diagnostics=json.dumps(best.diagnostics.to_dict()),
+                        fit_refits=max(0, len(best.attempts) - 1),
                     )
 
                 if cache.enabled:
@@ -968,9 +981,10 @@ def crossfit_plan(
 
 
 def _fold_fit_check(config: AppConfig, fold: int, tactic: str, draws: Any) -> dict[str, Any]:
-    """One fold fit's convergence, judged by the run's gate (``FOLD_FIT_COLUMNS``). Fold fits
-    are not refit or refused (the run's decision rests on the main fits), but the cross-fitted
-    value and the calibrated headline rest on them, so their failures are reported. Draws from
+    """One fold fit's convergence, judged by the run's gate (``FOLD_FIT_COLUMNS``). A fold fit
+    that fails is refit along the main fits' ladder (``refits``: how many times) but never
+    refused: the run's decision rests on the main fits. The cross-fitted value and the
+    calibrated headline rest on the fold fits, so what still fails is reported. Draws from
     a fit cache entry written before fold fits carried their check: unknown (None), no
     failures."""
     raw = draws.attrs.get("fit_diagnostics")
@@ -985,6 +999,7 @@ def _fold_fit_check(config: AppConfig, fold: int, tactic: str, draws: Any) -> di
     gate = config.optimize.gate
     failures = d.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
     return row | {
+        "refits": int(draws.attrs.get("fit_refits", 0)),
         "method": d.method,
         "divergences": d.divergences,
         "r_hat_max": d.r_hat_max,

@@ -104,11 +104,13 @@ ESTIMATORS = ("dr", "dm", "ipw")
 #: correlation allowed between the K fold errors in the interval (measured +0.07 to +0.15 with
 #: noise-driven plans, see the module docstring); 0 treats the folds as independent
 FOLD_CORRELATION = 0.15
-#: ``CrossfitResult.fold_fits``: one row per fold and tactic; ``failures`` is "" for a fit
-#: that passed the run's convergence gate, else its reasons joined by "; "
+#: ``CrossfitResult.fold_fits``: one row per fold and tactic; ``refits``: times the fit was
+#: refit to mend it; ``failures`` is "" for a fit kept that passed the run's convergence gate,
+#: else its reasons joined by "; "
 FOLD_FIT_COLUMNS = [
     "fold",
     "tactic",
+    "refits",
     "method",
     "divergences",
     "r_hat_max",
@@ -612,6 +614,7 @@ class CrossfitResult:
         if self.fold_fits is not None:
             out["fold_fits"] = {
                 "checked": len(self.fold_fits),
+                "refits": int(self.fold_fits["refits"].fillna(0).sum()),
                 "unconverged": self.unconverged,
             }
         return out
