@@ -24,7 +24,8 @@ cell uplift by the posterior (all cells and the top tier), ``claimed/true`` (the
 posterior expected profit in summary.json over its true profit), ``calib/true`` (the headline
 corrected for selection, ``calibrated_incremental_profit``, over the true profit), gate refusals (a refused run is rerun
 with ``optimize.allow_unconverged=true`` to be scored, and flagged), the cross-fitted plan value
-when summary.json has one (``crossfit``), and seconds per seed; then the mean over seeds.
+when summary.json has one (``crossfit``; with its fold fits' convergence check), and seconds
+per seed; then the mean over seeds.
 
     python bench/crossed_decisions.py [--seeds 5] [--first-seed 1] [--customers 200000] [--quick] \
         [--json out.json] [overrides...]
@@ -625,6 +626,7 @@ def score_seed(
         "crossfit_estimate": est,
         "crossfit_ci": ci,
         "crossfit_over_true": est / post if est is not None and post > 0 else None,
+        "crossfit_fold_fits": (res.summary.get("crossfit") or {}).get("fold_fits"),
         "diagnostics": {
             t: {
                 k: d.get(k)
@@ -711,7 +713,15 @@ def detail_lines(row: Mapping[str, Any]) -> list[str]:
     if row["crossfit_estimate"] is not None:
         ci = row["crossfit_ci"]
         ci_s = f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else ""
-        out.append(f"     crossfit estimate {row['crossfit_estimate']:,.0f}{ci_s}")
+        ff = row.get("crossfit_fold_fits") or {}
+        fits_s = (
+            f"; fold fits {ff['checked']} checked, {ff['refits']} refit, "
+            f"{len(ff['unconverged'])} unconverged"
+            + (f" ({'; '.join(ff['unconverged'])})" if ff["unconverged"] else "")
+            if ff
+            else ""
+        )
+        out.append(f"     crossfit estimate {row['crossfit_estimate']:,.0f}{ci_s}{fits_s}")
     return out
 
 
