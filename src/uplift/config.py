@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +31,9 @@ from uplift.models.settings import (
 )
 from uplift.optimize.settings import IntegerMethod, PricingMethod
 from uplift.tactics import ArmMap, Tactic, check_overrides
+
+if TYPE_CHECKING:  # the diagnostics module is not imported at start-up
+    from uplift.models.diagnostics import Diagnostics
 
 #: likelihood family -> the column of the data it needs (None: always available); from the registry
 FAMILIES = {name: f.requires for name, f in FAMILY_REGISTRY.items()}
@@ -458,6 +461,11 @@ class DiagnosticsGate:
             raise ValueError(f"optimize.gate.ppc_max_extreme_share must be in [0, 1], got {share}")
         if not 0 < self.ppc_alpha < 1:
             raise ValueError(f"optimize.gate.ppc_alpha must be in (0, 1), got {self.ppc_alpha}")
+
+    def failures(self, diagnostics: Diagnostics) -> list[str]:
+        """Why a fit with ``diagnostics`` fails these thresholds (empty: it passes); the
+        predictive check is judged on its own (``ppc_max_extreme_share``)."""
+        return diagnostics.failures(self.r_hat_max, self.ess_bulk_min, self.divergences_max)
 
 
 @dataclass

@@ -423,12 +423,11 @@ def _flip(form: str) -> str:
 def _sampling_failures(config: AppConfig, diagnostics) -> list[str]:
     """Gate failures that sampling can mend: divergences (another step size or form), r-hat
     and too few effective draws (longer chains); an approximate fit has none to mend."""
-    gate = config.optimize.gate
     if diagnostics.approximate:
         return []
     return [
         f
-        for f in diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
+        for f in config.optimize.gate.failures(diagnostics)
         if f.startswith(("divergences", "r_hat", "ess_"))
     ]
 
@@ -985,27 +984,18 @@ def _fold_fit_check(config: AppConfig, fold: int, tactic: str, draws: Any) -> di
     that fails is refit along the main fits' ladder (``refits``: how many times) but never
     refused: the run's decision rests on the main fits. The cross-fitted value and the
     calibrated headline rest on the fold fits, so what still fails is reported. Draws from
-    a fit cache entry written before fold fits carried their check: unknown (None), no
-    failures."""
-    raw = draws.attrs.get("fit_diagnostics")
-    row: dict[str, Any] = dict.fromkeys(FOLD_FIT_COLUMNS) | {
+    a fold fit's cache entry (its key holds this module's code) carry the check."""
+    d = Diagnostics(**json.loads(draws.attrs["fit_diagnostics"]))
+    return {
         "fold": fold,
         "tactic": tactic,
-        "failures": "",
-    }
-    if raw is None:
-        return row
-    d = Diagnostics(**json.loads(raw))
-    gate = config.optimize.gate
-    failures = d.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
-    return row | {
-        "refits": int(draws.attrs.get("fit_refits", 0)),
+        "refits": int(draws.attrs["fit_refits"]),
         "method": d.method,
         "divergences": d.divergences,
         "r_hat_max": d.r_hat_max,
         "ess_bulk_min": d.ess_bulk_min,
         "ess_tail_min": d.ess_tail_min,
-        "failures": "; ".join(failures),
+        "failures": "; ".join(config.optimize.gate.failures(d)),
     }
 
 
@@ -1353,10 +1343,7 @@ def gate_status(config: AppConfig, fits: dict[str, FittedTactic], checks) -> Gat
     """Fits that fail the diagnostics or predictive-check thresholds, and whether the plan is
     refused for them (unless ``optimize.allow_unconverged``)."""
     gate = config.optimize.gate
-    failures = {
-        t: f.diagnostics.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
-        for t, f in fits.items()
-    }
+    failures = {t: gate.failures(f.diagnostics) for t, f in fits.items()}
     for t, reasons in checks.failures(gate.ppc_max_extreme_share).items():
         failures[t] = [*failures[t], *reasons]
     failures = {t: r for t, r in failures.items() if r}

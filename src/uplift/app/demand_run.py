@@ -371,8 +371,7 @@ def run_demand(config: AppConfig, out: Path) -> dict[str, Any]:
         sampler=config.sampler, block_periods=cfg.block_periods, cross_price=cfg.cross_price
     ).fit(sales)
     diag = model.diagnostics()
-    gate = config.optimize.gate
-    failures = diag.failures(gate.r_hat_max, gate.ess_bulk_min, gate.divergences_max)
+    failures = config.optimize.gate.failures(diag)
     if failures and not config.optimize.allow_unconverged:
         raise DemandGateError(
             f"the demand model did not converge ({'; '.join(failures)}): prices from it are "

@@ -614,7 +614,7 @@ class CrossfitResult:
         if self.fold_fits is not None:
             out["fold_fits"] = {
                 "checked": len(self.fold_fits),
-                "refits": int(self.fold_fits["refits"].fillna(0).sum()),
+                "refits": int(self.fold_fits["refits"].sum()),
                 "unconverged": self.unconverged,
             }
         return out
