@@ -610,6 +610,43 @@ def test_batched_prior_draws_match_pm_sample_prior_predictive(prior_cells):
     assert min(pvals) > 1e-3 / len(pvals)
 
 
+def test_prior_draws_of_a_structure_seen_before_equal_a_fresh_build():
+    """The batched prior function is compiled once per model structure and process; a later
+    fit's cells reach it through the graph's data and its RNGs are reseeded: replicates (which
+    depend on each cell's customers) and prior-implied quantities equal those of a fresh
+    build, for every family."""
+
+    def families(seed: int):
+        counts, hist = count_data(seed)
+        return [
+            (ConversionUpliftModel(), conversion_cells(seed)),
+            (HurdleRevenueModel(), hurdle_cells(seed)),
+            (NegBinomialCountModel(histograms=hist), counts),
+            (PriceResponseModel(prices=PRICES), price_cells(seed)),
+        ]
+
+    pred._PRIOR_FNS.clear()
+    for model, cells in families(8):
+        prior_predictive_check(model, cells, n_draws=200, seed=3)
+    compiled = len(pred._PRIOR_FNS)
+    reused = [
+        (
+            prior_predictive_check(model, cells, n_draws=200, seed=3).table,
+            prior_implied_quantities(model, cells, n_draws=200, seed=4).table,
+        )
+        for model, cells in families(9)
+    ]
+    # the conversion, hurdle and price graphs of seed 9 have seed 8's structure: reused
+    assert len(pred._PRIOR_FNS) <= compiled + 2
+    pred._PRIOR_FNS.clear()
+    for (model, cells), (check, implied) in zip(families(9), reused, strict=True):
+        fresh_check = prior_predictive_check(model, cells, n_draws=200, seed=3).table
+        fresh_implied = prior_implied_quantities(model, cells, n_draws=200, seed=4).table
+        pd.testing.assert_frame_equal(check, fresh_check)
+        pd.testing.assert_frame_equal(implied, fresh_implied)
+    assert not conversion_cells(8)["n"].equals(conversion_cells(9)["n"])  # the data differ
+
+
 def test_prior_draws_fall_back_to_pm_sample_prior_predictive(prior_cells, monkeypatch):
     def cannot_batch(*args, **kwargs):
         raise NotImplementedError("no batching rule")
