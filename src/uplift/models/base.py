@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uplift.models.building import graph_building
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.observations import CellObservations
 from uplift.models.persist import ModelLoadError, SavedModel
@@ -59,7 +60,8 @@ class UpliftModel(SavedModel, ABC):
         (compiling dominates their cost); pymc NUTS and ADVI go through :func:`sample`.
         """
         self.tactic = str(tactic)
-        model = self.build_model(cells, self.tactic)
+        with graph_building():
+            model = self.build_model(cells, self.tactic)
         seed = self.sampler.seed_for(self.tactic)
         key: tuple[str, str] | None = (
             type(self).__name__,

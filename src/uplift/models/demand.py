@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uplift.models.building import graph_building
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.settings import SamplerSettings, require_positive
 
@@ -279,7 +280,8 @@ class LogLogDemandModel:
         from uplift.models import sampling
 
         t0 = time.perf_counter()
-        model = self.build_model(sales)
+        with graph_building():
+            model = self.build_model(sales)
         self.idata = sampling.sample(model, self.sampler, self.sampler.seed_for(NAME))
         self.fit_seconds = time.perf_counter() - t0
         return self

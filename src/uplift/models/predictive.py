@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from uplift.models.building import graph_building
 from uplift.models.families import FAMILIES as _REGISTRY
 from uplift.models.families import Family
 from uplift.models.revenue import lognormal_cell_stats
@@ -614,7 +615,8 @@ def _prior_draws(model, cells, tactic, family, n_draws, seed, histograms):
     builder = copy.copy(model)  # building sets attributes (e.g. price reference): not on ours
     if family.histograms and histograms is not None:
         builder.histograms = histograms
-    graph = builder.build_model(cells, tactic)
+    with graph_building():
+        graph = builder.build_model(cells, tactic)
     try:
         values = _vectorized_prior(graph, n_draws, seed, _prior_key(model, graph, n_draws))
     except Exception as err:  # a graph pytensor cannot batch: PyMC's per-draw loop
