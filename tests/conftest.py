@@ -15,9 +15,9 @@ from uplift.models import SamplerSettings
 COLUMNS = ColumnMap(segments=("value_tier", "needs"))
 
 
-#: default-tier files from the longest down, as measured with ``--durations`` (sum of their tests'
-#: times, 2026-12-04, load 6-8, after issue #11: test_model_checks' four-family run slow, the
-#: demo runs of test_console, test_tracking and the sweeps pinned to one family):
+#: default-tier files from the longest down, as measured with ``--durations=0`` (sum of their
+#: tests' times, 2026-12-04, idle 2 cores, after stop 20's cuts: batched diagnostics, the cached
+#: prior-draw function, the frozen heap during fits):
 #: ``--dist loadfile`` hands whole files to the two xdist workers in collection order, the next
 #: file to whichever worker runs dry, so a long file collected last (they are collected
 #: alphabetically) runs alone while the other worker idles. Longest first, the short
@@ -28,32 +28,36 @@ LONGEST_FIRST = (
     "test_cli.py",
     "test_fit_cache.py",
     "test_console.py",
+    "test_crossfit_run.py",
     "test_backends.py",
-    "test_model_checks.py",
-    "test_models_families.py",
     "test_outcomes.py",
     "test_waves.py",
-    "test_holdout.py",
-    "test_clv_run.py",
     "test_engine_run.py",
-    "test_crossfit_run.py",
-    "test_guardrails.py",
+    "test_models_families.py",
     "test_predictive.py",
+    "test_holdout.py",
     "test_engines.py",
-    "test_clv_join.py",
-    "test_saved_run.py",
-    "test_tracking.py",
-    "test_calibration.py",
+    "test_clv_run.py",
+    "test_guardrails.py",
     "test_hillstrom.py",
     "test_hostile_inputs.py",
-    "test_prior_from.py",
-    "test_price_discount.py",
+    "test_clv_join.py",
     "test_report_browser.py",
-    "test_price_model.py",
-    "test_conversion_model.py",
-    "test_posterior_groups.py",
-    "test_crossfit.py",
+    "test_prior_from.py",
+    "test_model_checks.py",
+    "test_tracking.py",
+    "test_calibration.py",
+    "test_price_discount.py",
+    "test_notebook.py",
     "test_presets_real.py",
+    "test_price_model.py",
+    "test_parameterization.py",
+    "test_saved_run.py",
+    "test_config_defaults.py",
+    "test_init.py",
+    "test_posterior_groups.py",
+    "test_health.py",
+    "test_conversion_model.py",
 )
 
 

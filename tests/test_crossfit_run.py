@@ -109,7 +109,7 @@ def test_fold_fits_are_mended_and_what_still_fails_qualifies_the_headline(
     rests on the main fits). The cross-fitted value and the calibrated headline rest on them,
     so a fold fit still failing after the ladder is named in summary.json, counted in
     crossfit_folds.csv, logged, and the headline's note says it is less certain. Read back from
-    the fit cache, the fold draws keep their check."""
+    the fit cache, the fold draws keep their check and refit count."""
     import xarray as xr
 
     import fast_tier
@@ -132,7 +132,8 @@ def test_fold_fits_are_mended_and_what_still_fails_qualifies_the_headline(
     base = [o for o in QUICK_RUN if o != "optimize.allow_unconverged=true"]
     cache = tmp_path / "cache"
     overrides = [*base, f"evaluate.crossfit_draws={FOLD_DRAWS}", f"sampler.cache_dir={cache}"]
-    for name in ("first", "again"):
+    # read back from the cache once: the failing case carries more (names, counts, refits)
+    for name in ("first", "again") if not mended else ("first",):
         with caplog.at_level("WARNING", logger="uplift"):
             uplift.run(uplift.compose_config(overrides), tmp_path / name)
         summary = json.loads((tmp_path / name / "summary.json").read_text())
@@ -160,5 +161,5 @@ def test_fold_fits_are_mended_and_what_still_fails_qualifies_the_headline(
         # every retention fold fit after each fold's first attempt was a refit (first run)
         assert fold_fits["refits"] == len(calls) - 2
         assert fold_fits["refits"] == 2 if mended else fold_fits["refits"] >= 2
-    # the second run read every fold fit from the cache, its check and refits with it
-    assert summary["fit_cache"]["counts"]["crossfit_fold_hit"] == 12
+    if not mended:  # the second run read every fold fit from the cache, check and refits too
+        assert summary["fit_cache"]["counts"]["crossfit_fold_hit"] == 12

@@ -136,6 +136,7 @@ def test_run_writes_evaluation_next_to_a_t_learner(tmp_path, fake_sampler):
             "optimize.frontier.enabled=false",
             "evaluate.holdout_fraction=0.3",
             "evaluate.bootstrap=10",
+            "evaluate.crossfit_folds=0",  # 2 more fits per tactic; cross-fitting: test_crossfit_run
             "data.columns.covariates=[value_tier,needs]",
             "model.covariate_model.enabled=true",
             "model.covariate_model.method=approximate",  # NUTS on patterns: test_covariate_model

@@ -53,6 +53,31 @@ def preset_problem(node: object) -> str | None:
 PRESET_FILES: dict[str, Path] = {}
 
 
+#: each preset file's parse, by path: its (mtime, size) then, the node, why it is left out
+_PARSED: dict[Path, tuple[tuple[int, int], object, str | None]] = {}
+
+
+def _parse_preset(path: Path) -> tuple[object, str | None]:
+    """A preset's node and why it is left out (None: registered), parsed again only when the
+    file changed since the last call (compose_config registers on every call)."""
+    try:
+        st = path.stat()
+    except OSError as e:  # gone since the folder was listed
+        return None, f"it does not parse ({e})"
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = _PARSED.get(path)
+    if seen is not None and seen[0] == stamp:
+        return seen[1], seen[2]
+    try:
+        node = OmegaConf.load(path)
+    except Exception as e:  # any parse error of a user's file: skip it, say why
+        node, problem = None, f"it does not parse ({e})"
+    else:
+        problem = preset_problem(node)
+    _PARSED[path] = (stamp, node, problem)
+    return node, problem
+
+
 def register_experiments(*folders: Path) -> list[str]:
     """Register every ``*.yaml`` in ``folders`` as option ``experiment=<stem>`` (global package).
 
@@ -63,12 +88,7 @@ def register_experiments(*folders: Path) -> list[str]:
     names = []
     for folder in folders:
         for path in sorted(Path(folder).glob("*.yaml")):
-            try:
-                node = OmegaConf.load(path)
-            except Exception as e:  # any parse error of a user's file: skip it, say why
-                print(f"uplift: preset {path} left out: it does not parse ({e})", file=sys.stderr)
-                continue
-            problem = preset_problem(node)
+            node, problem = _parse_preset(path)
             if problem:
                 print(f"uplift: preset {path} left out: {problem}", file=sys.stderr)
                 continue

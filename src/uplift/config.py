@@ -1052,6 +1052,10 @@ class AppConfig:
                 self.pricing.unit_cost = 1.0 - self.value.margin
 
 
+#: set once AppConfig is in Hydra's ConfigStore (a process-wide singleton that only grows)
+_SCHEMA_STORED = False
+
+
 def register_configs() -> None:
     """Register the schema with Hydra's ConfigStore and the ``uplift_data`` resolver (idempotent).
 
@@ -1062,7 +1066,10 @@ def register_configs() -> None:
 
     from uplift.data.datasets import shipped_path
 
-    ConfigStore.instance().store(name="base_config", node=AppConfig)
+    global _SCHEMA_STORED
+    if not _SCHEMA_STORED:  # the schema is fixed: converting it again costs ~0.03 s a compose
+        ConfigStore.instance().store(name="base_config", node=AppConfig)
+        _SCHEMA_STORED = True
     if not OmegaConf.has_resolver("uplift_data"):
         OmegaConf.register_new_resolver("uplift_data", lambda rel: str(shipped_path(rel)))
     if not OmegaConf.has_resolver("uplift_safe"):
