@@ -61,6 +61,15 @@ LONGEST_FIRST = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """PyTensor's construction traces off for the whole suite: the package turns them off while
+    it builds its graphs (uplift.models.building); here also for the fake sampler's compiles
+    and the graphs tests build themselves (~0.3 s a compile)."""
+    import pytensor
+
+    pytensor.config.traceback__limit = 0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Collect the longest files first (:data:`LONGEST_FIRST`); a stable sort keeps the order of
     tests within a file, so module fixtures are still built once."""
