@@ -146,3 +146,31 @@ def test_thin_keeps_every_kth_draw_in_every_group():
     assert m.idata.posterior.sizes["draw"] == 5
     assert m.idata.sample_stats.sizes["draw"] == 5
     assert m.idata.posterior["a"].values[0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+
+
+def test_fit_garbage_frees_each_fits_cycles_and_unfreezes_the_heap():
+    """Fits leave their models and graphs in reference cycles: the collection fit_garbage
+    yields frees what was made inside it while what lived before stays frozen out of it, and
+    the heap is unfrozen after, also when the fits raise."""
+    import gc
+    import weakref
+
+    from uplift.pipeline import fit_garbage
+
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref:
+        n = Node()
+        n.me = n  # type: ignore[attr-defined]
+        return weakref.ref(n)
+
+    with fit_garbage() as collect:
+        assert gc.get_freeze_count() > 0
+        made = cycle()
+        collect()
+        assert made() is None
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), fit_garbage():
+        raise RuntimeError("a fit failed")
+    assert gc.get_freeze_count() == 0

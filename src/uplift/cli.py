@@ -68,10 +68,12 @@ def _parse_preset(path: Path) -> tuple[object, str | None]:
     seen = _PARSED.get(path)
     if seen is not None and seen[0] == stamp:
         return seen[1], seen[2]
+    node: object = None
+    problem: str | None
     try:
         node = OmegaConf.load(path)
     except Exception as e:  # any parse error of a user's file: skip it, say why
-        node, problem = None, f"it does not parse ({e})"
+        problem = f"it does not parse ({e})"
     else:
         problem = preset_problem(node)
     _PARSED[path] = (stamp, node, problem)

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -572,19 +573,29 @@ def _attempt(model, failures: list[str], diagnostics) -> dict:
     }
 
 
+@contextmanager
+def fit_garbage() -> Iterator[Callable[[], int]]:
+    """Collect the garbage of each fit as it ends: the PyMC models and compiled graphs of a fit
+    and its discarded retries sit in reference cycles, freed at once, not at the next full
+    collection (10M run: ~0.05-0.1 GB less held). One full collection first, then what lives
+    is frozen out of the collections (``gc.freeze``), so each scans only what the fits made (a
+    full collection of a test process's heap took ~0.2 s a fit); unfrozen after, with anything
+    a caller had frozen (gc keeps no per-caller state). Yields the collection to call."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield gc.collect
+    finally:
+        gc.unfreeze()
+
+
 def fit_tactics(
     cells: pd.DataFrame, data: CustomerData, config: AppConfig, cache: FitCache | None = None
 ) -> dict[str, FittedTactic]:
     """Every tactic's fit (:func:`fit_tactic`), through ``cache`` (default: as configured)."""
     cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     fits: dict[str, FittedTactic] = {}
-    # one full collection, then what lives is frozen out of the collections after each fit
-    # below, so they scan only what the fits made (a full collection of a test process's heap
-    # took ~0.2 s a fit); unfrozen after (with anything a caller had frozen: gc keeps no
-    # per-caller state)
-    gc.collect()
-    gc.freeze()
-    try:
+    with fit_garbage() as collect:
         for tactic in data.arm_map.tactics():
             with progress.stage(f"fit {tactic.value}"):
                 fits[tactic.value] = fit = fit_tactic(config, tactic.value, data, cells, cache)
@@ -600,13 +611,9 @@ def fit_tactics(
             how = "read from the fit cache" if fit.from_cache else "fitted"
             log.info("%s %s in %.1fs%s: %s", how, tactic.value, fit.seconds, form, fit.diagnostics)
             if not fit.from_cache:
-                # the PyMC models and compiled graphs of a fit and its discarded retries sit in
-                # reference cycles: freed now, not at the next full collection (10M run: ~0.05-0.1
-                # GB less held). A fit read from the cache leaves none (and collecting after each
-                # read added ~0.6 s to a cached 10M run's fit stage)
-                gc.collect()
-    finally:
-        gc.unfreeze()
+                # a fit read from the cache leaves no cycles (and collecting after each read
+                # added ~0.6 s to a cached 10M run's fit stage)
+                collect()
     return fits
 
 
@@ -943,10 +950,13 @@ def crossfit_plan(
                         time.perf_counter(),
                         label=f"cross-fitting fold {done[0] - 1} {t}",
                     )
-                    return best.model.uplift_draws().assign_attrs(
+                    draws = best.model.uplift_draws().assign_attrs(
                         fit_diagnostics=json.dumps(best.diagnostics.to_dict()),
                         fit_refits=max(0, len(best.attempts) - 1),
                     )
+                    del best
+                    collect()  # the fit's models and graphs, and its retries' (fit_garbage)
+                    return draws
 
                 if cache.enabled:
                     key = fit_cache_key(fold_config, t, model, own, "crossfit_fold")
@@ -971,20 +981,21 @@ def crossfit_plan(
     # families fit on count histograms of the training rows need the rows of each fold, and so
     # do tactics fit on their own outcome column (the fold moments carry the shared ones only)
     needs_rows = any(family_of(config, t).histograms for t in tactics) or bool(data.outcomes)
-    if data.rows is None and e is not None and e.table is not None and not needs_rows:
-        result = crossfit_in_engine(config, data, plan_on, arms, outcome, values)
-    else:
-        keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
-        result = crossfit_plan_value(
-            data.frame[keep],
-            fit_and_plan,
-            arm_map,
-            seed=config.evaluate.seed,
-            folds=config.evaluate.crossfit_folds,
-            outcome=outcome,
-            value={a.name: values[a.tactic.value] for a in arms},
-            level=config.evaluate.crossfit_level,
-        )
+    with fit_garbage() as collect:
+        if data.rows is None and e is not None and e.table is not None and not needs_rows:
+            result = crossfit_in_engine(config, data, plan_on, arms, outcome, values)
+        else:
+            keep = data.frame["arm"].isin([arm_map.control.name, *[a.name for a in arms]])
+            result = crossfit_plan_value(
+                data.frame[keep],
+                fit_and_plan,
+                arm_map,
+                seed=config.evaluate.seed,
+                folds=config.evaluate.crossfit_folds,
+                outcome=outcome,
+                value={a.name: values[a.tactic.value] for a in arms},
+                level=config.evaluate.crossfit_level,
+            )
     return _with_fold_checks(result, checked)
 
 
