@@ -16,14 +16,13 @@ COLUMNS = ColumnMap(segments=("value_tier", "needs"))
 
 
 #: default-tier files from the longest down, as measured with ``--durations=0`` (sum of their
-#: tests' times, 2026-12-04, idle 2 cores, after stop 20's cuts: batched diagnostics, the cached
-#: prior-draw function, the frozen heap during fits):
-#: ``--dist loadfile`` hands whole files to the two xdist workers in collection order, the next
-#: file to whichever worker runs dry, so a long file collected last (they are collected
-#: alphabetically) runs alone while the other worker idles. Longest first, the short
-#: files fill in at the end and both workers finish within a short file of each other
-#: (longest-processing-time-first). Files not listed keep their order after these; a stale order
-#: costs only balance, never a test.
+#: tests' times, 2026-12-04, idle 2 cores, after stop 20's cuts). The suite is collected in this
+#: order (longest-processing-time-first), but pytest-xdist 3.8's ``--dist loadfile`` then hands
+#: out the files with the most tests first (its loadscope reorder), so this order only ranks
+#: files of equal size. Honouring it (``--no-loadscope-reorder``) was measured and not adopted:
+#: 6:09 against 6:00 and 6:03 (with ``-v``), user + sys 706 s against 676-684 s: the many quick
+#: tests then run last in processes whose heaps hold every earlier run's compiled graphs.
+#: Files not listed keep their order after these; a stale order costs only balance, never a test.
 LONGEST_FIRST = (
     "test_cli.py",
     "test_fit_cache.py",
