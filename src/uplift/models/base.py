@@ -63,11 +63,7 @@ class UpliftModel(SavedModel, ABC):
         with graph_building():
             model = self.build_model(cells, self.tactic)
         seed = self.sampler.seed_for(self.tactic)
-        key: tuple[str, str] | None = (
-            type(self).__name__,
-            json.dumps(self.compile_config(), sort_keys=True),
-        )
-        key = key if self.reuse_compiled and model.data_vars else None
+        key = self.compiled_key(model)
         draw = self.sampling_function()
         if self.sampler.backend in ("nutpie", "numpyro"):
             self.idata = draw(model, self.sampler, seed, key, self.relabel_dims)
@@ -81,6 +77,15 @@ class UpliftModel(SavedModel, ABC):
         """This model with an earlier wave's posterior as its prior (:mod:`uplift.models.carry`);
         only classes with ``carries_prior`` can."""
         raise TypeError(f"{type(self).__name__} cannot carry an earlier posterior as its prior")
+
+    def compiled_key(self, graph: Any) -> tuple[str, str] | None:
+        """What, beyond its structure, identifies a graph this model built: the class and
+        :meth:`compile_config`. nutpie/numpyro reuse a compiled graph by it, the prior checks
+        their batched prior draws; None (compile afresh) when the class does not reuse graphs
+        or the graph holds no ``pm.Data`` to swap."""
+        if not self.reuse_compiled or not graph.data_vars:
+            return None
+        return (type(self).__name__, json.dumps(self.compile_config(), sort_keys=True))
 
     def compile_config(self) -> dict:
         """What is baked into the compiled graph (the key nutpie/numpyro reuse it by): the model

@@ -650,20 +650,16 @@ _PRIOR_FNS: dict[tuple, tuple[Any, Any, list[Any], list[str]]] = {}
 
 
 def _prior_key(model: Any, graph: Any, n_draws: int) -> tuple | None:
-    """What a compiled prior-draw function depends on, as for the fits' compiled graphs
-    (:meth:`uplift.models.base.UpliftModel.fit`): the class, what its config bakes into the
-    graph (``compile_config``), every dimension's size and data shape, and the number of draws.
-    None (compile afresh) for models that do not declare it or whose graphs hold no data."""
-    import json
-
+    """What a compiled prior-draw function depends on: what identifies the fits' compiled
+    graphs (:meth:`uplift.models.base.UpliftModel.compiled_key`: the class and what its config
+    bakes into the graph), every dimension's size and data shape, and the number of draws.
+    None (compile afresh) when the model gives no such key."""
     from uplift.models.sampling import _structure_key
 
-    compile_config = getattr(model, "compile_config", None)
-    if not getattr(model, "reuse_compiled", False) or compile_config is None:
+    compiled_key = getattr(model, "compiled_key", None)
+    key = compiled_key(graph) if compiled_key is not None else None
+    if key is None:
         return None
-    if not graph.data_vars:
-        return None
-    key = (type(model).__name__, json.dumps(compile_config(), sort_keys=True, default=str))
     labels = tuple(graph.coords)  # the draws do not depend on coordinate labels, only sizes
     return (*_structure_key(graph, key, labels), n_draws)
 
