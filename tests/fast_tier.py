@@ -38,6 +38,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pymc.util import get_default_varnames
+from pytensor.compile.mode import Mode
 from pytensor.graph.replace import vectorize_graph
 from scipy.optimize import minimize
 from scipy.stats import norm
@@ -66,11 +67,17 @@ class _Compiled:
 _CACHE: dict[tuple, _Compiled] = {}
 
 
-def _compile(model: pm.Model, reused: bool) -> _Compiled:
-    """Log density with gradient, and every posterior variable as a function of a batch of
-    points (one call for all draws). The log density is C-compiled when the graph is ``reused``
-    across fits; otherwise (and for the one batched call) C compilation costs more than it
-    saves."""
+#: the log density's mode: C thunks (PyTensor's C code is cached on disk across processes)
+#: after the ``fast_compile`` rewrites only. PyTensor 3's FAST_RUN links with numba: ~1.4 s a
+#: structure warm and ~5 s for a process's first, where this takes ~0.5 s and its calls are as
+#: fast (0.1-0.25 ms; the Python linker's are 2.5-5 ms, and a fit makes ~70)
+LOGP_MODE = Mode(linker="cvm", optimizer="o1")
+
+
+def _compile(model: pm.Model) -> _Compiled:
+    """Log density with gradient (:data:`LOGP_MODE`), and every posterior variable as a
+    function of a batch of points (one call for all draws, where C compilation would cost more
+    than it saves)."""
     outs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
     logp = model.logp()
     grads = pytensor.grad(logp, model.value_vars)
@@ -89,7 +96,7 @@ def _compile(model: pm.Model, reused: bool) -> _Compiled:
             [logp, *grads],
             inputs=model.value_vars,
             point_fn=False,
-            mode="FAST_RUN" if reused else "FAST_COMPILE",
+            mode=LOGP_MODE,
         ),
         outputs=pytensor.function(
             batched,
@@ -103,11 +110,11 @@ def _compile(model: pm.Model, reused: bool) -> _Compiled:
 def _compiled(model: pm.Model, key: tuple | None, relabel: tuple[str, ...]) -> _Compiled:
     """The compiled functions for ``model``'s structure, reading ``model``'s data."""
     if key is None:  # nothing identifies what the graph bakes in (priors): compile afresh
-        return _compile(model, reused=False)
+        return _compile(model)
     full_key = _structure_key(model, key, relabel)
     c = _CACHE.get(full_key)
     if c is None:
-        c = _CACHE[full_key] = _compile(model, reused=True)
+        c = _CACHE[full_key] = _compile(model)
     else:  # the cached graph reads its own pm.Data: give it this fit's numbers
         mine = {v.name: v for v in c.model.data_vars}
         for v in model.data_vars:
