@@ -68,9 +68,9 @@ _CACHE: dict[tuple, _Compiled] = {}
 
 
 #: the log density's mode: C thunks (PyTensor's C code is cached on disk across processes)
-#: after the ``fast_compile`` rewrites only. PyTensor 3's FAST_RUN links with numba: ~1.4 s a
-#: structure warm and ~5 s for a process's first, where this takes ~0.5 s and its calls are as
-#: fast (0.1-0.25 ms; the Python linker's are 2.5-5 ms, and a fit makes ~70)
+#: after the ``fast_compile`` rewrites only. PyTensor 3's FAST_RUN links with numba: 0.7-1.6 s
+#: a structure where this takes 0.4-0.7 s, and its calls are as fast (0.1-0.25 ms; the Python
+#: linker's are 2.5-5 ms, and a fit makes ~70). A wiring run in a fresh process: 23.3 -> 19.2 s
 LOGP_MODE = Mode(linker="cvm", optimizer="o1")
 
 

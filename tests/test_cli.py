@@ -188,11 +188,14 @@ def test_the_tactics_demo_meets_issue_12(tmp_path, monkeypatch, uplift_cli):
     assert tc["profit_ratio"] >= 0.97, tc
 
 
+@pytest.mark.slow
 def test_console_script_with_real_nuts_covers_the_truth(tmp_path, monkeypatch, uplift_cli):
     """The console script with real NUTS: exit 0, the headline, and intervals that cover the
     synthetic truth and a plan near the oracle's (cross-fitting and plots off: the fake-sampler
     runs above cover them). In this process: a fresh interpreter would add only its imports;
-    the installed script in a fresh process is test_config_error_names_key."""
+    the installed script in a fresh process is test_config_error_names_key. Slow tier (~19 s,
+    10 of them compiling its model with numba): the default tier's real-NUTS runs through the
+    pipeline are the Hillstrom, cookie_cats, guardrail, CLV-join and per-outcome ones."""
     monkeypatch.chdir(tmp_path)
     r = uplift_cli(
         "data.synthetic.outcomes=conversion",  # every tactic a conversion (the original generator)
