@@ -43,7 +43,7 @@ from pytensor.graph.replace import vectorize_graph
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from uplift.models.sampling import _posterior_tree, _structure_key
+from uplift.models.sampling import _posterior_tree, _structure_key, feed_data
 from uplift.models.settings import SamplerSettings
 
 #: spread of the draws along their direction, on the unconstrained space
@@ -116,9 +116,7 @@ def _compiled(model: pm.Model, key: tuple | None, relabel: tuple[str, ...]) -> _
     if c is None:
         c = _CACHE[full_key] = _compile(model)
     else:  # the cached graph reads its own pm.Data: give it this fit's numbers
-        mine = {v.name: v for v in c.model.data_vars}
-        for v in model.data_vars:
-            mine[v.name].set_value(v.get_value())
+        feed_data(c.model, model)
     return c
 
 

@@ -636,8 +636,9 @@ def test_prior_draws_of_a_structure_seen_before_equal_a_fresh_build():
         )
         for model, cells in families(9)
     ]
-    # the conversion, hurdle and price graphs of seed 9 have seed 8's structure: reused
-    assert len(pred._PRIOR_FNS) <= compiled + 2
+    # the conversion, hurdle and price graphs of seed 9 have seed 8's structure: reused (the
+    # count graph's histogram width may differ with the data; with these seeds it does not)
+    assert len(pred._PRIOR_FNS) <= compiled + 1
     pred._PRIOR_FNS.clear()
     for (model, cells), (check, implied) in zip(families(9), reused, strict=True):
         fresh_check = prior_predictive_check(model, cells, n_draws=200, seed=3).table

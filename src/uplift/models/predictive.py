@@ -682,6 +682,8 @@ def _vectorized_prior(
     """
     from pymc.pytensorf import reseed_rngs
 
+    from uplift.models.sampling import feed_data
+
     cached = _PRIOR_FNS.get(key) if key is not None else None
     if cached is None:
         fn, rngs, names = _batched_prior_fn(graph, n_draws)
@@ -689,9 +691,7 @@ def _vectorized_prior(
             _PRIOR_FNS[key] = (graph, fn, rngs, names)
     else:
         own, fn, rngs, names = cached
-        mine = {v.name: v for v in own.data_vars}
-        for v in graph.data_vars:
-            mine[v.name].set_value(v.get_value())
+        feed_data(own, graph)
     reseed_rngs(rngs, _seed(seed))
     values = dict(zip(names, fn(), strict=True))
     for name, v in values.items():

@@ -62,6 +62,14 @@ def _structure_key(model: pm.Model, key: tuple | None, relabel: tuple[str, ...])
     return (key, fixed, sizes, tuple((k, np.shape(v)) for k, v in sorted(data.items())))
 
 
+def feed_data(into: pm.Model, source: pm.Model) -> None:
+    """Give ``into``, a graph compiled earlier for the same structure (:func:`_structure_key`),
+    the ``pm.Data`` values of ``source``: a cached compiled function reads its own graph's data."""
+    mine = {v.name: v for v in into.data_vars}
+    for v in source.data_vars:
+        mine[v.name].set_value(v.get_value())
+
+
 def sample_nutpie(
     model: pm.Model,
     settings: SamplerSettings,
