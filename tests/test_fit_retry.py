@@ -174,3 +174,95 @@ def test_fit_garbage_frees_each_fits_cycles_and_unfreezes_the_heap():
     with pytest.raises(RuntimeError), fit_garbage():
         raise RuntimeError("a fit failed")
     assert gc.get_freeze_count() == 0
+
+
+class _CrossedStub(_Stub):
+    """Crossed segments (value tier x needs) whose fit diverges unless the needs' main effects,
+    and only they, are centred: what the ladder's main-effect rung is for."""
+
+    segment_dims = ("value_tier", "needs")
+
+    def fit(self, cells, tactic):
+        par = self.parameterization
+        self.log.append(
+            (self.sampler.target_accept, par.effect, sorted(par.main_centered(self.segment_dims)))
+        )
+        return self
+
+    def diagnostics(self):
+        from uplift.models.diagnostics import Diagnostics
+
+        clean = self.parameterization.main_centered(self.segment_dims) == {"needs"}
+        return Diagnostics(1.003, 900.0, 900.0, 0 if clean else 3, 300, 2)
+
+
+def test_divergences_flip_the_main_effects_of_crossed_segments_column_by_column(
+    sparse, monkeypatch
+):
+    import dataclasses
+
+    import uplift.pipeline as pipeline
+
+    config, data, cells = sparse
+    monkeypatch.setattr(config.sampler, "cache", False)
+    log: list = []
+    par = dataclasses.replace(
+        config.model.parameterization,
+        baseline="non_centered",
+        effect="non_centered",
+        centered_columns=["value_tier"],
+    )
+    monkeypatch.setattr(
+        pipeline,
+        "build_model",
+        lambda c, t, d, x: _CrossedStub(pipeline.sampler_for(c, structured=True), par, log),
+    )
+    fit = fit_tactic(config, "cross_sell", data, cells)
+    # smaller steps, the residual's other form, then each column's main effects flipped
+    assert log == [
+        (0.8, "non_centered", ["value_tier"]),
+        (0.99, "non_centered", ["value_tier"]),
+        (0.99, "centered", ["value_tier"]),
+        (0.99, "non_centered", ["needs"]),
+    ]
+    assert [a["main_centered"] for a in fit.attempts] == [
+        ["value_tier"],
+        ["value_tier"],
+        ["value_tier"],
+        ["needs"],
+    ]
+    assert fit.diagnostics.divergences == 0
+    assert fit.model.parameterization.main_centered(("value_tier", "needs")) == {"needs"}
+
+
+def test_a_fit_at_099_already_retries_with_smaller_steps_first(sparse, monkeypatch):
+    """Crossed segments sample at 0.99 from the start: the first rung then asks 0.995 (it was
+    a no-op and skipped), before any form changes."""
+    import dataclasses
+
+    import uplift.pipeline as pipeline
+
+    config, data, cells = sparse
+    monkeypatch.setattr(config.sampler, "cache", False)
+    monkeypatch.setattr(config.sampler, "target_accept_structured", 0.99)
+    log: list = []
+    par = dataclasses.replace(
+        config.model.parameterization, baseline="non_centered", effect="non_centered"
+    )
+
+    class _Rare(_CrossedStub):
+        def diagnostics(self):
+            from uplift.models.diagnostics import Diagnostics
+
+            divergences = 1 if self.sampler.target_accept < 0.995 else 0
+            return Diagnostics(1.003, 900.0, 900.0, divergences, 300, 2)
+
+    monkeypatch.setattr(
+        pipeline,
+        "build_model",
+        lambda c, t, d, x: _Rare(pipeline.sampler_for(c, structured=True), par, log),
+    )
+    fit = fit_tactic(config, "cross_sell", data, cells)
+    assert [entry[0] for entry in log] == [0.99, 0.995]
+    assert fit.diagnostics.divergences == 0 and fit.model.sampler.target_accept == 0.995
+    assert pipeline._smaller_steps(0.8) == 0.99 and pipeline._smaller_steps(0.999) == 0.999

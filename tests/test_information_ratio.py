@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from uplift.models.families import binomial, negative_binomial
-from uplift.models.information import effect_information_ratio
+from uplift.models.information import effect_information_ratio, main_effect_information_ratios
 
 
 def _cells(tau: float, n: int, seed: int, *, tier_slope: float = 0.0, p0: float = 0.2):
@@ -80,3 +80,44 @@ def test_too_few_cells_give_none_and_counts_use_their_link():
     f = negative_binomial.FAMILY
     r = effect_information_ratio(ctrl, counts, f.link, ("tier", "need"))
     assert r is not None and r >= 0
+
+
+@pytest.mark.parametrize(("slope", "n"), [(0.05, 30_000), (0.1, 3_000)])
+def test_main_effect_ratio_recovers_each_columns_spread_over_its_level_mean_variance(slope, n):
+    """Per column: the true variance of its level effects (a tier slope; the need column has
+    none) over the sampling variance of a level mean (8 cells per tier: se^2 / 8)."""
+    est, truth, need = [], [], []
+    for seed in range(20):
+        control, treated, se2 = _cells(0.0, n, seed, tier_slope=slope)
+        r = main_effect_information_ratios(control, treated, binomial.FAMILY.link, ("tier", "need"))
+        est.append(r["tier"])
+        need.append(r["need"])
+        truth.append(np.var(slope * np.arange(6), ddof=1) / (se2 / 8))
+    assert np.mean(est) == pytest.approx(np.mean(truth), rel=0.15)
+    assert np.mean(need) < 1.0  # no spread along the need column: near 0
+    assert min(est) > 3 * max(need)
+
+
+def test_main_effect_ratio_is_none_for_a_missing_column_or_too_few_cells():
+    control, treated, _ = _cells(0.1, 1000, 0)
+    link = binomial.FAMILY.link
+    assert main_effect_information_ratios(control, treated, link, ("region",)) == {"region": None}
+    one = treated[treated.segment == control.segment.iloc[0]]
+    assert main_effect_information_ratios(control.head(1), one, link, ("tier",)) == {"tier": None}
+
+
+def test_a_residual_spread_is_not_credited_to_a_column():
+    """Cell effects that vary (tau 0.3) with no column effect: the level means differ only by
+    the residual they average, so no column's ratio is large (counting sampling error alone
+    put it far above 10); a real tier slope on top still stands out."""
+    link = binomial.FAMILY.link
+    flat, sloped = [], []
+    for seed in range(10):
+        control, treated, _ = _cells(0.3, 30_000, seed)
+        flat.append(main_effect_information_ratios(control, treated, link, ("tier", "need")))
+        control, treated, _ = _cells(0.3, 30_000, seed, tier_slope=0.2)
+        sloped.append(main_effect_information_ratios(control, treated, link, ("tier", "need")))
+    assert max(max(r.values()) for r in flat) < 10
+    assert np.mean([r["tier"] for r in flat]) < 2
+    # the tier slope's variance (0.04 x 3.5) over a tier mean's (0.09 / 8 cells): ~12
+    assert np.mean([r["tier"] for r in sloped]) == pytest.approx(12.4, rel=0.3)

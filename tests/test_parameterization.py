@@ -86,3 +86,102 @@ def test_resolve_needs_an_informative_spread_for_centred_effects():
     assert auto.resolve(4000, 48, 2600, effect_ratio=None).effect == "centered"  # not known
     with pytest.raises(ValueError, match="auto_min_effect_ratio must be >= 0"):
         Parameterization(auto_min_effect_ratio=-1)
+
+
+def test_resolve_centres_main_effects_column_by_column():
+    """``main=auto`` centres the effects' main effects of the columns the data pin down
+    (10M customers: tier ratio 221 centred, needs ratio 0.0 left non-centred)."""
+    auto = Parameterization("auto", "auto")
+    ratios = {"value_tier": 221.0, "needs": 0.0, "region": None}
+    par = auto.resolve(4000, 48, 2600, 1.5, main_ratios=ratios)
+    assert par.centered_columns == ["value_tier"]
+    assert par.main_centered(("value_tier", "needs", "region")) == {"value_tier"}
+    assert par.describe(("value_tier", "needs")) == {
+        "baseline": "centered",
+        "effect": "non_centered",
+        "main_centered": ["value_tier"],
+    }
+    # the threshold is its own key: 5.6 stays non-centred by default
+    assert auto.resolve(4000, 48, 2600, main_ratios={"needs": 5.6}).centered_columns == []
+    lax = Parameterization("auto", "auto", auto_min_main_ratio=5.0)
+    assert lax.resolve(4000, 48, 2600, main_ratios={"needs": 5.6}).centered_columns == ["needs"]
+    # one form for all columns, whatever the ratios
+    every = Parameterization("auto", "auto", main="centered").resolve(4000, 48, main_ratios=ratios)
+    assert every.main_centered(("value_tier", "needs")) == {"value_tier", "needs"}
+    none = Parameterization("auto", "auto", main="non_centered").resolve(
+        4000, 48, main_ratios=ratios
+    )
+    assert none.main_centered(("value_tier", "needs")) == frozenset()
+    # no ratios (one column, or a model built outside the pipeline): what was recorded is kept
+    kept = Parameterization(centered_columns=["tier"]).resolve(4000, 48)
+    assert kept.centered_columns == ["tier"]
+    with pytest.raises(ValueError, match="model.parameterization.main must be"):
+        Parameterization(main="centred")
+    with pytest.raises(ValueError, match="centered_columns must be a list"):
+        Parameterization(centered_columns="tier")  # type: ignore[arg-type]
+
+
+def test_pipeline_centres_the_main_effects_the_data_pin_down(tmp_path: Path):
+    """On the demo's crossed segments (value tier x needs) each tactic's main effects get the
+    form its columns' ratios call for (none reaches 10 there: the forms of before), and a model
+    with a centred column names its effects ``_value``, the others ``_z``."""
+    from uplift.models.families import get_family
+    from uplift.models.information import main_effect_information_ratios
+
+    config = uplift.compose_config([])
+    data, _ = load_data(config, tmp_path)
+    cells = aggregate_cells(data)
+    control = cells[cells["arm"] == data.arm_map.control.name]
+    seen = set()
+    for tactic in ("cross_sell", "retention"):
+        treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
+        link = get_family(config.model.family_of(tactic)).link
+        ratios = main_effect_information_ratios(
+            control, cells[cells["arm"].isin(treated)], link, ("value_tier", "needs")
+        )
+        want = sorted(d for d, r in ratios.items() if r is not None and r >= 10.0)
+        model = build_model(config, tactic, data, cells)
+        assert model.parameterization.centered_columns == want
+        names = {v.name for v in model.build_model(cells, tactic).free_RVs}
+        for d in ("value_tier", "needs"):
+            assert (f"effect_{d}_value" in names) == (d in want)
+            assert (f"effect_{d}_z" in names) == (d not in want)
+        seen.add(tuple(want))
+    assert seen == {()}
+    model = build_model(config, "cross_sell", data, cells)
+    model.parameterization.centered_columns = ["needs"]
+    names = {v.name for v in model.build_model(cells, "cross_sell").free_RVs}
+    assert {"effect_needs_value", "effect_value_tier_z"} <= names
+    assert not {"effect_needs_z", "effect_value_tier_value"} & names
+
+
+def test_centred_and_non_centred_main_effects_are_the_same_prior():
+    """The two forms are one model: the prior of the effects (and of their spread along a
+    column) is the same, so the choice changes only how the sampler moves."""
+    import pandas as pd
+    import pymc as pm
+
+    from uplift.models.conversion import ConversionUpliftModel
+
+    rows = []
+    for t in ("hi", "mid", "lo"):
+        for r in ("n", "s", "e", "w"):
+            for arm in ("control", "offer"):
+                tactic = "control" if arm == "control" else "cross_sell"
+                rows.append((f"{t}/{r}", t, r, arm, tactic, 400, 40))
+    cells = pd.DataFrame(
+        rows, columns=["segment", "tier", "region", "arm", "tactic", "n", "conversions"]
+    )
+    cells["cost"] = 0.0
+    sds = {}
+    for form in ("centered", "non_centered"):
+        par = Parameterization("non_centered", "non_centered", main=form)
+        model = ConversionUpliftModel(
+            parameterization=par, segment_dims=("tier", "region")
+        ).build_model(cells, "cross_sell")
+        with model:
+            draws = pm.sample_prior_predictive(4000, var_names=["effect_logit"], random_seed=3)
+        e = draws.prior["effect_logit"].values.reshape(4000, -1)
+        sds[form] = (e.std(), (e[:, :4].mean(axis=1) - e[:, -4:].mean(axis=1)).std())
+    for a, b in zip(sds["centered"], sds["non_centered"], strict=True):
+        assert a == pytest.approx(b, rel=0.06)

@@ -58,7 +58,11 @@ from uplift.models.families import (
 )
 from uplift.models.families import binomial as binomial_family
 from uplift.models.fit_cache import FitCache, code_digest, model_key
-from uplift.models.information import baseline_information_ratio, effect_information_ratio
+from uplift.models.information import (
+    baseline_information_ratio,
+    effect_information_ratio,
+    main_effect_information_ratios,
+)
 from uplift.models.persist import package_versions
 from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
@@ -285,33 +289,38 @@ def resolved_parameterization(
     """``model.parameterization`` with any ``auto`` replaced by the choice the data favour
     (``family``: the likelihood it is for, default the tactic's)."""
     par = config.model.parameterization
-    if "auto" not in (par.baseline, par.effect):
+    dims = pooling_dims(config, data)
+    crossed = dims if len(dims) > 1 else ()  # one column is the segment: exchangeable pooling
+    if "auto" not in (par.baseline, par.effect) and not (par.main == "auto" and crossed):
         return par
     fam = family or config.model.family_of(tactic)
     treated = [a.name for a in data.arm_map.treated if a.tactic.value == tactic]
     control = cells[cells["arm"] == data.arm_map.control.name]
     ratio = base_ratio = None
+    main_ratios = None
     link = get_family(fam).link
-    dims = pooling_dims(config, data)
-    crossed = dims if len(dims) > 1 else ()  # one column is the segment: exchangeable pooling
+    treated_cells = cells[cells["arm"].isin(treated)]
     if par.effect == "auto" and link is not None:
-        ratio = effect_information_ratio(control, cells[cells["arm"].isin(treated)], link, crossed)
+        ratio = effect_information_ratio(control, treated_cells, link, crossed)
     if par.baseline == "auto" and link is not None and crossed:
         base_ratio = baseline_information_ratio(control, link, crossed)
+    if par.main == "auto" and link is not None and crossed:
+        main_ratios = main_effect_information_ratios(control, treated_cells, link, crossed)
     chosen = par.resolve(
         cell_events(cells, fam, [data.arm_map.control.name]),
         cells["segment"].nunique(),
         cell_events(cells, fam, treated),
         ratio,
         baseline_ratio=base_ratio,
+        main_ratios=main_ratios,
     )
     # on the console once per tactic, in the "fitted" line; every refit's choice in the log file
     log.debug(
-        "%s: parameterization baseline=%s effect=%s (effect information ratio %s)",
+        "%s: parameterization %s (effect information ratio %s, main effects %s)",
         tactic,
-        chosen.baseline,
-        chosen.effect,
+        chosen.describe(),
         "n/a" if ratio is None else f"{ratio:.2f}",
+        main_ratios,
     )
     return chosen
 
@@ -395,15 +404,21 @@ def segment_value_model(config: AppConfig, data: CustomerData):
         raise DataValidationError(str(e)) from e
 
 
-#: what a fit that diverged is retried with, in order: a smaller step size, then the other form
-#: of the effects, of the baselines, of both (each at target_accept 0.99). Each form alone comes
+#: what a fit that diverged is retried with, in order: a smaller step size (target_accept 0.99,
+#: or 0.995 for a fit at 0.99 already), then the other form of the effects, of their main
+#: effects, of the baselines, of both (each at target_accept 0.99). Each form alone comes
 #: before both: the raw Hillstrom file with zip code x channel segments (9 segments, median 12
 #: purchases per control cell, so ``auto`` centres the baselines) diverged with centred
 #: baselines whatever the effects (5 and 29 divergences) and was clean with both non-centred
-#: (0 divergences, r-hat 1.002), a form the ladder did not reach when it flipped both at once
+#: (0 divergences, r-hat 1.002), a form the ladder did not reach when it flipped both at once.
+#: With crossed segments the effects' main-effect forms are flipped next (column by column:
+#: centred <-> non-centred), as ``auto`` chooses them from a ratio that is noisy with few levels;
+#: the residual's flip comes first (10M customers: cross_sell diverged with the residual
+#: non-centred at an effect ratio of 2.1, whatever the main effects, and was clean centred)
 RETRY_LADDER = (
     ("target_accept",),
     ("target_accept", "effect"),
+    ("target_accept", "main"),
     ("target_accept", "baseline"),
     ("target_accept", "effect", "baseline"),
 )
@@ -415,6 +430,18 @@ RETRY_LADDER = (
 #: (bench/scale.py, 48 segments, default settings) was refused for referral's bulk ESS of 382
 #: (< 400) with every fit otherwise clean: nothing had sampled it longer
 LONGER = (("longer",),)
+
+
+#: the first rung's target_accept for a fit already sampled at 0.99 or more (crossed segments
+#: sample at 0.99 from the start, so the rung was a no-op there). 10M customers, cross_sell
+#: (bench/scale.py): 1 divergence in 8,000 draws at 0.99 in the best form, at the tail of a
+#: main-effect scale; 0 at 0.995 (r-hat 1.004, bulk ESS 1,134)
+SMALLER_STEPS = 0.995
+
+
+def _smaller_steps(target_accept: float) -> float:
+    """The first rung's target_accept: 0.99, or :data:`SMALLER_STEPS` from 0.99 on."""
+    return 0.99 if target_accept < 0.99 else max(SMALLER_STEPS, target_accept)
 
 
 def _flip(form: str) -> str:
@@ -523,6 +550,8 @@ def _fit_tactic(
         s = retry.sampler
         if changes == ("longer",):
             retry.sampler = replace(s, draws=2 * s.draws, tune=2 * s.tune)
+        elif changes == ("target_accept",):
+            retry.sampler = replace(s, target_accept=_smaller_steps(s.target_accept))
         else:
             retry.sampler = replace(s, target_accept=max(0.99, s.target_accept))
             if par0 is not None:
@@ -530,6 +559,12 @@ def _fit_tactic(
                 for k in ("effect", "baseline"):
                     if k in changes:
                         setattr(par, k, _flip(getattr(par0, k)))
+                if "main" in changes:
+                    dims = _crossed_dims(model)
+                    if not dims:  # nothing to flip: the rung would refit the same form
+                        continue
+                    centred = par0.main_centered(dims)
+                    par.main, par.centered_columns = "auto", [d for d in dims if d not in centred]
                 if isinstance(retry, _Parameterized):  # as model, built for the same family
                     retry.parameterization = par
             elif len(changes) > 1:
@@ -553,9 +588,19 @@ def _fit_tactic(
     return best
 
 
+def _crossed_dims(model) -> tuple[str, ...]:
+    """The segment columns ``model`` pools its effects along (none, or at least two)."""
+    dims = tuple(getattr(model, "segment_dims", ()))
+    return dims if len(dims) > 1 else ()
+
+
 def _form(model) -> str:
     par = getattr(model, "parameterization", None)
-    where = f"baseline={par.baseline} effect={par.effect} " if par is not None else ""
+    where = ""
+    if par is not None:
+        where = f"baseline={par.baseline} effect={par.effect} "
+        if dims := _crossed_dims(model):
+            where += f"main_centered={','.join(sorted(par.main_centered(dims))) or 'none'} "
     s = model.sampler
     return f"{where}target_accept={s.target_accept} tune={s.tune} draws={s.draws}"
 
@@ -567,6 +612,11 @@ def _attempt(model, failures: list[str], diagnostics) -> dict:
         "tune": model.sampler.tune,
         "draws": model.sampler.draws,
         **({"baseline": par.baseline, "effect": par.effect} if par is not None else {}),
+        **(
+            {"main_centered": sorted(par.main_centered(dims))}
+            if par is not None and (dims := _crossed_dims(model))
+            else {}
+        ),
         "divergences": diagnostics.divergences,
         "r_hat_max": round(float(diagnostics.r_hat_max), 4),
         "failures": failures,
@@ -607,7 +657,11 @@ def fit_tactics(
                     + (" (fit cache)" if fit.from_cache else "")
                 )
             par = getattr(fit.model, "parameterization", None)
-            form = f" ({par.baseline} baselines, {par.effect} effects)" if par is not None else ""
+            form = ""
+            if par is not None:
+                centred = sorted(par.main_centered(_crossed_dims(fit.model)))
+                mains = f", centred main effects of {', '.join(centred)}" if centred else ""
+                form = f" ({par.baseline} baselines, {par.effect} effects{mains})"
             how = "read from the fit cache" if fit.from_cache else "fitted"
             log.info("%s %s in %.1fs%s: %s", how, tactic.value, fit.seconds, form, fit.diagnostics)
             if not fit.from_cache:
@@ -1394,7 +1448,8 @@ def gate_fix(config: AppConfig, failures: dict[str, list[str]]) -> str:
     if any(r.startswith("divergences") for r in reasons):
         tried = (
             "the automatic refits (target_accept 0.99, then the other parameterization of the "
-            "effects, of the baselines, of both: summary.json diagnostics.<tactic>.attempts) "
+            "effects, of their main effects (crossed segments), of the baselines, of both: "
+            "summary.json diagnostics.<tactic>.attempts) "
             "did not remove them"
             if config.sampler.retry
             else "sampler.retry=true refits with target_accept 0.99 and the other "
@@ -1402,8 +1457,9 @@ def gate_fix(config: AppConfig, failures: dict[str, list[str]]) -> str:
         )
         fixes.append(
             "Divergences come from the model's geometry, not from too few draws: "
-            f"{tried}; set model.parameterization.baseline and model.parameterization.effect "
-            "(centered or non_centered, see the README's Parameterization section) or raise "
+            f"{tried}; set model.parameterization.baseline, model.parameterization.effect and "
+            "model.parameterization.main (centered or non_centered, see the README's "
+            "Parameterization section) or raise "
             "sampler.target_accept"
         )
     if any(r.startswith(("r_hat", "ess_")) for r in reasons):

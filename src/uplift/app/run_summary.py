@@ -224,7 +224,7 @@ class RunSummary:
             },
             **({"fit_cache": self.fit_cache} if self.fit_cache else {}),
             "parameterization": {
-                t: {k: getattr(f.model.parameterization, k) for k in ("baseline", "effect")}
+                t: f.model.parameterization.describe(getattr(f.model, "segment_dims", ()))
                 for t, f in self.fits.items()
                 if hasattr(f.model, "parameterization")
             },

@@ -212,6 +212,7 @@ class ConversionUpliftModel(UpliftModel):
                 pr.effect_sigma,
                 ("arm", "segment"),
                 par.effect == "centered",
+                centered_main=par.main_centered(structure.dims),
             )
             b = pm.Deterministic("effect_logit", b, dims=("arm", "segment"))
             p0 = pm.Deterministic("p_control", pm.math.invlogit(a), dims="segment")

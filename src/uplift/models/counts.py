@@ -213,6 +213,7 @@ class NegBinomialCountModel(UpliftModel):
                     pr.effect_sigma,
                     ("arm", "segment"),
                     par.effect == "centered",
+                    centered_main=par.main_centered(st.dims),
                 ),
                 dims=("arm", "segment"),
             )

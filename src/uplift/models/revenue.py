@@ -232,6 +232,7 @@ class HurdleRevenueModel(UpliftModel):
                     pp.effect_sigma,
                     ("arm", "segment"),
                     eff_c,
+                    centered_main=par.main_centered(st.dims),
                 ),
                 dims=("arm", "segment"),
             )

@@ -6,7 +6,8 @@ can import them without importing PyMC. Each model module re-exports the ones it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -80,10 +81,29 @@ class Parameterization:
     and 0-1.4 on bench/crossed_decisions.py's scenario (both stay non-centred), 2.4-6.1 at ~260 events
     on the 48-segment benchmark, 23-48 at 10M customers, where non-centred effects failed r-hat
     in 3 of 6 tactics (1.011-1.018, min ESS 199) and centred ones passed all 6 (r-hat <= 1.003,
-    min ESS >= 1,429) in about half the time. Not from 1: near it neither form is clean (10M
-    rows mixing ten truths, ratios 2.1-4.0: centred 1 divergence in 8,000 draws, then r-hat
-    1.034 on the ladder's flips; non-centred passed after two refits). The pipeline resolves ``auto`` from the data
-    (:meth:`resolve`) before a model is built; models take the resolved values.
+    min ESS >= 1,429) in about half the time. From 2, not 1: near 1 neither form is clean. On
+    10M rows mixing ten truths (ratios 2.1-4.0) the threshold was 4 while the main effects were
+    all non-centred (centred residuals then gave 1 divergence in 8,000 draws and r-hat 1.034);
+    with the main effects' own forms (below) centred residuals were clean in all six tactics
+    over two seeds each (r-hat <= 1.009, bulk ESS >= 860) and cross_sell's non-centred one
+    diverged on 3 of 3 seeds, so the threshold is 2 (it moves no fit of the demo, whose treated
+    cells hold fewer than 250 events, nor of bench/crossed_decisions.py, ratios <= 1.4).
+    The pipeline resolves ``auto`` from the data (:meth:`resolve`) before a model is built;
+    models take the resolved values.
+
+    With crossed segments the effects' main effect of each segment column has its own form
+    (``main``): its level effects are centred when the data pin them down (each level pools
+    many cells, so a column whose levels differ can be known far more sharply than any cell),
+    non-centred otherwise. ``auto`` decides column by column from each column's information
+    ratio (:func:`uplift.models.information.main_effect_information_ratios`, at least
+    ``auto_min_main_ratio``) and records the centred columns in ``centered_columns``. At 10M
+    customers (bench/scale_geometry.py, 48 segments: value tier x needs) the tier's effects
+    were the one bottleneck non-centred: retention r-hat 1.030 and bulk ESS 114 in 8,000 draws
+    (a funnel of the tier's scale against its level effects, known to a few hundredths);
+    with the tier's main effects centred (ratio 221) and the needs' (0.0) non-centred,
+    r-hat 1.003 and ESS 1,558; both columns centred, the needs' scale became the funnel
+    (ESS 245). Centred columns there have ratios of 11.8 and more, non-centred ones 0.3 or less.
+    The two forms are one prior (tests/test_parameterization.py).
     """
 
     baseline: Form = Form.centered
@@ -91,19 +111,35 @@ class Parameterization:
     auto_min_events: float = 4.0
     auto_min_segments: int = 3
     auto_min_effect_events: float = 250.0
-    auto_min_effect_ratio: float = 4.0
+    auto_min_effect_ratio: float = 2.0
     #: crossed segments: baselines centred only when their residual around the segment
     #: columns' main effects is this many times one cell's sampling variance (see resolve)
     auto_min_baseline_ratio: float = 4.0
+    #: the effects' main effects per segment column: auto (column by column), or one form for all
+    main: Form = Form.auto
+    #: the columns whose main effects are centred when ``main`` is auto (filled by resolve)
+    centered_columns: list[str] = field(default_factory=list)
+    #: crossed segments: a column's main effects (in the effects) are centred from this ratio
+    auto_min_main_ratio: float = 10.0
 
     def __post_init__(self) -> None:
         self.baseline = choice(Form, "model.parameterization.baseline", self.baseline)
         self.effect = choice(Form, "model.parameterization.effect", self.effect)
+        self.main = choice(Form, "model.parameterization.main", self.main)
+        if isinstance(self.centered_columns, str) or not all(
+            isinstance(c, str) for c in self.centered_columns
+        ):
+            raise ValueError(
+                "model.parameterization.centered_columns must be a list of segment column "
+                f"names, got {self.centered_columns!r}"
+            )
+        self.centered_columns = list(self.centered_columns)
         for key in (
             "auto_min_events",
             "auto_min_effect_events",
             "auto_min_effect_ratio",
             "auto_min_baseline_ratio",
+            "auto_min_main_ratio",
         ):
             if getattr(self, key) < 0:
                 raise ValueError(
@@ -118,6 +154,7 @@ class Parameterization:
         effect_ratio: float | None = None,
         *,
         baseline_ratio: float | None = None,
+        main_ratios: Mapping[str, float | None] | None = None,
     ) -> Parameterization:
         """Replace ``auto`` by the form the data favour (see the class docstring).
 
@@ -126,11 +163,17 @@ class Parameterization:
         ratio (None: not known, events alone decide); ``baseline_ratio``: with crossed segments,
         the baselines' ratio around their columns' main effects (the residual those models
         pool, :func:`uplift.models.information.baseline_information_ratio`; None: one column,
-        events alone decide). On bench/crossed_decisions.py (ratios about 0-2) centred crossed
+        events alone decide); ``main_ratios``: with crossed segments, each column's main-effect
+        ratio (None: ``centered_columns`` is kept). On bench/crossed_decisions.py (ratios about 0-2) centred crossed
         baselines gave 4-27 divergences and r-hat up to 1.11 in 5 of 5 tactics on seed 6,
         non-centred 0 divergences, r-hat <= 1.009 and a quarter of the time.
         """
         treated = events_per_cell if treated_events is None else treated_events
+        columns = list(self.centered_columns)
+        if self.main == Form.auto and main_ratios is not None:
+            columns = [
+                d for d, r in main_ratios.items() if r is not None and r >= self.auto_min_main_ratio
+            ]
         pooled_ok = segments >= self.auto_min_segments
         informative = effect_ratio is None or effect_ratio >= self.auto_min_effect_ratio
         base_informative = baseline_ratio is None or baseline_ratio >= self.auto_min_baseline_ratio
@@ -150,7 +193,28 @@ class Parameterization:
             auto_min_effect_events=self.auto_min_effect_events,
             auto_min_effect_ratio=self.auto_min_effect_ratio,
             auto_min_baseline_ratio=self.auto_min_baseline_ratio,
+            main=self.main,
+            centered_columns=columns,
+            auto_min_main_ratio=self.auto_min_main_ratio,
         )
+
+    def main_centered(self, dims: Sequence[str]) -> frozenset[str]:
+        """The columns of ``dims`` whose main effects (in the effects' structure) are centred."""
+        if self.main == Form.centered:
+            return frozenset(dims)
+        if self.main == Form.non_centered:
+            return frozenset()
+        return frozenset(d for d in dims if d in self.centered_columns)
+
+    def describe(self, dims: Sequence[str] | None = None) -> dict[str, object]:
+        """The forms, for summary.json and the log: ``main_centered`` lists the columns (of
+        ``dims``, default the recorded ``centered_columns``) whose main effects are centred."""
+        cols = self.centered_columns if dims is None else dims
+        return {
+            "baseline": str(self.baseline),
+            "effect": str(self.effect),
+            "main_centered": sorted(self.main_centered(cols)),
+        }
 
 
 @dataclass

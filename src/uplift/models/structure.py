@@ -38,6 +38,7 @@ data say otherwise (:meth:`uplift.models.settings.Parameterization.resolve`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -142,6 +143,18 @@ def _coord(d: str) -> str:
     return f"{d}_level"
 
 
+def _basis(d: str) -> str:
+    return f"{d}_contrast"
+
+
+def zero_sum_basis(levels: int) -> np.ndarray:
+    """An orthonormal basis (levels x levels - 1) of the vectors that sum to zero: ``H c`` with
+    ``c ~ N(0, sigma^2 I)`` is ``ZeroSumNormal(sigma)`` over the levels."""
+    centred = np.eye(levels) - 1.0 / levels
+    q, _ = np.linalg.qr(centred[:, : levels - 1])
+    return q
+
+
 def structured(
     name: str,
     structure: SegmentStructure,
@@ -151,9 +164,15 @@ def structured(
     centered: bool,
     *,
     fixed_main: bool = False,
+    centered_main: Collection[str] = (),
 ):
     """Partially pooled values with dims ``dims`` (``("segment",)`` or ``("arm", "segment")``)
     built from ``structure``: ``mean`` + main effects + interactions + residual.
+
+    ``centered``: the residual's form; ``centered_main``: the columns whose main effects are
+    sampled as values (``{name}_{column}_value``), not as scale x unit effects
+    (``{name}_{column}_z``): what the data pin down samples best centred
+    (:class:`uplift.models.settings.Parameterization`'s ``main``).
 
     ``mean`` broadcasts against ``dims`` (e.g. ``mu[:, None]``). The residual is the
     exchangeable pool of :func:`pooled` (same variable names), so a
@@ -170,10 +189,25 @@ def structured(
             z = pm.ZeroSumNormal(f"{name}_{d}_effect", sigma=scale, dims=(*lead, _coord(d)))
             total = total + (z[:, code] if lead else z[code])
         return pooled(name, total, scale, dims, centered)
-    for d, code in zip(structure.dims, structure.codes, strict=True):
+    for d, code, lv in zip(structure.dims, structure.codes, structure.levels, strict=True):
         sigma = pm.HalfNormal(f"{name}_{d}_sigma", scale, dims=lead or None)
-        z = pm.ZeroSumNormal(f"{name}_{d}_z", sigma=1.0, dims=(*lead, _coord(d)), n_zerosum_axes=1)
-        part = (sigma[:, None] * z)[:, code] if lead else (sigma * z)[code]
+        if d in centered_main:
+            # centred: the level effects' coordinates in the zero-sum subspace, ~ N(0, sigma)
+            # each (the orthonormal basis makes it ZeroSumNormal(sigma) exactly). Written out,
+            # not as pm.ZeroSumNormal(sigma=sigma): a ZeroSumNormal whose scale is a random
+            # variable cannot be vectorised over prior draws (uplift.models.predictive)
+            if _basis(d) not in model.coords:
+                model.add_coord(_basis(d), list(range(len(lv) - 1)))
+            c = pm.Normal(
+                f"{name}_{d}_value", 0.0, sigma[:, None] if lead else sigma, dims=(*lead, _basis(d))
+            )
+            v = pm.math.dot(c, zero_sum_basis(len(lv)).T)  # (..., levels), zero-sum
+            part = v[:, code] if lead else v[code]
+        else:
+            z = pm.ZeroSumNormal(
+                f"{name}_{d}_z", sigma=1.0, dims=(*lead, _coord(d)), n_zerosum_axes=1
+            )
+            part = (sigma[:, None] * z)[:, code] if lead else (sigma * z)[code]
         total = total + part
     for i, j in structure.pairs:
         di, dj = structure.dims[i], structure.dims[j]
