@@ -1447,7 +1447,8 @@ def gate_fix(config: AppConfig, failures: dict[str, list[str]]) -> str:
     fixes = []
     if any(r.startswith("divergences") for r in reasons):
         tried = (
-            "the automatic refits (target_accept 0.99, then the other parameterization of the "
+            "the automatic refits (target_accept 0.99, or 0.995 from 0.99, then the other "
+            "parameterization of the "
             "effects, of their main effects (crossed segments), of the baselines, of both: "
             "summary.json diagnostics.<tactic>.attempts) "
             "did not remove them"

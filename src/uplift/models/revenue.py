@@ -258,6 +258,8 @@ class HurdleRevenueModel(UpliftModel):
             mu_c = pm.Normal("spend_effect_mu", 0.0, sp.effect_mu_sd, dims="arm")
             c = pm.Deterministic(
                 "spend_effect",
+                # its main effects stay non-centred: ``main`` is chosen from the purchase link's
+                # ratios (the family's link), which say nothing about spend per buyer
                 structured(
                     "spend_effect", st, mu_c[:, None], sp.effect_sigma, ("arm", "segment"), eff_c
                 ),
