@@ -56,7 +56,7 @@ def main() -> None:
         t0 = time.perf_counter()
         d = model.fit(prepared.cells, tactic).diagnostics()
         print(
-            f"{tactic:<11} baseline={par.baseline} effect={par.effect} "
+            f"{tactic:<11} {par.describe(model.segment_dims)} "
             f"target_accept={model.sampler.target_accept} draws={model.sampler.draws}: "
             f"{time.perf_counter() - t0:.1f} s, {d.divergences} divergences, "
             f"r-hat {d.r_hat_max:.3f}, ESS bulk {d.ess_bulk_min:.0f}, tail {d.ess_tail_min:.0f}",

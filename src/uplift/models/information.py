@@ -60,23 +60,43 @@ def effect_information_ratio(
     mean sampling variance of a cell's effect. None when it cannot be estimated: fewer than three
     treated cells with a control cell, or no residual degrees of freedom left.
     """
+    effects = _arm_centred_effects(control, treated, link)
+    if effects is None:
+        return None
+    t, resid, var = effects
+    resid, dof = _column_residual(t, resid, dims)
+    return _excess_ratio(resid.to_numpy(), var, dof)
+
+
+def _arm_centred_effects(
+    control: pd.DataFrame,
+    treated: pd.DataFrame,
+    link: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]],
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray] | None:
+    """The treated cells that have a control cell, each one's empirical effect on ``link``'s
+    scale less its arm's mean, and the effect's sampling variance; None with fewer than three."""
     ctrl = control.drop_duplicates("segment").set_index("segment")
     t = treated[treated["segment"].isin(ctrl.index)]
     if len(t) < 3:
         return None
     c = ctrl.loc[t["segment"]]
     (lt, vt), (lc, vc) = link(t), link(c)
-    effect = lt.to_numpy() - lc.to_numpy()
-    var = vt.to_numpy() + vc.to_numpy()
-    resid = pd.Series(effect, index=t.index)
+    effect = pd.Series(lt.to_numpy() - lc.to_numpy(), index=t.index)
+    return t, effect - effect.groupby(t["arm"]).transform("mean"), vt.to_numpy() + vc.to_numpy()
+
+
+def _column_residual(
+    t: pd.DataFrame, resid: pd.Series, dims: Sequence[str]
+) -> tuple[pd.Series, int]:
+    """``resid`` less the mean of each ``dims`` column's level (per arm), one column after the
+    other, and its residual degrees of freedom (cells less the arm and level means removed)."""
     arm = t["arm"]
-    resid = resid - resid.groupby(arm).transform("mean")
     used = arm.nunique()
     for d in dims:
         if d in t.columns:
             resid = resid - resid.groupby([arm, t[d]]).transform("mean")
             used += arm.nunique() * (t[d].nunique() - 1)
-    return _excess_ratio(resid.to_numpy(), var, len(t) - used)
+    return resid, len(t) - used
 
 
 def _excess_ratio(resid: np.ndarray, var: np.ndarray, dof: int) -> float | None:
@@ -137,30 +157,21 @@ def main_effect_information_ratios(
     that has no effect, and its scale's funnel gave 5-21 divergences in every form). None for
     a column absent from the cells, or without the degrees of freedom.
     """
-    ctrl = control.drop_duplicates("segment").set_index("segment")
-    t = treated[treated["segment"].isin(ctrl.index)]
-    out: dict[str, float | None] = {}
-    if len(t) < 3:
+    effects = _arm_centred_effects(control, treated, link)
+    if effects is None:
         return {d: None for d in dims}
-    c = ctrl.loc[t["segment"]]
-    (lt, vt), (lc, vc) = link(t), link(c)
-    effect = pd.Series(lt.to_numpy() - lc.to_numpy(), index=t.index)
-    var = pd.Series(vt.to_numpy() + vc.to_numpy(), index=t.index)
-    arm = t["arm"]
-    resid = effect - effect.groupby(arm).transform("mean")
-    present = [d for d in dims if d in t.columns]
+    t, resid, var = effects
     # what a level's mean averages besides its column's effect: each cell's sampling error and
     # the residual the columns leave (the within mean square of a crossed analysis of variance,
     # floored at the sampling variance), so a column is not credited with the residual's spread
-    full, used = resid.copy(), arm.nunique()
-    for d in present:
-        full = full - full.groupby([arm, t[d]]).transform("mean")
-        used += arm.nunique() * (t[d].nunique() - 1)
-    if len(t) - used < 2:
+    full, dof_within = _column_residual(t, resid, dims)
+    if dof_within < 2:
         return {d: None for d in dims}
-    within = max(float(np.sum(full.to_numpy() ** 2)) / (len(t) - used), float(np.mean(var)))
+    within = max(float(np.sum(full.to_numpy() ** 2)) / dof_within, float(np.mean(var)))
+    arm = t["arm"]
+    out: dict[str, float | None] = {}
     for d in dims:
-        if d not in present:
+        if d not in t.columns:
             out[d] = None
             continue
         g = [arm, t[d]]
