@@ -74,6 +74,29 @@ def test_reused_compiled_model_gives_the_same_draws_as_a_fresh_compile(cells, fa
     np.testing.assert_array_equal(a.values, b.values)
 
 
+@pytest.mark.slow  # compiles the crossed graph twice on purpose (~25 s each)
+def test_other_main_forms_reuse_the_compiled_graph_and_draw_as_a_fresh_compile(cells, fast_sampler):
+    """The main effects' forms are data (uplift.models.structure.form_flag): a fit with every
+    column centred reuses the graph compiled for none, and its draws equal a fresh compile's."""
+    from uplift.models import sampling
+    from uplift.models.settings import Parameterization
+
+    dims = ("value_tier", "needs")
+    ConversionUpliftModel(sampler=fast_sampler, segment_dims=dims).fit(cells, "cross_sell")
+    n_compiled = len(sampling._COMPILED)
+    par = Parameterization(main="centered")
+    reused = ConversionUpliftModel(sampler=fast_sampler, parameterization=par, segment_dims=dims)
+    reused.fit(cells, "referral")
+    assert len(sampling._COMPILED) == n_compiled  # nothing new compiled for the other forms
+
+    class Fresh(ConversionUpliftModel):
+        reuse_compiled = False
+
+    fresh = Fresh(sampler=fast_sampler, parameterization=par, segment_dims=dims)
+    fresh.fit(cells, "referral")
+    np.testing.assert_array_equal(reused.uplift_draws().values, fresh.uplift_draws().values)
+
+
 def test_pooling_along_segment_dimensions(cells, fast_sampler):
     """Opt-in: effects pooled by value tier and by needs, plus a segment residual."""
     model = ConversionUpliftModel(sampler=fast_sampler, segment_dims=("value_tier", "needs"))

@@ -29,6 +29,20 @@ if TYPE_CHECKING:
     from uplift.models.carry import CarriedPrior
 
 
+#: the parameterization keys that reach the graph as data (the main effects' forms,
+#: :func:`uplift.models.structure.form_flag`), not baked into a compiled graph
+FORM_KEYS: frozenset[str] = frozenset({"main", "centered_columns"})
+
+
+def without_forms(config: dict) -> dict:
+    """``config`` less :data:`FORM_KEYS`, at its top level and in a nested
+    ``parameterization`` (:attr:`UpliftModel.forms_as_data`)."""
+    out = {k: v for k, v in config.items() if k not in FORM_KEYS}
+    if isinstance(out.get("parameterization"), dict):
+        out["parameterization"] = without_forms(out["parameterization"])
+    return out
+
+
 class UpliftModel(SavedModel, ABC):
     family: ClassVar[str]
     metric: str  # set by each class; a count model may rename it per instance (``metric=``)
@@ -36,6 +50,10 @@ class UpliftModel(SavedModel, ABC):
     reuse_compiled: ClassVar[bool] = True
     #: dims whose labels may differ between fits sharing a compiled graph
     relabel_dims: ClassVar[tuple[str, ...]] = ("arm",)
+    #: the graph reads the main effects' forms (which columns are centred) as data
+    #: (:func:`uplift.models.structure.form_flag`), so they are not part of the compiled key:
+    #: one compiled graph serves every choice of columns. A family that bakes them in sets False.
+    forms_as_data: ClassVar[bool] = True
     #: the model can take an earlier wave's posterior as its prior (``model.prior_from``,
     #: :mod:`uplift.models.carry`)
     carries_prior: ClassVar[bool] = False
@@ -89,8 +107,10 @@ class UpliftModel(SavedModel, ABC):
 
     def compile_config(self) -> dict:
         """What is baked into the compiled graph (the key nutpie/numpyro reuse it by): the model
-        config, less anything that reaches the graph as ``pm.Data``."""
-        return self.model_config()
+        config, less anything that reaches the graph as ``pm.Data`` (the forms, with
+        ``forms_as_data``)."""
+        config = self.model_config()
+        return without_forms(config) if self.forms_as_data else config
 
     def sampling_function(self) -> Callable[..., Any]:
         """The function of :mod:`uplift.models.sampling` that :meth:`fit` draws with for the

@@ -137,8 +137,9 @@ class ConversionUpliftModel(UpliftModel):
         )
 
     def compile_config(self) -> dict:
-        """The carried prior reaches the graph as data: tactics share one compiled graph."""
-        config = self.model_config()
+        """The carried prior and the main effects' forms reach the graph as data: tactics share
+        one compiled graph."""
+        config = super().compile_config()
         if "prior_from" in config:
             config["prior_from"] = {"parameters": config["prior_from"]["parameters"]}
         return config

@@ -41,7 +41,9 @@ def _quiet() -> None:
 
 # -- nutpie ------------------------------------------------------------------------------------
 
-_COMPILED: dict[tuple, Any] = {}  # nutpie compiled models
+#: nutpie compiled models, with the graph each was compiled from: its initial-point function
+#: reads that graph's ``pm.Data`` (a form flag moves a centred variable's starting point)
+_COMPILED: dict[tuple, tuple[Any, pm.Model]] = {}
 
 
 def _relabel(tree, coords: dict[str, list]):
@@ -91,13 +93,15 @@ def sample_nutpie(
     data = {v.name: v.get_value() for v in model.data_vars}
     fixed = tuple((d, tuple(map(str, v))) for d, v in model.coords.items() if d not in relabel)
     full_key = (key, fixed, tuple((k, np.shape(v)) for k, v in sorted(data.items())))
-    compiled = _COMPILED.get(full_key) if key is not None else None
-    if compiled is None:
+    cached = _COMPILED.get(full_key) if key is not None else None
+    if cached is None:
         with progress.stage("compiling the model"):  # seconds: say so on the stage's line
             compiled = nutpie.compile_pymc_model(model)
         if key is not None:
-            _COMPILED[full_key] = compiled
+            _COMPILED[full_key] = (compiled, model)
     else:
+        compiled, own = cached
+        feed_data(own, model)  # the initial points: drawn by a function of the compiled graph
         compiled = compiled.with_data(**data)
     # progress: on when a run shows its stages on a terminal (uplift.progress), through
     # nutpie's callback onto the stage's line; nutpie's own bar would draw over those lines

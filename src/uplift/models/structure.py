@@ -13,8 +13,9 @@ the residual takes the rest. A column that does not matter gets a small ``sigma_
 by itself, so nothing has to be chosen by hand. Main effects and interactions are zero-sum over
 their levels (``pm.ZeroSumNormal``; interactions over both axes), so ``mu`` alone carries the
 average: without that the mean and the level effects trade off along a ridge (measured 10-35
-divergences per tactic on the demo, 0 with it). They are non-centred; the residual follows the
-model's :class:`~uplift.models.conversion.Parameterization`.
+divergences per tactic on the demo, 0 with it). Interactions are non-centred; the main effects
+(column by column, read by the graph as data: :func:`form_flag`) and the residual follow the
+model's :class:`~uplift.models.settings.Parameterization`.
 
 A pair is left out when its levels already spell out every segment (two columns): the residual
 is that interaction. With one segment column (or none that varies) the structure reduces to
@@ -124,12 +125,32 @@ class SegmentStructure:
         }
 
 
+def form_flag(name: str, centered: bool):
+    """The form of a column's main effects as data: ``pm.Data(f"{name}_centered")``, 1.0
+    centred, 0.0 not. The graph mixes the two forms with it arithmetically (``w a + (1 - w) b``,
+    exact for 0 and 1), not with a switch: PyTensor's numba backend cannot compile the boolean
+    it would take once the flag is a constant (ADVI's graph).
+
+    Both forms are one graph that reads this flag (:func:`structured`), so a model compiles once
+    whatever columns its fits centre: the tactics' own choices (10M customers: three sets over
+    six tactics), the retry ladder's main-effect rung and the cross-fitting folds' all swap data
+    into the same compiled function (:func:`uplift.models.sampling.sample_nutpie`; compiled
+    key: :meth:`uplift.models.base.UpliftModel.compile_config`). Costs about 1 s of compiling.
+    """
+    return pm.Data(f"{name}_centered", 1.0 if centered else 0.0)
+
+
 def pooled(name: str, mean, scale: float, dims: tuple[str, ...], centered: bool):
     """Partially pooled values ~ N(mean, sigma) with sigma ~ HalfNormal(scale).
 
     Centred samples the values themselves (the textbook form: best when data pin each value
     down); non-centred samples z ~ N(0, 1) and returns mean + sigma z (best when data are weak
     and sigma may be near 0). ``mean`` broadcasts against ``dims`` (e.g. ``mu[:, None]``).
+
+    The form is built into the graph (``{name}_value`` or ``{name}_z``), unlike the main
+    effects' (:func:`form_flag`): mixing both forms in one graph here made compiling 30-50%
+    slower (demo: conversion 7-9 -> 10-12 s, hurdle revenue 14 -> 21 s), more than the
+    recompiles it saves on any data measured.
     """
     lead = dims[:-1]
     sigma = pm.HalfNormal(f"{name}_sigma", scale, dims=lead or None)
@@ -149,10 +170,17 @@ def _basis(d: str) -> str:
 
 def zero_sum_basis(levels: int) -> np.ndarray:
     """An orthonormal basis (levels x levels - 1) of the vectors that sum to zero: ``H c`` with
-    ``c ~ N(0, sigma^2 I)`` is ``ZeroSumNormal(sigma)`` over the levels."""
-    centred = np.eye(levels) - 1.0 / levels
-    q, _ = np.linalg.qr(centred[:, : levels - 1])
-    return q
+    ``c ~ N(0, sigma^2 I)`` is ``ZeroSumNormal(sigma)`` over the levels.
+
+    PyMC's own (``pymc.distributions.transforms.ZeroSumTransform``'s backward map, a
+    Householder reflection), so a main effect written on it has the coordinates that
+    ``pm.ZeroSumNormal``'s transform gives the sampler."""
+    n = int(levels)
+    y = np.eye(n - 1)
+    total = y.sum(axis=-1, keepdims=True)
+    norm = total / (np.sqrt(n) + n)
+    fill = norm - total / np.sqrt(n)
+    return (np.concatenate([y, fill], axis=-1) - norm).T
 
 
 def structured(
@@ -170,9 +198,10 @@ def structured(
     built from ``structure``: ``mean`` + main effects + interactions + residual.
 
     ``centered``: the residual's form; ``centered_main``: the columns whose main effects are
-    sampled as values (``{name}_{column}_value``), not as scale x unit effects
-    (``{name}_{column}_z``): what the data pin down samples best centred
-    (:class:`uplift.models.settings.Parameterization`'s ``main``).
+    sampled as values, not as scale x unit effects: what the data pin down samples best centred
+    (:class:`uplift.models.settings.Parameterization`'s ``main``). Either way the sampled
+    variable is ``{name}_{column}_z`` and the form is data (``{name}_{column}_centered``,
+    :func:`form_flag`), so every form shares one compiled graph.
 
     ``mean`` broadcasts against ``dims`` (e.g. ``mu[:, None]``). The residual is the
     exchangeable pool of :func:`pooled` (same variable names), so a
@@ -191,24 +220,18 @@ def structured(
         return pooled(name, total, scale, dims, centered)
     for d, code, lv in zip(structure.dims, structure.codes, structure.levels, strict=True):
         sigma = pm.HalfNormal(f"{name}_{d}_sigma", scale, dims=lead or None)
-        if d in centered_main:
-            # centred: the level effects' coordinates in the zero-sum subspace, ~ N(0, sigma)
-            # each (the orthonormal basis makes it ZeroSumNormal(sigma) exactly). Written out,
-            # not as pm.ZeroSumNormal(sigma=sigma): a ZeroSumNormal whose scale is a random
-            # variable cannot be vectorised over prior draws (uplift.models.predictive)
-            if _basis(d) not in model.coords:
-                model.add_coord(_basis(d), list(range(len(lv) - 1)))
-            c = pm.Normal(
-                f"{name}_{d}_value", 0.0, sigma[:, None] if lead else sigma, dims=(*lead, _basis(d))
-            )
-            v = pm.math.dot(c, zero_sum_basis(len(lv)).T)  # (..., levels), zero-sum
-            part = v[:, code] if lead else v[code]
-        else:
-            z = pm.ZeroSumNormal(
-                f"{name}_{d}_z", sigma=1.0, dims=(*lead, _coord(d)), n_zerosum_axes=1
-            )
-            part = (sigma[:, None] * z)[:, code] if lead else (sigma * z)[code]
-        total = total + part
+        # the level effects' coordinates in the zero-sum subspace: ~ N(0, sigma) centred, N(0, 1)
+        # times sigma not (the orthonormal basis makes either ZeroSumNormal(sigma) exactly; the
+        # form is data, form_flag). Written out, not as pm.ZeroSumNormal(sigma=sigma): a
+        # ZeroSumNormal whose scale is a random variable cannot be vectorised over prior draws
+        # (uplift.models.predictive)
+        if _basis(d) not in model.coords:
+            model.add_coord(_basis(d), list(range(len(lv) - 1)))
+        s = sigma[:, None] if lead else sigma
+        w = form_flag(f"{name}_{d}", d in centered_main)
+        z = pm.Normal(f"{name}_{d}_z", 0.0, w * s + (1.0 - w), dims=(*lead, _basis(d)))
+        v = (w + (1.0 - w) * s) * pm.math.dot(z, zero_sum_basis(len(lv)).T)  # zero-sum levels
+        total = total + (v[:, code] if lead else v[code])
     for i, j in structure.pairs:
         di, dj = structure.dims[i], structure.dims[j]
         sigma = pm.HalfNormal(
