@@ -108,13 +108,32 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, x.shape[-1] - half :]], axis=1)
 
 
+def _ranks(flat: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties sharing their mean rank: ``scipy.stats.rankdata``'s
+    ``"average"``) of each row of ``flat`` ``(K, n)``, every row at once: one sort, then each
+    run of equal values takes the mean of its first and last position. rankdata along an axis
+    took 0.5 s of a 10M-customer fit's 1.8 s of diagnostics (its tie handling per row)."""
+    k, n = flat.shape
+    order = np.argsort(flat, axis=1)
+    srt = np.take_along_axis(flat, order, axis=1)
+    pos = np.broadcast_to(np.arange(n), (k, n))
+    first = np.ones((k, n), dtype=bool)
+    first[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    last = np.ones((k, n), dtype=bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, pos, n)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((k, n), dtype=float)
+    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=1)
+    return ranks
+
+
 def _z_scale(x: np.ndarray) -> np.ndarray:
     """Rank-normalised values of each row (ranks over all its chains and draws, Blom's 3/8)."""
     from scipy.special import ndtri  # what scipy.stats.norm.ppf computes, without its checks
-    from scipy.stats import rankdata
 
     k, c, d = x.shape
-    ranks = rankdata(x.reshape(k, c * d), method="average", axis=-1)
+    ranks = _ranks(x.reshape(k, c * d))
     return ndtri((ranks - 3 / 8) / (c * d - 2 * (3 / 8) + 1)).reshape(x.shape)
 
 
@@ -125,10 +144,10 @@ def _rhat(z: np.ndarray) -> np.ndarray:
     return np.sqrt((between / within + n - 1) / n)
 
 
-def _rhat_rank(x: np.ndarray) -> np.ndarray:
-    """Rank-normalised split r-hat of each row: the larger of bulk and folded (tail)."""
-    split = _split(x)
-    bulk = _rhat(_z_scale(split))
+def _rhat_rank(split: np.ndarray, z_bulk: np.ndarray) -> np.ndarray:
+    """Rank-normalised split r-hat of each row: the larger of bulk and folded (tail).
+    ``split``: the split chains (:func:`_split`), ``z_bulk`` their rank-normalised values."""
+    bulk = _rhat(z_bulk)
     k = split.shape[0]
     folded = np.abs(split - np.median(split.reshape(k, -1), axis=1)[:, None, None])
     tail = _rhat(_z_scale(folded))
@@ -184,10 +203,6 @@ def _ess(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ess_bulk(x: np.ndarray) -> np.ndarray:
-    return _ess(_z_scale(_split(x)))
-
-
 def _ess_tail(x: np.ndarray) -> np.ndarray:
     """The smaller ESS of the indicators of the two tail quantiles: ArviZ's default, the
     quantiles ``(1 - p, p)`` of ``rcParams["stats.ci_prob"]`` (0.89: the 11% and 89%)."""
@@ -217,9 +232,11 @@ def rank_diagnostics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return rhat, ess_bulk, ess_tail
     good = x[ok]
     with np.errstate(divide="ignore", invalid="ignore"):  # constant rows: NaN, as in ArviZ
+        split = _split(good)
+        z_bulk = _z_scale(split)  # shared by bulk r-hat and bulk ESS
         if chains >= 2:
-            rhat[ok] = _rhat_rank(good)
-        ess_bulk[ok] = _ess_bulk(good)
+            rhat[ok] = _rhat_rank(split, z_bulk)
+        ess_bulk[ok] = _ess(z_bulk)
         ess_tail[ok] = _ess_tail(good)
     return rhat, ess_bulk, ess_tail
 
