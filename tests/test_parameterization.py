@@ -123,8 +123,9 @@ def test_resolve_centres_main_effects_column_by_column():
 
 def test_pipeline_centres_the_main_effects_the_data_pin_down(tmp_path: Path):
     """On the demo's crossed segments (value tier x needs) each tactic's main effects get the
-    form its columns' ratios call for (none reaches 10 there: the forms of before), and a model
-    with a centred column names its effects ``_value``, the others ``_z``."""
+    form its columns' ratios call for (none reaches 10 there: the forms of before), and the
+    graph reads each column's form as data (``effect_<column>_centered``), one compiled key for
+    every choice of columns."""
     from uplift.models.families import get_family
     from uplift.models.information import main_effect_information_ratios
 
@@ -142,17 +143,29 @@ def test_pipeline_centres_the_main_effects_the_data_pin_down(tmp_path: Path):
         want = sorted(d for d, r in ratios.items() if r is not None and r >= 10.0)
         model = build_model(config, tactic, data, cells)
         assert model.parameterization.centered_columns == want
-        names = {v.name for v in model.build_model(cells, tactic).free_RVs}
+        flags = _form_flags(model.build_model(cells, tactic))
         for d in ("value_tier", "needs"):
-            assert (f"effect_{d}_value" in names) == (d in want)
-            assert (f"effect_{d}_z" in names) == (d not in want)
+            assert flags[f"effect_{d}_centered"] == (d in want)
         seen.add(tuple(want))
     assert seen == {()}
     model = build_model(config, "cross_sell", data, cells)
+    graph = model.build_model(cells, "cross_sell")
+    key = model.compiled_key(graph)
     model.parameterization.centered_columns = ["needs"]
-    names = {v.name for v in model.build_model(cells, "cross_sell").free_RVs}
-    assert {"effect_needs_value", "effect_value_tier_z"} <= names
-    assert not {"effect_needs_z", "effect_value_tier_value"} & names
+    graph = model.build_model(cells, "cross_sell")
+    flags = _form_flags(graph)
+    assert flags["effect_needs_centered"] and not flags["effect_value_tier_centered"]
+    assert {"effect_needs_z", "effect_value_tier_z"} <= set(graph.named_vars)
+    assert model.compiled_key(graph) == key  # the columns' forms are data: one compiled graph
+    model.parameterization.effect = "centered"  # the residual's form is built in
+    assert model.compiled_key(model.build_model(cells, "cross_sell")) != key
+
+
+def _form_flags(graph) -> dict[str, bool]:
+    """The graph's form flags (uplift.models.structure.form_flag): name -> centred."""
+    return {
+        v.name: bool(v.get_value() == 1.0) for v in graph.data_vars if v.name.endswith("_centered")
+    }
 
 
 def test_centred_and_non_centred_main_effects_are_the_same_prior():
@@ -185,3 +198,24 @@ def test_centred_and_non_centred_main_effects_are_the_same_prior():
         sds[form] = (e.std(), (e[:, :4].mean(axis=1) - e[:, -4:].mean(axis=1)).std())
     for a, b in zip(sds["centered"], sds["non_centered"], strict=True):
         assert a == pytest.approx(b, rel=0.06)
+
+
+def test_crossed_models_the_data_pin_down_sample_at_the_base_target_accept():
+    """Crossed models sample at target_accept_structured (0.99) unless ``auto`` centred the
+    effects' residual and every column's main effects (uplift.pipeline.data_pin_down)."""
+    from dataclasses import replace
+
+    from uplift.pipeline import data_pin_down, sampler_for
+
+    config = uplift.compose_config([])
+    dims = ("tier", "region")
+    par = Parameterization("non_centered", "centered", centered_columns=["tier", "region"])
+    assert data_pin_down(par, dims)
+    assert sampler_for(config, structured=True).target_accept == 0.99
+    assert sampler_for(config, structured=True, informed=True).target_accept == 0.9
+    assert sampler_for(config, structured=False).target_accept == 0.9
+    assert not data_pin_down(replace(par, centered_columns=["tier"]), dims)
+    assert not data_pin_down(replace(par, effect="non_centered"), dims)
+    assert not data_pin_down(replace(par, main="centered"), dims)  # the user's choice, not auto's
+    assert not data_pin_down(par, ("tier",))
+    assert not data_pin_down(None, dims)
