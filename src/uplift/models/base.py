@@ -107,8 +107,8 @@ class UpliftModel(SavedModel, ABC):
 
     def compile_config(self) -> dict:
         """What is baked into the compiled graph (the key nutpie/numpyro reuse it by): the model
-        config, less anything that reaches the graph as ``pm.Data`` (the forms, with
-        ``forms_as_data``)."""
+        config, less anything that reaches the graph as ``pm.Data`` (the main effects' forms,
+        with ``forms_as_data``)."""
         config = self.model_config()
         return without_forms(config) if self.forms_as_data else config
 

@@ -149,8 +149,10 @@ def pooled(name: str, mean, scale: float, dims: tuple[str, ...], centered: bool)
 
     The form is built into the graph (``{name}_value`` or ``{name}_z``), unlike the main
     effects' (:func:`form_flag`): mixing both forms in one graph here made compiling 30-50%
-    slower (demo: conversion 7-9 -> 10-12 s, hurdle revenue 14 -> 21 s), more than the
-    recompiles it saves on any data measured.
+    slower (demo: conversion 7-9 -> 10-12 s, hurdle revenue 14 -> 21 s; the demo's run 194 s
+    instead of about 150 s), and at 10M customers, where forms vary most, the fits took 58.6 s
+    with every form as data against 52.8 s with the main effects' alone (that run also had
+    faster r-hat/ESS, about 5 s of the difference).
     """
     lead = dims[:-1]
     sigma = pm.HalfNormal(f"{name}_sigma", scale, dims=lead or None)
