@@ -196,7 +196,10 @@ def duck_rows(rows_file, arm_map):
     return rows, cells
 
 
-def test_targets_in_the_engine_are_the_pandas_list(reference, duck_rows, arm_map):
+@pytest.mark.parametrize("treated", ["every segment", "a few segments", "none"])
+def test_targets_in_the_engine_are_the_pandas_list(reference, duck_rows, arm_map, treated):
+    """The same list, ranks and reconciliation; the engine hashes only the treated segments'
+    rows, which must not move any customer's place."""
     from uplift.optimize.targets import customer_targets, customer_targets_engine
 
     data, _ = reference
@@ -217,6 +220,9 @@ def test_targets_in_the_engine_are_the_pandas_list(reference, duck_rows, arm_map
             for a in arm_map.treated[:3]
         ]
     )
+    if treated != "every segment":
+        keep = set(data.segments[::3]) if treated == "a few segments" else set()
+        alloc.loc[~alloc["segment"].isin(keep), "customers"] = 0
     alloc["spend"] = alloc["customers"] * alloc["cost_per_customer"]
     want = customer_targets(alloc, data.frame, seed=3)
     got = customer_targets_engine(alloc, duck_rows[0], seed=3)

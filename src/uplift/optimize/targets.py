@@ -650,6 +650,10 @@ def customer_targets_engine(allocation: pd.DataFrame, rows: Any, *, seed: int) -
         }
     )
     ranges = ranges[ranges["hi"] > ranges["lo"]]
+    # only the treated segments' rows are hashed and ordered: a customer's place depends on
+    # its own segment's rows alone (10M customers, 2 of 48 segments treated: 8 -> 1 s)
+    treated = sorted(set(ranges["r_segment"]))
+    rows = rows.filter(rows.segment.isin(treated)) if treated else rows.limit(0)
     ident = rows.customer_id.cast("string")
     h = (ibis.literal(f"{int(seed)}:") + ident).hexdigest("sha256").substr(0, 16)
     r = rows.select("customer_id", "segment", h=h, idt=ident)
