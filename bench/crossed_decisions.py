@@ -167,16 +167,22 @@ def _largest_remainder(n: int, shares: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cell_effects(arm: ArmDesign, rng: np.random.Generator) -> np.ndarray:
-    """(tier, region, channel) array of the arm's effect on the logit, seeded deviations included."""
+def _cell_effects(
+    arm: ArmDesign, rng: np.random.Generator, deviation_scale: float = 1.0
+) -> np.ndarray:
+    """(tier, region, channel) array of the arm's effect on the logit, seeded deviations included
+    (their SDs times ``deviation_scale``)."""
     nt, nr, nc = len(TIERS), len(REGIONS), len(CHANNELS)
-    tier = np.asarray(arm.tier) + rng.normal(0, EFFECT_MAIN_SD, nt)
-    region = np.asarray(arm.region) + rng.normal(0, EFFECT_MAIN_SD, nr)
-    channel = np.asarray(arm.channel) + rng.normal(0, EFFECT_MAIN_SD, nc)
-    txr = rng.normal(0, EFFECT_PAIR_SD, (nt, nr))
-    txc = rng.normal(0, EFFECT_PAIR_SD, (nt, nc))
-    rxc = rng.normal(0, EFFECT_PAIR_SD, (nr, nc))
-    resid = rng.normal(0, EFFECT_CELL_SD, (nt, nr, nc))
+    main_sd, pair_sd, cell_sd = (
+        deviation_scale * s for s in (EFFECT_MAIN_SD, EFFECT_PAIR_SD, EFFECT_CELL_SD)
+    )
+    tier = np.asarray(arm.tier) + rng.normal(0, main_sd, nt)
+    region = np.asarray(arm.region) + rng.normal(0, main_sd, nr)
+    channel = np.asarray(arm.channel) + rng.normal(0, main_sd, nc)
+    txr = rng.normal(0, pair_sd, (nt, nr))
+    txc = rng.normal(0, pair_sd, (nt, nc))
+    rxc = rng.normal(0, pair_sd, (nr, nc))
+    resid = rng.normal(0, cell_sd, (nt, nr, nc))
     return (
         arm.mean
         + tier[:, None, None]
@@ -195,6 +201,7 @@ def generate_crossed(
     *,
     arms: Mapping[str, ArmDesign] = DEFAULT_ARMS,
     margin: float = 0.4,
+    deviation_scale: float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stratified-randomized experiment on crossed segments, and its truth per (segment, arm).
 
@@ -204,7 +211,9 @@ def generate_crossed(
     (``tier/region/channel``), ``arm, tactic, cost, tier, n_customers, p_control,
     true_uplift`` (mean over the segment's customers of p_treated - p_control),
     ``true_value_per_conversion`` (``margin`` x E[revenue | converted] of the segment) and
-    ``true_profit_per_customer``.
+    ``true_profit_per_customer``. ``deviation_scale`` multiplies the SDs of the arms' seeded
+    deviations from their profiles (main effects, pairs, cell residual): a second scenario with
+    more or less heterogeneity for the model to find (1: the benchmark's).
     """
     names = list(arms)
     shares = np.array([arms[a].share for a in names], dtype=float)
@@ -247,7 +256,7 @@ def generate_crossed(
     p = np.empty((len(names), n))
     p[control] = _expit(base)
     for k in treated:
-        eff = _cell_effects(arms[names[k]], rng)
+        eff = _cell_effects(arms[names[k]], rng, deviation_scale)
         p[k] = _expit(base + eff[tier, region, channel] + arms[names[k]].latent_slope * h)
 
     # stratified randomization: exact design shares within every segment, random order
@@ -567,6 +576,7 @@ def score_seed(
     single_pass: bool = False,
     overrides: Sequence[str] = (),
     arms: Mapping[str, ArmDesign] = DEFAULT_ARMS,
+    deviation_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Generate, run, solve every comparator and score them with the truth, for one seed."""
     t0 = time.perf_counter()
@@ -576,7 +586,9 @@ def score_seed(
         csv = work / "customers.csv"
         ov = user_overrides(csv, budget, arms=arms, quick=quick, extra=overrides)
         margin = float(uplift.compose_config(ov).value.margin)
-        customers, truth = generate_crossed(seed, n_customers, arms=arms, margin=margin)
+        customers, truth = generate_crossed(
+            seed, n_customers, arms=arms, margin=margin, deviation_scale=deviation_scale
+        )
         customers.to_csv(csv, index=False)
         run = run_pipeline(ov, work, single_pass=single_pass)
     res, config = run.result, run.config
@@ -744,6 +756,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         help="label every treated arm with one tactic, so one model fits all arms jointly "
         "(shared baselines: the control customers counted once); for the joint-model comparison",
     )
+    ap.add_argument(
+        "--deviation-scale",
+        type=float,
+        default=1.0,
+        help="multiply the SDs of the arms' seeded deviations (a second scenario; "
+        "bench/crossed_ceiling.py gives its ceiling)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="save the per-seed rows here")
     ap.add_argument("overrides", nargs="*", help="extra config overrides")
     args = ap.parse_args(argv)
@@ -760,6 +779,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             single_pass=args.single_pass,
             overrides=args.overrides,
             arms=one_model_arms() if args.one_model else DEFAULT_ARMS,
+            deviation_scale=args.deviation_scale,
         )
         rows.append(row)
         print(format_row(row), flush=True)
