@@ -161,17 +161,16 @@ def score_seed(seed: int, n_customers: int, deviation_scale: float = 1.0) -> dic
         seed, n_customers, margin=float(config.value.margin), deviation_scale=deviation_scale
     )
     cells = truth[["segment", "arm", "tactic", "cost"]].reset_index(drop=True)
-    seg = _segments(customers)
-    eligible = seg.value_counts().astype(float)
+    eligible = truth.drop_duplicates("segment").set_index("segment")["n_customers"].astype(float)
     cost = cells["cost"].to_numpy(float)
     value = truth["true_value_per_conversion"].to_numpy(float)
     true_uplift = truth["true_uplift"].to_numpy(float)
     true_pc = value * true_uplift - cost
     allocator = build_allocator(config)
+    problem = AllocationProblem(cells, true_pc[None, :], eligible)
 
     def true_profit(profit: np.ndarray) -> float:
-        plan = cd.plan_of(allocator, AllocationProblem(cells, profit[None, :], eligible), profit)
-        return float(true_pc @ plan)
+        return float(true_pc @ cd.plan_of(allocator, problem, profit))
 
     oracle = true_profit(true_pc)
     est = uplift_estimates(customers, truth, sds)  # type: ignore[arg-type]

@@ -391,7 +391,7 @@ def data_pin_down(par: Parameterization | None, dims: Sequence[str]) -> bool:
     (effect ratios <= 1.4) where one or two of its columns are centred."""
     if par is None or len(dims) < 2 or par.main != "auto":
         return False
-    return par.effect == "centered" and set(dims) <= set(par.centered_columns)
+    return par.effect == "centered" and par.main_centered(dims) == frozenset(dims)
 
 
 def segment_value_model(config: AppConfig, data: CustomerData):
