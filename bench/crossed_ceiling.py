@@ -21,6 +21,11 @@ profit, as a share of the oracle's:
   - ``known_prior``: the generator's prior, as above (a ceiling for models that do not know it,
     up to the Gaussian approximation, the raw control rate and the latent modifiers' averaging);
   - ``dim``: the per-cell difference in means (the plug-in of crossed_decisions, true value);
+  - ``known_sds``: the generator's deviation SDs but not the arm's profile: each column's level
+    effects get a wide prior (``UNKNOWN_PROFILE_SD``) around the arm's precision-weighted mean
+    logit difference, so they are learnt from the data as fixed effects: what knowing how far
+    cells stray from their columns' main effects buys without the profile (not a ceiling: the
+    main effects are not pooled, and a model that learns their scale can do better);
   - ``exchangeable``: the same conditional with an exchangeable prior around the arm's mean
     logit difference, its variance from the data (method of moments): pooling without columns.
 
@@ -56,7 +61,10 @@ import uplift  # noqa: E402
 from uplift.optimize import AllocationProblem  # noqa: E402
 from uplift.pipeline import build_allocator  # noqa: E402
 
-ESTIMATORS = ("known_prior", "dim", "exchangeable")
+ESTIMATORS = ("known_prior", "known_sds", "dim", "exchangeable")
+#: prior SD of each column's level effects when the arm's profile is not known (``known_sds``):
+#: wide against the profiles' 0.05-0.3, so the columns' main effects are learnt from the data
+UNKNOWN_PROFILE_SD = 1.0
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -141,11 +149,17 @@ def uplift_estimates(
             d, noise, arm_profile(arm, levels), prior_covariance(levels, *sds)
         )
         center = float(np.average(d, weights=1.0 / noise))
+        # the profile's level effects as one more independent N(0, sd) per level of a column
+        main_sd = float(np.hypot(sds[0], UNKNOWN_PROFILE_SD))
+        learnt = gaussian_posterior_mean(
+            d, noise, np.full(len(d), center), prior_covariance(levels, main_sd, *sds[1:])
+        )
         tau2 = max(float(np.mean((d - center) ** 2) - np.mean(noise)), 1e-8)
         exch = gaussian_posterior_mean(d, noise, np.full(len(d), center), tau2 * np.eye(len(d)))
         lp0 = _logit(p0)
         out["known_prior"][rows] = _expit(lp0 + known) - p0
         out["exchangeable"][rows] = _expit(lp0 + exch) - p0
+        out["known_sds"][rows] = _expit(lp0 + learnt) - p0
         out["dim"][rows] = c1["sum"].to_numpy(float) / n1 - c0a["sum"].to_numpy(float) / n0
     return out
 
