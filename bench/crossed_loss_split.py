@@ -13,7 +13,8 @@ A plan that keeps the oracle's profit with the true uplift and the estimated val
 nothing on the value side: the loss is the uplift estimates'. Also printed: the uplift RMSE per
 cell and the relative error of the values.
 
-    python bench/crossed_loss_split.py [--seeds 2] [--first-seed 1] [--customers 200000] [overrides...]
+    python bench/crossed_loss_split.py [--seeds 2] [--first-seed 1] [--customers 200000] \
+        [--deviation-scale 1.0] [overrides...]
 """
 
 from __future__ import annotations
@@ -34,14 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import crossed_decisions as cd  # noqa: E402  (the scenario, route and scoring)
 
 
-def split_seed(seed: int, n: int, extra: list[str]) -> dict[str, float]:
+def split_seed(
+    seed: int, n: int, extra: list[str], deviation_scale: float = 1.0
+) -> dict[str, float]:
     budget = cd.default_budget(n)
     with tempfile.TemporaryDirectory(prefix=f"loss-split-{seed}-") as tmp:
         work = Path(tmp)
         csv = work / "customers.csv"
         ov = cd.user_overrides(csv, budget, extra=["evaluate.crossfit_folds=0", *extra])
         margin = float(uplift.compose_config(ov).value.margin)
-        customers, truth = cd.generate_crossed(seed, n, margin=margin)
+        customers, truth = cd.generate_crossed(
+            seed, n, margin=margin, deviation_scale=deviation_scale
+        )
         customers.to_csv(csv, index=False)
         run = cd.run_pipeline(ov, work, single_pass=True)
     res, config = run.result, run.config
@@ -84,10 +89,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--customers", type=float, default=200_000)
+    ap.add_argument(
+        "--deviation-scale",
+        type=float,
+        default=1.0,
+        help="multiply the SDs of the arms' seeded deviations (crossed_decisions' second scenario)",
+    )
     args, extra = ap.parse_known_args()
     rows = {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows[seed] = split_seed(seed, int(args.customers), extra)
+        rows[seed] = split_seed(seed, int(args.customers), extra, args.deviation_scale)
         print(
             f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[seed].items()), flush=True
         )
