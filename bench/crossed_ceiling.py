@@ -106,12 +106,6 @@ def arm_profile(arm: cd.ArmDesign, levels: np.ndarray) -> np.ndarray:
     )
 
 
-def _segments(customers: pd.DataFrame) -> pd.Series:
-    """``tier/region/channel`` per customer, as the generator's truth spells segments."""
-    first, *rest = cd.SEGMENT_COLUMNS
-    return customers[first].astype(str).str.cat([customers[c].astype(str) for c in rest], sep="/")
-
-
 def cell_levels(segments: Sequence[str]) -> np.ndarray:
     dims = (cd.TIERS, cd.REGIONS, cd.CHANNELS)
     return np.array(
@@ -126,7 +120,7 @@ def uplift_estimates(
     arms: Mapping[str, cd.ArmDesign] = cd.DEFAULT_ARMS,
 ) -> dict[str, np.ndarray]:
     """Each estimator's cell uplift, in ``truth``'s row order."""
-    seg = _segments(customers)
+    seg = cd.customer_segments(customers)
     counts = customers.groupby([seg.rename("segment"), "arm"])["converted"].agg(["size", "sum"])
     control = next(a for a, d in arms.items() if d.is_control)
     c0 = counts.xs(control, level="arm")
@@ -168,9 +162,6 @@ def score_seed(seed: int, n_customers: int, deviation_scale: float = 1.0) -> dic
     t0 = time.perf_counter()
     budget = cd.default_budget(n_customers)
     config = uplift.compose_config(cd.user_overrides("unused.csv", budget))
-    sds = tuple(
-        deviation_scale * s for s in (cd.EFFECT_MAIN_SD, cd.EFFECT_PAIR_SD, cd.EFFECT_CELL_SD)
-    )
     customers, truth = cd.generate_crossed(
         seed, n_customers, margin=float(config.value.margin), deviation_scale=deviation_scale
     )
@@ -187,7 +178,7 @@ def score_seed(seed: int, n_customers: int, deviation_scale: float = 1.0) -> dic
         return float(true_pc @ cd.plan_of(allocator, problem, profit))
 
     oracle = true_profit(true_pc)
-    est = uplift_estimates(customers, truth, sds)  # type: ignore[arg-type]
+    est = uplift_estimates(customers, truth, cd.deviation_sds(deviation_scale))
     return {
         "seed": seed,
         "oracle": oracle,

@@ -86,6 +86,11 @@ EFFECT_PAIR_SD = 0.08  # tier x region, tier x channel, region x channel
 EFFECT_CELL_SD = 0.04  # cell residual
 
 
+def deviation_sds(scale: float = 1.0) -> tuple[float, float, float]:
+    """The SDs of an arm's seeded deviations (main effects, pairs, cell residual) x ``scale``."""
+    return scale * EFFECT_MAIN_SD, scale * EFFECT_PAIR_SD, scale * EFFECT_CELL_SD
+
+
 @dataclass(frozen=True)
 class ArmDesign:
     """One arm of the generated experiment: its tactic, cost, design share and true effect profile.
@@ -157,6 +162,12 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def customer_segments(customers: pd.DataFrame) -> pd.Series:
+    """``tier/region/channel`` per customer, as the truth spells segments."""
+    first, *rest = SEGMENT_COLUMNS
+    return customers[first].astype(str).str.cat([customers[c].astype(str) for c in rest], sep="/")
+
+
 def _largest_remainder(n: int, shares: np.ndarray) -> np.ndarray:
     """Integer counts summing to ``n`` closest to ``n x shares``."""
     raw = n * shares
@@ -173,9 +184,7 @@ def _cell_effects(
     """(tier, region, channel) array of the arm's effect on the logit, seeded deviations included
     (their SDs times ``deviation_scale``)."""
     nt, nr, nc = len(TIERS), len(REGIONS), len(CHANNELS)
-    main_sd, pair_sd, cell_sd = (
-        deviation_scale * s for s in (EFFECT_MAIN_SD, EFFECT_PAIR_SD, EFFECT_CELL_SD)
-    )
+    main_sd, pair_sd, cell_sd = deviation_sds(deviation_scale)
     tier = np.asarray(arm.tier) + rng.normal(0, main_sd, nt)
     region = np.asarray(arm.region) + rng.normal(0, main_sd, nr)
     channel = np.asarray(arm.channel) + rng.normal(0, main_sd, nc)
@@ -506,7 +515,7 @@ def t_learner_profit(
     ).to_numpy()
     y = customers["converted"].to_numpy()
     arm = customers["arm"].to_numpy()
-    segment = customers[list(SEGMENT_COLUMNS)].astype(str).agg("/".join, axis=1).to_numpy()
+    segment = customer_segments(customers).to_numpy()
     pred = {}
     for name in [control, *sorted(set(problem.cells["arm"]))]:
         m = arm == name

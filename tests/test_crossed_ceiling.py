@@ -57,8 +57,7 @@ def test_knowing_the_profile_is_worth_more_than_knowing_the_sds(ceiling) -> None
     given: the generator's prior (profile and SDs) < its SDs alone (the columns' main effects
     learnt) < the raw difference in means."""
     customers, truth = ceiling.cd.generate_crossed(3, 200_000, margin=0.4)
-    sds = (ceiling.cd.EFFECT_MAIN_SD, ceiling.cd.EFFECT_PAIR_SD, ceiling.cd.EFFECT_CELL_SD)
-    est = ceiling.uplift_estimates(customers, truth, sds)
+    est = ceiling.uplift_estimates(customers, truth, ceiling.cd.deviation_sds())
     true = truth["true_uplift"].to_numpy(float)
     rmse = {k: float(np.sqrt(np.nanmean((v - true) ** 2))) for k, v in est.items()}
     assert rmse["known_prior"] < rmse["known_sds"] < rmse["dim"], rmse
