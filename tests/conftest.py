@@ -63,10 +63,14 @@ LONGEST_FIRST = (
 def pytest_configure(config: pytest.Config) -> None:
     """PyTensor's construction traces off for the whole suite: the package turns them off while
     it builds its graphs (uplift.models.building); here also for the fake sampler's compiles
-    and the graphs tests build themselves (~0.3 s a compile)."""
+    and the graphs tests build themselves (~0.3 s a compile). Their generated source goes where
+    the package puts its own (uplift.models.building.keep_generated_src_tidy), not to /tmp."""
     import pytensor
 
+    from uplift.models.building import keep_generated_src_tidy
+
     pytensor.config.traceback__limit = 0
+    keep_generated_src_tidy()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -42,6 +42,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import optimize, special
 
+from uplift.models.building import keep_generated_src_tidy
 from uplift.models.diagnostics import Diagnostics, compute_diagnostics
 from uplift.models.persist import SavedModel
 from uplift.models.sampling import SamplerSettings, sample
@@ -99,10 +100,17 @@ def gamma_gamma_logp(p, q, gamma, x, m):
     )
 
 
+def _function(inputs: list[Any], outputs: Any) -> Any:
+    """``pytensor.function`` with the generated source kept out of /tmp (see
+    :func:`uplift.models.building.keep_generated_src_tidy`)."""
+    keep_generated_src_tidy()
+    return pytensor.function(inputs, outputs)
+
+
 def _compile_elementwise(fn, n_params: int, n_data: int):
     params = [pt.dvector(f"p{i}") for i in range(n_params)]
     data = [pt.dvector(f"d{i}") for i in range(n_data)]
-    return pytensor.function([*params, *data], fn(*params, *data))
+    return _function([*params, *data], fn(*params, *data))
 
 
 _BGNBD_FN = None
@@ -413,7 +421,7 @@ class BetaGeoModel(_BtydModel):
         ll = pt.sum(w * bgnbd_logp(e[0], e[1], e[2], e[3], ux, utx, uT))
         # the gradient of one cost with respect to one variable is one Variable; pytensor's
         # return hint is the union over every call form
-        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
+        f = _function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
         x0 = np.array([0.0, math.log(max(np.mean(T), 1e-9)), 0.0, 0.0])
         res = _minimize(f, x0)
         est = dict(zip(("r", "alpha", "a", "b"), np.exp(res.x).tolist(), strict=True))
@@ -612,7 +620,7 @@ class GammaGammaModel(_BtydModel):
         ll = pt.sum(gamma_gamma_logp(e[0], e[1], e[2], xs, ms))
         # the gradient of one cost with respect to one variable is one Variable; pytensor's
         # return hint is the union over every call form
-        f = pytensor.function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
+        f = _function([theta], [-ll, -pytensor.grad(ll, theta)])  # type: ignore[operator]
         res = _minimize(f, np.array([0.0, 0.7, math.log(np.mean(ms))]))
         est = dict(zip(("p", "q", "gamma"), np.exp(res.x).tolist(), strict=True))
         est["loglik"] = float(-res.fun)
