@@ -229,3 +229,51 @@ def test_an_unwritable_cache_costs_a_warning_not_the_run(tmp_path, fake_sampler,
     with caplog.at_level(logging.WARNING, logger="uplift.models.fit_cache"):
         fit = fit_tactic(config, "cross_sell", data, cells)
     assert not fit.from_cache and "could not store" in caplog.text
+
+
+def test_the_folder_is_capped_least_recently_used_first(tmp_path, caplog):
+    """Entries past ``max_bytes`` are removed oldest-used first after a store: the entry just
+    stored stays, a hit renews an entry, files that are not entries are never touched, and the
+    count of evictions reaches the run's summary."""
+    import os
+
+    import xarray as xr
+
+    folder = tmp_path / "cache"
+    draws = xr.DataArray(np.arange(2_000, dtype=float), dims="draw")  # 16 kB of data an entry
+    cache = FitCache(folder)  # no cap: fill it
+    keys = [f"{i:x}" * 64 for i in range(1, 5)]
+    for i, key in enumerate(keys):
+        cache.draws(f"t{i}", key, lambda: draws)
+        os.utime(cache.path(f"t{i}", key), (1_000 + i, 1_000 + i))  # t0 oldest, t3 newest
+    (folder / "notes.txt").write_text("mine")
+    size = cache.path("t0", keys[0]).stat().st_size
+    assert cache.prune() == []  # uncapped
+
+    cache.draws("t0", keys[0], lambda: pytest.fail("a hit must not compute"))  # t0 used now
+    capped = FitCache(folder, max_bytes=3 * size + size // 2)
+    new_key = "e" * 64
+    with caplog.at_level(logging.INFO, logger="uplift.models.fit_cache"):
+        capped.draws("t9", new_key, lambda: draws)
+    left = sorted(p.name.split("-")[0] for p in folder.glob("*.nc"))
+    # 5 entries, room for 3: the two least recently used (t1, t2) go, the hit t0 and the new stay
+    assert left == ["t0", "t3", "t9"]
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert not (folder / f".t1-{keys[1][:40]}.lock").exists()
+    assert capped.summary({})["counts"]["evicted"] == 2
+    assert "removed 2 least recently used entries" in caplog.text
+    # a cap below one entry keeps the entry just stored
+    tiny = FitCache(folder, max_bytes=1)
+    tiny.draws("t8", "d" * 64, lambda: draws)
+    assert [p.name.split("-")[0] for p in folder.glob("*.nc")] == ["t8"]
+
+
+def test_cache_cap_setting():
+    assert FitCache.from_settings(SamplerSettings()).max_bytes == 2_000_000_000
+    assert FitCache.from_settings(SamplerSettings(cache_max_gb=None)).max_bytes is None
+    with pytest.raises(ValueError, match="sampler.cache_max_gb must be > 0 or null"):
+        SamplerSettings(cache_max_gb=0)
+    # where and how much to cache does not change a fit's key
+    from uplift.models.fit_cache import sampler_key
+
+    assert sampler_key(SamplerSettings(cache_max_gb=0.5)) == sampler_key(SamplerSettings())

@@ -7,8 +7,10 @@ each fit as the netCDF file :meth:`~uplift.models.persist.SavedModel.save` write
 SHA-256 of a JSON description of the fit (:meth:`FitCache.key`): the model class, family and
 config, the sampler settings and seed, the tactic, the package versions, a digest of the model
 code, and the bytes of every table the fit reads (:meth:`UpliftModel.fit_data`). Anything that
-could change the posterior changes the key; a stale entry is never read, it is only left behind
-(delete the folder to reclaim the space).
+could change the posterior changes the key; a stale entry is never read. The folder is capped
+(``sampler.cache_max_gb``, 2 GB by default): after each store the least recently used entries
+(by modification time, which a hit renews) are removed until the entries fit, so stale ones go
+first and the folder does not grow without bound (:meth:`FitCache.prune`).
 
 Safe to share: files are written to a temporary name and renamed (two jobs storing the same key
 both write a whole file, the last rename wins); an entry that does not read back, or whose stored
@@ -28,7 +30,7 @@ import platform
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -72,7 +74,9 @@ VERSIONED = (
     "h5netcdf",
 )
 #: sampler settings that say where and whether to cache, not how to sample
-NOT_SAMPLING = ("cache", "cache_dir")
+NOT_SAMPLING = ("cache", "cache_dir", "cache_max_gb")
+#: an entry's file name: ``<label>-<first 40 hex digits of its key>.nc``
+ENTRY = re.compile(r"^.+-[0-9a-f]{40}\.nc$")
 KEY_ATTR = "uplift_fit_cache_key"
 
 
@@ -143,18 +147,26 @@ def _safe(label: str) -> str:
 class FitCache:
     """Posteriors under ``folder`` by key; ``enabled=False`` caches nothing (every fit samples).
 
-    ``counts`` tallies hits and misses per kind of fit (``fit``, ``crossfit_fold``) for the
-    run's summary.
+    ``counts`` tallies hits and misses per kind of fit (``fit``, ``crossfit_fold``) and the
+    entries evicted (``evicted``) for the run's summary. ``max_bytes``: the size cap of the
+    folder's entries (None: never evict).
     """
 
     folder: Path
     enabled: bool = True
     counts: Counter = field(default_factory=Counter)
+    max_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: SamplerSettings) -> FitCache:
-        """The cache ``sampler.cache`` / ``sampler.cache_dir`` describe."""
-        return cls(default_folder(settings.cache_dir), bool(settings.cache))
+        """The cache ``sampler.cache`` / ``sampler.cache_dir`` / ``sampler.cache_max_gb``
+        describe."""
+        cap = settings.cache_max_gb
+        return cls(
+            default_folder(settings.cache_dir),
+            bool(settings.cache),
+            max_bytes=None if cap is None else int(cap * 1e9),
+        )
 
     @staticmethod
     def key(parts: Mapping[str, Any], tables: Iterable[pd.DataFrame]) -> str:
@@ -217,6 +229,8 @@ class FitCache:
         except Exception as e:  # unreadable, truncated or foreign: refit and overwrite
             log.warning("fit cache: ignoring %s (%s: %s); fitting again", path, type(e).__name__, e)
             return None
+        with suppress(OSError):  # a hit is a use: the entry is evicted last
+            os.utime(path)
         return tree
 
     def load(self, label: str, key: str, model: UpliftModel) -> UpliftModel | None:
@@ -235,15 +249,70 @@ class FitCache:
         model.idata.attrs[KEY_ATTR] = key
         return self._write(lambda path: model.save(path), self.path(label, key))
 
-    @staticmethod
-    def _write(write: Callable[[Path], Path], path: Path) -> Path | None:
-        """``write(path)``; a cache that cannot be written (read-only or full disk) costs the
-        next run a fit, not this run: a warning, and None."""
+    def _write(self, write: Callable[[Path], Path], path: Path) -> Path | None:
+        """``write(path)``, then :meth:`prune`; a cache that cannot be written (read-only or
+        full disk) costs the next run a fit, not this run: a warning, and None."""
         try:
-            return write(path)
+            written = write(path)
         except OSError as e:
             log.warning("fit cache: could not store %s (%s); continuing without it", path, e)
             return None
+        self.prune(keep=written)
+        return written
+
+    def prune(self, keep: Path | None = None) -> list[Path]:
+        """Remove the least recently used entries (oldest modification time first; a hit
+        renews it) until the entries' total size is at most ``max_bytes``; ``keep`` (the entry
+        just stored) is never removed. Only files named like entries are counted or removed,
+        with their lock file when no job holds it. Returns the removed entries.
+
+        Safe beside other jobs: one reading an entry removed under it refits (an unreadable
+        entry is refit, see :meth:`_read`), one removing it too finds it gone.
+        """
+        if self.max_bytes is None or not self.enabled:
+            return []
+        entries = []
+        with suppress(OSError):
+            for path in self.folder.iterdir():
+                if ENTRY.match(path.name):
+                    with suppress(OSError):  # removed by another job meanwhile
+                        st = path.stat()
+                        entries.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        removed: list[Path] = []
+        for _, size, path in sorted(entries, key=lambda e: (e[0], e[2].name)):
+            if total <= self.max_bytes:
+                break
+            if keep is not None and path == keep:
+                continue
+            with suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+                self._drop_lock(path)
+            total -= size
+        if removed:
+            self.counts["evicted"] += len(removed)
+            log.info(
+                "fit cache: removed %d least recently used entries to keep %s under %.1f GB",
+                len(removed),
+                self.folder,
+                self.max_bytes / 1e9,
+            )
+        return removed
+
+    def _drop_lock(self, entry: Path) -> None:
+        """Remove an evicted entry's lock file unless a job holds it (then it stays: harmless)."""
+        lock = entry.with_name(f".{entry.stem}.lock")
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            with lock.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.unlink()
+        except OSError:
+            pass
 
     def draws(
         self, label: str, key: str, compute: Callable[[], xr.DataArray]

@@ -367,6 +367,9 @@ class SamplerSettings:
     cache: bool = True
     #: the cache folder; null: $UPLIFT_FIT_CACHE, else outputs/.fit_cache under the working folder
     cache_dir: str | None = None
+    #: the cache's size cap in GB: after a store the least recently used entries are removed
+    #: until the folder's entries fit (a demo run stores ~76 MB); null: never evict
+    cache_max_gb: float | None = 2.0
 
     def __post_init__(self) -> None:
         self.backend = choice(SamplerBackend, "sampler.backend", self.backend)
@@ -377,6 +380,10 @@ class SamplerSettings:
         for key in ("target_accept", "target_accept_structured"):
             if not 0.5 <= getattr(self, key) < 1:
                 raise ValueError(f"sampler.{key} must be in [0.5, 1), got {getattr(self, key)}")
+        if self.cache_max_gb is not None and not self.cache_max_gb > 0:
+            raise ValueError(
+                f"sampler.cache_max_gb must be > 0 or null (never evict), got {self.cache_max_gb}"
+            )
         if not 0 < self.vi_learning_rate <= 1:
             raise ValueError(
                 f"sampler.vi_learning_rate must be in (0, 1], got {self.vi_learning_rate} "
