@@ -678,14 +678,7 @@ def crossfit_plan_value(
         ),
         index=seg_names,
     )
-    thin = ctrl[ctrl.min(axis=1) < min_cell_rows]
-    if len(thin):
-        worst = {str(s): int(r.min()) for s, r in thin.iterrows()}
-        raise ValueError(
-            f"folds: with {folds} folds some fold has fewer than {min_cell_rows} control "
-            f"customers in segment(s) (fewest per fold) {dict(list(worst.items())[:5])}; a "
-            "fold's plan could not be scored there: use fewer folds or merge small segments"
-        )
+    _check_fold_controls(ctrl, folds, min_cell_rows)
 
     fold_rows, seg_tables, plans = [], [], []
     for k in range(folds):
@@ -716,6 +709,20 @@ def crossfit_plan_value(
     return _combine(
         fold_rows, seg_tables, plans, level, folds, estimator, seed, len(rows), fold_correlation
     )
+
+
+def _check_fold_controls(per_fold: pd.DataFrame, folds: int, min_cell_rows: int) -> None:
+    """Every segment (row of ``per_fold``: control customers per fold) needs ``min_cell_rows``
+    control customers in every fold, or a fold's plan cannot be scored there: checked before
+    any (costly) fit, naming the thinnest segments."""
+    thin = per_fold[per_fold.min(axis=1) < min_cell_rows]
+    if len(thin):
+        worst = {str(s): int(r.min()) for s, r in thin.iterrows()}
+        raise ValueError(
+            f"folds: with {folds} folds some fold has fewer than {min_cell_rows} control "
+            f"customers in segment(s) (fewest per fold) {dict(list(worst.items())[:5])}; a "
+            "fold's plan could not be scored there: use fewer folds or merge small segments"
+        )
 
 
 def _treated(alloc: pd.DataFrame, control: str) -> float:
@@ -907,14 +914,7 @@ def crossfit_plan_value_cells(
     per = per.reindex(columns=range(folds)).fillna(0)
     all_segments = sorted(set(fold_cells["segment"].astype(str)))
     per = per.reindex(all_segments).fillna(0)
-    thin = per[per.min(axis=1) < min_cell_rows]
-    if len(thin):
-        worst = {str(s): int(r.min()) for s, r in thin.iterrows()}
-        raise ValueError(
-            f"folds: with {folds} folds some fold has fewer than {min_cell_rows} control "
-            f"customers in segment(s) (fewest per fold) {dict(list(worst.items())[:5])}; a "
-            "fold's plan could not be scored there: use fewer folds or merge small segments"
-        )
+    _check_fold_controls(per, folds, min_cell_rows)
     fold_rows, seg_tables, plans = [], [], []
     n_all = int(fold_cells["n"].sum())
     for k in range(folds):
