@@ -38,6 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+try:  # POSIX advisory locks; elsewhere jobs of a sweep may both fit (correct, only slower)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from uplift.atomic_io import atomic_write_netcdf
 from uplift.models.persist import check_saved, package_versions
 from uplift.models.settings import SamplerSettings
@@ -185,19 +190,20 @@ class FitCache:
     def path(self, label: str, key: str) -> Path:
         return self.folder / f"{_safe(label)}-{key[:40]}.nc"
 
+    @staticmethod
+    def _lock_of(entry: Path) -> Path:
+        """The lock file of the entry at ``entry`` (:meth:`claim` holds it)."""
+        return entry.with_name(f".{entry.stem}.lock")
+
     @contextmanager
     def claim(self, label: str, key: str) -> Iterator[None]:
         """Hold ``key``'s lock while the block looks the entry up and, on a miss, fits and
         stores it: another process claiming the same key waits, then finds the entry. No lock
         when the cache is off, the platform has no ``fcntl`` or the folder cannot be written
         (then two jobs may both fit, as before: correct, only slower)."""
-        try:
-            import fcntl
-        except ImportError:
-            fcntl = None  # type: ignore[assignment]
         handle = None
         if self.enabled and fcntl is not None:
-            lock = self.folder / f".{_safe(label)}-{key[:40]}.lock"
+            lock = self._lock_of(self.path(label, key))
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 handle = lock.open("a")
@@ -302,11 +308,9 @@ class FitCache:
 
     def _drop_lock(self, entry: Path) -> None:
         """Remove an evicted entry's lock file unless a job holds it (then it stays: harmless)."""
-        lock = entry.with_name(f".{entry.stem}.lock")
-        try:
-            import fcntl
-        except ImportError:
+        if fcntl is None:
             return
+        lock = self._lock_of(entry)
         try:
             with lock.open("a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
