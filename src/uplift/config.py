@@ -301,7 +301,8 @@ class CovariateModelConfig:
     """Row-level model on customer covariates for binary-outcome tactics (``customer_scores.csv``).
 
     Covariate x treatment interactions, fit exactly on unique covariate patterns (NUTS) up to
-    ``max_patterns`` cells and by a nested Laplace approximation above (``method: auto``); see
+    ``max_patterns`` cells and by a nested Laplace approximation above, or from 50,000 rows
+    (``method: auto``); a fit that fails the gate's thresholds is refit the other way; see
     :class:`uplift.models.covariate.CovariateUpliftModel`. ``columns`` default to
     ``data.columns.covariates``. Scores every customer; decisions still use the segment models.
     """

@@ -235,6 +235,11 @@ class RunSummary:
                     "method": m.method_used,
                     "covariates": m.covariates,
                     "diagnostics": m.diagnostics().to_dict(),
+                    # refits the gate asked for, and why the last fit still fails (its
+                    # customers are then listed in hash order: it scores no one)
+                    "attempts": list(m.fit_info.get("attempts", [])),
+                    "gate_failures": list(m.fit_info.get("gate_failures", [])),
+                    "scores_customers": not m.fit_info.get("gate_failures"),
                 }
                 for t, m in self.covariate_models.items()
             },

@@ -13,7 +13,8 @@ they are nearly uncorrelated with the slopes. The interactions ``gamma`` share o
 ``sigma_gamma``: most covariate x treatment heterogeneity is small, and pooling shrinks the noise
 estimates of a hundred interactions toward "no heterogeneity" unless the data insist.
 
-Two ways to fit, chosen by ``method`` (``auto`` picks by the number of likelihood terms):
+Two ways to fit, chosen by ``method`` (``auto`` picks by the number of likelihood terms, and
+by the rows: :data:`LAPLACE_ROWS`):
 
 * ``exact`` (draws from ``sampler.backend``, NUTS by default): rows are aggregated to unique
   (covariate pattern, arm) cells with n customers and k successes; the Binomial(n, p) likelihood
@@ -71,6 +72,12 @@ FAMILY = "covariate_logit"
 METHODS = ("auto", "exact", "approximate")
 UNSEEN = ("error", "reference")
 POSTERIOR_VARS = ["intercept", "beta", "tau", "gamma", "sigma_gamma"]
+#: from this many rows ``method='auto'`` fits by the nested Laplace approximation even when the
+#: patterns are few: the data pin the interactions down, which makes the Gaussian at the mode
+#: accurate and NUTS's non-centred scale a funnel (bench/customer_targets.py, 200k customers,
+#: tenure and visits: NUTS 4-21 divergences in each of 5 tactics at ~25 s each, Laplace k-hat
+#: 0.23-0.32 in 0.6 s; k-hat 0.18 at 20,000 rows, 0.09 on Hillstrom's 64,000)
+LAPLACE_ROWS = 50_000
 # draws x arms x patterns computed at once when scoring (~32 MB of float64)
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -556,7 +563,8 @@ class CovariateUpliftModel(SavedModel):
 
     ``covariates``: raw columns used as x. ``categorical``: which of them to one-hot (default: the
     non-numeric ones). ``max_patterns``: above this many (pattern, arm) cells ``method='auto'``
-    switches from NUTS to the nested Laplace approximation. ``max_levels``: most levels a
+    switches from NUTS to the nested Laplace approximation (as it does from
+    :data:`LAPLACE_ROWS` rows). ``max_levels``: most levels a
     categorical may have. ``unseen``: what scoring does with a level absent at fit time.
     """
 
@@ -748,7 +756,8 @@ class CovariateUpliftModel(SavedModel):
         cells = aggregate_patterns(X, arm_idx, y)
         method = self.method
         if method == "auto":
-            method = "exact" if len(cells) <= self.max_patterns else "approximate"
+            few = len(cells) <= self.max_patterns and len(rows) < LAPLACE_ROWS
+            method = "exact" if few else "approximate"
 
         self.encoding, self.arms, self.control_arms = encoding, treated, control
         self.outcome, self.arm_col, self.tactic = outcome, arm_col, tactic
