@@ -212,6 +212,23 @@ def generate_crossed(
     margin: float = 0.4,
     deviation_scale: float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stratified-randomized experiment on crossed segments, and its truth per (segment, arm);
+    see :func:`generate_crossed_customers` (the same draws, plus each customer's own truth)."""
+    customers, truth, _ = generate_crossed_customers(
+        seed, n_customers, arms=arms, margin=margin, deviation_scale=deviation_scale
+    )
+    return customers, truth
+
+
+def generate_crossed_customers(
+    seed: int,
+    n_customers: int = 200_000,
+    *,
+    arms: Mapping[str, ArmDesign] = DEFAULT_ARMS,
+    margin: float = 0.4,
+    deviation_scale: float = 1.0,
+    covariate_signal: float = 1.0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A stratified-randomized experiment on crossed segments, and its truth per (segment, arm).
 
     Customers: ``customer_id, tier, region, channel, arm, converted, revenue, tenure,
@@ -223,6 +240,16 @@ def generate_crossed(
     ``true_profit_per_customer``. ``deviation_scale`` multiplies the SDs of the arms' seeded
     deviations from their profiles (main effects, pairs, cell residual): a second scenario with
     more or less heterogeneity for the model to find (1: the benchmark's).
+    ``covariate_signal`` multiplies the weight of the hidden effect modifier ``h`` in the
+    covariates ``tenure`` and ``recent_visits`` (1: the benchmark's, corr(log tenure, h) = 0.6;
+    0: the covariates say nothing of ``h``, a null scenario for customer-level targeting). Any
+    value but 1 is another sample of the same design: the visits' Poisson draws use the random
+    stream differently, so the draws after them differ.
+
+    Third frame, one row per customer (``customer_id`` order): ``customer_id``,
+    ``true_value_per_conversion`` and one column per treated arm with the customer's own true
+    uplift (p_treated - p_control given the hidden latents): what a plan that picks customers,
+    not cells, earns (``bench/customer_targets.py``).
     """
     names = list(arms)
     shares = np.array([arms[a].share for a in names], dtype=float)
@@ -250,8 +277,9 @@ def generate_crossed(
     u = BASELINE_LATENT_SD * (
         BASELINE_LATENT_CORR * h + math.sqrt(1 - BASELINE_LATENT_CORR**2) * z[1]
     )
-    tenure = np.maximum(1, np.round(np.exp(2.8 + 0.5 * (0.6 * h + 0.8 * z[2])))).astype(int)
-    visits = rng.poisson(np.exp(0.7 + 0.35 * (0.5 * h + 0.866 * z[3]) + 0.4 * u))
+    c = float(covariate_signal)
+    tenure = np.maximum(1, np.round(np.exp(2.8 + 0.5 * (0.6 * c * h + 0.8 * z[2])))).astype(int)
+    visits = rng.poisson(np.exp(0.7 + 0.35 * (0.5 * c * h + 0.866 * z[3]) + 0.4 * u))
 
     txc = rng.normal(0, BASELINE_TXC_SD, (len(TIERS), len(CHANNELS)))
     base = (
@@ -344,7 +372,11 @@ def generate_crossed(
         "true_value_per_conversion",
         "true_profit_per_customer",
     ]
-    return customers, truth[cols].sort_values(["segment", "arm"]).reset_index(drop=True)
+    own = pd.DataFrame(
+        {"customer_id": customers["customer_id"], "true_value_per_conversion": value}
+        | {names[k]: p[k] - p[control] for k in treated}
+    )
+    return customers, truth[cols].sort_values(["segment", "arm"]).reset_index(drop=True), own
 
 
 # ---- the run, composed the way a user would ---------------------------------------------------
