@@ -851,7 +851,7 @@ def _gated_covariate_fit(
     """The covariate model, held to the segment fits' gate thresholds (r-hat, ESS, divergences;
     Pareto k-hat for the Laplace fit). A fit that fails is refit: NUTS by the nested Laplace
     approximation (the interactions' single scale funnels NUTS when the data pin the slopes
-    down: 200k rows, 2 covariates: 5-21 divergences a tactic in ~25 s, Laplace k-hat 0.23-0.32
+    down: 200k rows, 2 covariates: 4-21 divergences a tactic in ~25 s, Laplace k-hat 0.23-0.32
     in 0.6 s), Laplace by NUTS at target_accept 0.99. ``fit_info`` records the attempts and,
     when the last one fails too, its ``gate_failures``: such a model scores no customer."""
     from uplift.models.covariate import CovariateUpliftModel
