@@ -91,3 +91,32 @@ def test_auto_fits_by_laplace_from_many_rows(fake_sampler, rows, monkeypatch) ->
     assert _fit(_config(), rows).method_used == "exact"  # 3,000 rows, coarse patterns
     monkeypatch.setattr(covariate, "LAPLACE_ROWS", len(rows))
     assert _fit(_config(), rows).method_used == "approximate"
+
+
+def test_held_out_ranking_leaves_out_a_model_that_failed_the_gate(
+    fake_sampler, tmp_path, monkeypatch
+) -> None:
+    """A covariate model that failed every attempt ranks no held-out customer either
+    (``bayes_covariate`` absent from evaluation's scorers), as it chooses no target."""
+    from types import SimpleNamespace
+
+    from uplift.app.heldout_run import run_holdout
+
+    config = uplift.compose_config(
+        [
+            "data.synthetic.outcomes=conversion",
+            "data.synthetic.n_customers=6000",
+            "sampler=fast",
+            "evaluate.holdout_fraction=0.3",
+            "evaluate.bootstrap=0",
+            "evaluate.t_learner=false",
+            "data.columns.covariates=[value_tier,needs]",
+        ]
+    )
+    data = pipeline.prepare(config, tmp_path).data
+    failed = SimpleNamespace(fit_info={"gate_failures": ["divergences=3 > 0"]})
+    tactics = [t.value for t in data.arm_map.tactics()]
+    result = run_holdout(
+        config, data, pipeline.fit_tactics, lambda c, d: dict.fromkeys(tactics, failed)
+    )
+    assert set(result.table["scorer"]) == {"bayes_segment"}

@@ -88,10 +88,9 @@ def run_holdout(
         keep_test = test["arm"].isin([control, *arms]).to_numpy()
         held = test[keep_test].reset_index(drop=True)
         scores = {"bayes_segment": segment_scores(means, held[SEGMENT], arms)}
-        if tactic.value in covariate:
-            scores["bayes_covariate"] = (
-                covariate[tactic.value].score(held, id_col=None)[arms].reset_index(drop=True)
-            )
+        cov = covariate.get(tactic.value)
+        if cov is not None and not cov.fit_info.get("gate_failures"):  # as for targets.csv
+            scores["bayes_covariate"] = cov.score(held, id_col=None)[arms].reset_index(drop=True)
         if ev.t_learner:
             binary = (own.kind if own is not None else outcome) == "converted"
             learner = TLearner(features, binary=binary, seed=ev.seed)
