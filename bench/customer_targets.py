@@ -43,8 +43,8 @@ margin; checked against brute force in tests/test_customer_targets_bench.py).
     python bench/customer_targets.py [--seeds 3] [--first-seed 1] [--customers 200000] \
         [--bands 4] [--covariate-signal 1.0] [--quick] [--json out.json]
 
-About 8 minutes a seed on 2 cores (two pipeline runs: the covariate model ~130 s, the banded
-fits ~200-260 s).
+5-10 minutes a seed on 2 cores (two pipeline runs: the segment run 95-240 s with the covariate
+model's Laplace fits, the banded run 185-400 s).
 """
 
 from __future__ import annotations
