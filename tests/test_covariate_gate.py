@@ -114,7 +114,7 @@ def test_held_out_ranking_leaves_out_a_model_that_failed_the_gate(
         ]
     )
     data = pipeline.prepare(config, tmp_path).data
-    failed = SimpleNamespace(fit_info={"gate_failures": ["divergences=3 > 0"]})
+    failed = SimpleNamespace(passed_gate=False)
     tactics = [t.value for t in data.arm_map.tactics()]
     result = run_holdout(
         config, data, pipeline.fit_tactics, lambda c, d: dict.fromkeys(tactics, failed)

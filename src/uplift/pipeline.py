@@ -876,11 +876,8 @@ def _gated_covariate_fit(
     failures = covariate_failures(config, model)
     attempts: list[str] = []
     if failures:
-        ladder = (
-            [("approximate", s), ("exact", replace(s, target_accept=max(0.99, s.target_accept)))]
-            if model.method_used == "exact"
-            else [("exact", replace(s, target_accept=max(0.99, s.target_accept)))]
-        )
+        safer = ("exact", replace(s, target_accept=max(0.99, s.target_accept)))
+        ladder = [("approximate", s), safer] if model.method_used == "exact" else [safer]
         for method, sampler in ladder:
             attempts.append(f"{model.method_used}: {'; '.join(failures)}")
             log.warning(
@@ -1486,7 +1483,7 @@ def score_customers(config: AppConfig, data: CustomerData) -> tuple[dict, pd.Dat
     passed the gate (None when none did: the target list is then in hash order)."""
     hp = config.report.hdi_prob
     models = fit_covariate_models(config, data)
-    passed = {t: m for t, m in models.items() if not m.fit_info.get("gate_failures")}
+    passed = {t: m for t, m in models.items() if m.passed_gate}
     if not passed:
         return models, None
     scores = pd.concat(

@@ -89,7 +89,7 @@ def run_holdout(
         held = test[keep_test].reset_index(drop=True)
         scores = {"bayes_segment": segment_scores(means, held[SEGMENT], arms)}
         cov = covariate.get(tactic.value)
-        if cov is not None and not cov.fit_info.get("gate_failures"):  # as for targets.csv
+        if cov is not None and cov.passed_gate:  # as for targets.csv
             scores["bayes_covariate"] = cov.score(held, id_col=None)[arms].reset_index(drop=True)
         if ev.t_learner:
             binary = (own.kind if own is not None else outcome) == "converted"

@@ -239,7 +239,7 @@ class RunSummary:
                     # customers are then listed in hash order: it scores no one)
                     "attempts": list(m.fit_info.get("attempts", [])),
                     "gate_failures": list(m.fit_info.get("gate_failures", [])),
-                    "scores_customers": not m.fit_info.get("gate_failures"),
+                    "scores_customers": m.passed_gate,
                 }
                 for t, m in self.covariate_models.items()
             },

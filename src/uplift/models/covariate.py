@@ -828,6 +828,12 @@ class CovariateUpliftModel(SavedModel):
     def method_used(self) -> str | None:
         return self.fit_info.get("method")
 
+    @property
+    def passed_gate(self) -> bool:
+        """False when the pipeline's gate check left ``fit_info["gate_failures"]``: such a fit
+        scores no customer for a decision or a held-out ranking."""
+        return not self.fit_info.get("gate_failures")
+
     def posterior_arrays(self) -> dict[str, np.ndarray]:
         """Draws flattened over (chain, draw): intercept (S,), beta (S, d), tau (S, V),
         gamma (S, V, d), sigma_gamma (S,)."""
