@@ -536,32 +536,52 @@ def t_learner_profit(
 ) -> np.ndarray:
     """Gradient boosting per arm on one-hot segment columns + covariates; each segment's mean
     predicted (p_arm - p_control) over all its customers x value - cost."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    arms = sorted(set(problem.cells["arm"]))
+    uplift = t_learner_uplift(customers, arms, control, covariates=covariates, seed=seed)
+    segment = customer_segments(customers).to_numpy()
+    frame = pd.DataFrame(uplift, columns=arms).assign(segment=segment)
+    mean_uplift = frame.groupby("segment").mean().stack()  # (segment, arm) -> mean uplift
+    up = mean_uplift.reindex(pd.MultiIndex.from_frame(problem.cells[["segment", "arm"]]))
+    up = up.to_numpy()
+    v = values.reindex(problem.cells["segment"]).to_numpy()
+    return v * up - problem.cost
 
-    X = pd.concat(
+
+def segment_and_covariate_features(
+    customers: pd.DataFrame, covariates: Sequence[str] = ("tenure", "recent_visits")
+) -> np.ndarray:
+    """The segment columns one-hot and the covariates: what the T-learners see."""
+    return pd.concat(
         [
             pd.get_dummies(customers[list(SEGMENT_COLUMNS)], dtype=float),
             customers[list(covariates)].astype(float),
         ],
         axis=1,
     ).to_numpy()
+
+
+def t_learner_uplift(
+    customers: pd.DataFrame,
+    arms: Sequence[str],
+    control: str,
+    *,
+    covariates: Sequence[str] = ("tenure", "recent_visits"),
+    seed: int = 0,
+) -> np.ndarray:
+    """Per customer x arm (in ``arms`` order) predicted p_arm - p_control: gradient boosting
+    per arm on :func:`segment_and_covariate_features`."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = segment_and_covariate_features(customers, covariates)
     y = customers["converted"].to_numpy()
     arm = customers["arm"].to_numpy()
-    segment = customer_segments(customers).to_numpy()
     pred = {}
-    for name in [control, *sorted(set(problem.cells["arm"]))]:
+    for name in [control, *arms]:
         m = arm == name
         clf = HistGradientBoostingClassifier(random_state=seed)
         clf.fit(X[m], y[m])
         pred[name] = clf.predict_proba(X)[:, 1]
-    frame = pd.DataFrame(
-        {a: pred[a] - pred[control] for a in pred if a != control} | {"segment": segment}
-    )
-    mean_uplift = frame.groupby("segment").mean().stack()  # (segment, arm) -> mean uplift
-    up = mean_uplift.reindex(pd.MultiIndex.from_frame(problem.cells[["segment", "arm"]]))
-    up = up.to_numpy()
-    v = values.reindex(problem.cells["segment"]).to_numpy()
-    return v * up - problem.cost
+    return np.column_stack([pred[a] - pred[control] for a in arms])
 
 
 def uniform_plan(problem: AllocationProblem, budget: float) -> np.ndarray:

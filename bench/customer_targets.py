@@ -155,41 +155,13 @@ def comparator_scores(
     return up[list(arms)].sub(up[control], axis=0).reindex(key).to_numpy()
 
 
-def features(customers: pd.DataFrame) -> np.ndarray:
-    """Segment columns one-hot and the covariates: what the T-learner and the ceiling see."""
-    return pd.concat(
-        [
-            pd.get_dummies(customers[list(cd.SEGMENT_COLUMNS)], dtype=float),
-            customers[list(COVARIATES)].astype(float),
-        ],
-        axis=1,
-    ).to_numpy()
-
-
-def t_learner_uplift(
-    customers: pd.DataFrame, arms: Sequence[str], control: str, seed: int
-) -> np.ndarray:
-    """Per customer x arm predicted p_arm - p_control (gradient boosting per arm)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    X = features(customers)
-    y = customers["converted"].to_numpy()
-    arm = customers["arm"].to_numpy()
-    pred = {}
-    for name in [control, *arms]:
-        m = arm == name
-        clf = HistGradientBoostingClassifier(random_state=seed).fit(X[m], y[m])
-        pred[name] = clf.predict_proba(X)[:, 1]
-    return np.column_stack([pred[a] - pred[control] for a in arms])
-
-
 def covariate_ceiling_scores(
     customers: pd.DataFrame, own_uplift: np.ndarray, seed: int
 ) -> np.ndarray:
     """E[own uplift | segment, covariates], learnt from the noise-free truth."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    X = features(customers)
+    X = cd.segment_and_covariate_features(customers, COVARIATES)
     return np.column_stack(
         [
             HistGradientBoostingRegressor(random_state=seed).fit(X, own_uplift[:, k]).predict(X)
@@ -266,8 +238,8 @@ def score_seed(
     }
     g = customers.assign(segment=segment).groupby("segment")
     raw_value = (margin * g["revenue"].sum() / g["converted"].sum()).reindex(segment).to_numpy()
-    t_up = t_learner_uplift(customers, arms, control, seed)
-    plans: dict[str, float | None] = {
+    t_up = cd.t_learner_uplift(customers, arms, control, covariates=COVARIATES, seed=seed)
+    plans: dict[str, float] = {
         "dim": solved(
             raw_value[:, None] * comparator_scores(customers, segment, arms, control) - cost
         ),
@@ -307,8 +279,8 @@ def score_seed(
         claims["segments"] = float(res.summary["expected_incremental_profit"])
         estimate = posterior_customer_profit(res.output_dir, segment, arms, cost)
         plans["seg_mean"] = solved(estimate["segment"])
-        plans["cov_customer"] = solved(estimate["customer"])
         arm = customer_plan(_jitter(estimate["customer"]), cost, budget)
+        plans["cov_customer"] = plan_profit(true_profit, arm)
         claims["cov_customer"] = plan_profit(estimate["customer"], arm)
 
         derive = (
@@ -325,10 +297,10 @@ def score_seed(
         plans["banded"] = list_profit(true_profit, listed, arms)
         claims["banded"] = float(run.result.summary["expected_incremental_profit"])
     row |= {f"ceiling_{k}": v / oracle for k, v in ceilings.items()}
-    row |= {k: (None if v is None else v / oracle) for k, v in plans.items()}
-    row["claim_true_segments"] = claims["segments"] / plans["seg_hash"]  # type: ignore[operator]
-    row["claim_true_banded"] = claims["banded"] / plans["banded"]  # type: ignore[operator]
-    row["claim_true_cov_customer"] = claims["cov_customer"] / plans["cov_customer"]  # type: ignore[operator]
+    row |= {k: v / oracle for k, v in plans.items()}
+    row["claim_true_segments"] = claims["segments"] / plans["seg_hash"]
+    row["claim_true_banded"] = claims["banded"] / plans["banded"]
+    row["claim_true_cov_customer"] = claims["cov_customer"] / plans["cov_customer"]
     row["refused"] = refused
     row["seconds"] = seconds
     return row

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def ceiling():
     """The benchmark as a module (it puts bench/ on the path for crossed_decisions itself)."""
-    spec = importlib.util.spec_from_file_location("crossed_ceiling", BENCH / "crossed_ceiling.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("crossed_ceiling")
 
 
 def test_prior_covariance_counts_shared_levels_and_pairs(ceiling) -> None:

@@ -9,23 +9,19 @@ with ``model.prior_from=<last run>`` (default forget 1.25). Real NUTS (4 x 1,000
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "wave_loop.py"
+from bench_modules import load_bench
+
 SEEDS = range(1, 6)
 
 
 def wave_loop():
-    spec = importlib.util.spec_from_file_location("wave_loop", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("wave_loop")
 
 
 @pytest.mark.slow  # 15 real-NUTS runs (~1 min per seed on 2 idle cores, ~3 min when busy)
