@@ -16,11 +16,14 @@ share of the cell oracle's true profit (the oracle of ``crossed_decisions.py``):
   the pipeline's plans (README "Your own data" route, default model and sampler settings,
   cross-fitting off: it does not change the plan), ``data.columns.covariates=[tenure,
   recent_visits]`` declared:
-    - ``seg_hash``: the segment plan (allocation.csv) with customers in hash order: what
-      ``targets.csv`` lists without the covariate model;
+    - ``strata``: the run with ``model.covariate_model.enabled=true`` and its default
+      ``optimize.customer_strata`` (4): the covariate model feeds the optimizer through
+      customer strata, and this is its own targets.csv (cross-fitting on, as by default:
+      ``claim_str`` is its posterior headline / true, ``calib_str`` its calibrated one);
+    - ``seg_hash``: the segment plan (``optimize.customer_strata=1``, allocation.csv) with
+      customers in hash order: what ``targets.csv`` lists without the covariate model;
     - ``seg_covsel``: the same counts per (segment, arm), customers chosen by the row-level
-      covariate model (``model.covariate_model.enabled=true``; targets.csv ``selection``
-      ``covariate_model``);
+      covariate model (targets.csv of that run, ``selection`` ``covariate_model``);
     - ``seg_mean``: the segment model's posterior-mean profit per cell through the
       customer-level solver below (the pipeline's allocator without its rules: a check of it);
     - ``cov_customer``: the same plus each customer's deviation from the segment's average
@@ -70,6 +73,7 @@ from uplift.optimize.targets import customer_targets  # noqa: E402
 COVARIATES: tuple[str, ...] = ("tenure", "recent_visits")
 BAND_COLUMN = "tenure_band"
 PLANS = (
+    "strata",
     "seg_hash",
     "seg_covsel",
     "seg_mean",
@@ -267,7 +271,8 @@ def score_seed(
             ],
         )
         t0 = time.perf_counter()
-        run = cd.run_pipeline([*base, "model.covariate_model.enabled=true"], work / "seg")
+        covariate_model = "model.covariate_model.enabled=true"
+        run = cd.run_pipeline([*base, covariate_model, "optimize.customer_strata=1"], work / "seg")
         seconds["segments"] = time.perf_counter() - t0
         res = run.result
         refused["segments"] = run.refused
@@ -282,6 +287,24 @@ def score_seed(
         arm = customer_plan(_jitter(estimate["customer"]), cost, budget)
         plans["cov_customer"] = plan_profit(true_profit, arm)
         claims["cov_customer"] = plan_profit(estimate["customer"], arm)
+
+        # the pipeline's own stratum plan (optimize.customer_strata default), cross-fitted as
+        # a user's default run is (the segment fits come from the fit cache of the run above)
+        strata = [o for o in base if o != "evaluate.crossfit_folds=0"] + [covariate_model]
+        t0 = time.perf_counter()
+        run = cd.run_pipeline(strata, work / "strata")
+        seconds["strata"] = time.perf_counter() - t0
+        refused["strata"] = run.refused
+        listed = pd.read_csv(run.result.output_dir / "targets.csv")
+        plans["strata"] = list_profit(true_profit, listed, arms)
+        claims["strata"] = float(run.result.summary["expected_incremental_profit"])
+        calibrated = run.result.summary.get("calibrated_incremental_profit")
+        if calibrated is not None:
+            claims["strata_calibrated"] = float(calibrated)
+        cf = run.result.summary.get("crossfit", {})
+        if "ci_low" in cf and cf["estimate"] is not None:
+            row["crossfit_true_strata"] = float(cf["estimate"]) / plans["strata"]
+            row["strata_crossfit_covers"] = bool(cf["ci_low"] <= plans["strata"] <= cf["ci_high"])
 
         derive = (
             f"+data.derive.{BAND_COLUMN}={{column: tenure, bins: [{','.join(map(str, edges))}], "
@@ -301,6 +324,9 @@ def score_seed(
     row["claim_true_segments"] = claims["segments"] / plans["seg_hash"]
     row["claim_true_banded"] = claims["banded"] / plans["banded"]
     row["claim_true_cov_customer"] = claims["cov_customer"] / plans["cov_customer"]
+    row["claim_true_strata"] = claims["strata"] / plans["strata"]
+    if "strata_calibrated" in claims:
+        row["calibrated_true_strata"] = claims["strata_calibrated"] / plans["strata"]
     row["refused"] = refused
     row["seconds"] = seconds
     return row
@@ -314,6 +340,8 @@ COLUMNS = (
         ("claim_true_segments", "claim_seg"),
         ("claim_true_banded", "claim_band"),
         ("claim_true_cov_customer", "claim_cov"),
+        ("claim_true_strata", "claim_str"),
+        ("calibrated_true_strata", "calib_str"),
     ]
 )
 
@@ -357,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             covariate_signal=args.covariate_signal,
         )
         rows.append(row)
-        print(format_row(row), f"  seconds {row['seconds']}  refused {row['refused']}", flush=True)
+        extra = {k: row.get(k) for k in ("crossfit_true_strata", "strata_crossfit_covers")}
+        print(format_row(row), f"  seconds {row['seconds']}  refused {row['refused']}", extra)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     mean = {

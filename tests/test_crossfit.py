@@ -417,3 +417,51 @@ def test_calibrated_headline_is_not_optimistic_and_its_interval_covers() -> None
     assert np.mean(post) > 1.1
     assert abs(np.mean(cal) - 1.0) < 0.07
     assert 0.85 <= np.mean(hit) <= 0.95
+
+
+def _covariate_rows(seed: int, n: int = 40_000) -> tuple[pd.DataFrame, float]:
+    """One segment, arms control / email at 50:50; email lifts conversion by 0.12 when the
+    covariate ``x`` is positive and lowers it by 0.04 otherwise. Returns the rows and the true
+    value, per customer of the segment, of emailing exactly the customers with ``x > 0``."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    arm = rng.choice(["control", "email"], n)
+    lift = np.where(x > 0, 0.12, -0.04)
+    p = 0.2 + 0.05 * np.tanh(x) + (arm == "email") * lift
+    y = (rng.random(n) < p).astype(float)
+    rows = pd.DataFrame({"segment": "s", "arm": arm, "converted": y, "x": x})
+    value, cost = 10.0, 0.5
+    true = 0.5 * (value * 0.12 - cost)  # half the customers have x > 0
+    return rows, true
+
+
+def test_weights_score_the_listed_customers_not_a_random_share() -> None:
+    """With per-customer weights (FoldPlan.policy) the held-out value is that of treating
+    exactly the listed customers: unbiased over seeds (|mean z| small, spread ~1), while the
+    same share at random earns far less; weights equal to the share give the plain score."""
+    plan = FoldPlan(
+        pd.DataFrame(
+            {"segment": ["s"], "arm": ["email"], "customers": [50.0], "eligible_customers": [100.0]}
+        )
+    )
+    costs = {"control": 0.0, "email": 0.5}
+    z, random_share = [], []
+    for seed in range(40):
+        rows, true = _covariate_rows(seed)
+        w = pd.DataFrame({"email": (rows["x"] > 0).astype(float)})
+        score = score_plan(rows, plan, costs, value=10.0, weights=w)
+        z.append((score.value / 100 - true) / (score.se / 100))
+        random_share.append(score_plan(rows, plan, costs, value=10.0).value / 100)
+    assert abs(np.mean(z)) < 0.5 and 0.6 < np.std(z) < 1.4
+    assert np.mean(random_share) < 0.5 * true
+    rows, _ = _covariate_rows(0)
+    plain = score_plan(rows, plan, costs, value=10.0)
+    same = score_plan(
+        rows, plan, costs, value=10.0, weights=pd.DataFrame({"email": np.full(len(rows), 0.5)})
+    )
+    assert same.value == pytest.approx(plain.value, rel=1e-12)
+    assert same.se == pytest.approx(plain.se, rel=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        score_plan(
+            rows, plan, costs, value=10.0, weights=pd.DataFrame({"other": np.ones(len(rows))})
+        )

@@ -1,4 +1,5 @@
-"""uplift.optimize.strata (WIP): customer strata as decision cells."""
+"""uplift.optimize.strata: customer strata as decision cells; the labeller that places
+customers (uplift.app.strata_run); the rules that name segments select their strata."""
 
 from __future__ import annotations
 
@@ -8,33 +9,67 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from uplift.app.strata_run import StrataLabeller
+from uplift.optimize.constraints import ExcludeSegments, GuardrailVeto, MinTierShare
 from uplift.optimize.factory import allocator_from_settings
 from uplift.optimize.problem import AllocationProblem
 from uplift.optimize.strata import (
-    assign_strata,
     collapse,
+    collapse_targets,
     refine_problem,
     segment_of,
     stratum_labels,
+    with_strata,
 )
+from uplift.optimize.targets import customer_targets
 
 
-def test_strata_are_equal_runs_of_the_score_within_each_segment() -> None:
+class _Scores:
+    """A covariate model stand-in: each row's own uplift for arm ``a`` is its ``x``."""
+
+    def score(self, rows: pd.DataFrame, id_col=None) -> pd.DataFrame:
+        return pd.DataFrame({"a": rows["x"].to_numpy(dtype=float)}, index=rows.index)
+
+
+def _labeller(bins: int) -> StrataLabeller:
+    return StrataLabeller(
+        bins,
+        cell_uplift={"a": pd.Series({"a": 0.1, "b": 0.2, "c": 0.0})},
+        arm_info={"a": ("t", 1.0)},
+        values={"t": pd.Series({"a": 10.0, "b": 20.0, "c": 5.0})},
+        models={"t": _Scores()},
+    )
+
+
+def test_strata_are_runs_of_expected_profit_within_each_segment() -> None:
     rng = np.random.default_rng(0)
-    segment = rng.choice(["a", "b", "c"], 1_001)
-    score = rng.normal(size=1_001)
-    k = assign_strata(segment, score, 4)
+    rows = pd.DataFrame(
+        {"segment": rng.choice(["a", "b", "c"], 1_001), "x": rng.normal(size=1_001)}
+    )
+    lab = _labeller(4)
+    labels = lab.fit(rows)
+    score = lab.score(rows)
+    seg = rows["segment"].to_numpy()
+    k = np.array([int(x.rpartition("~q")[2]) for x in labels])
     for s in "abc":
-        m = segment == s
-        sizes = np.bincount(k[m], minlength=4)
-        assert sizes.max() - sizes.min() <= 1
+        m = seg == s
+        sizes = np.bincount(k[m], minlength=5)[1:]
+        assert sizes.max() - sizes.min() <= 1  # continuous scores: equal runs
         # every customer of a higher stratum scores at least as high as any of a lower one
-        for j in range(3):
+        for j in range(1, 4):
             assert score[m][k[m] == j].max() <= score[m][k[m] == j + 1].min()
-    labels = stratum_labels(segment, k)
+    # the deviation is from the segment's average customer: a segment's mean score is its
+    # cell's expected profit
+    for s, v, u in (("a", 10.0, 0.1), ("b", 20.0, 0.2)):
+        assert score[seg == s].mean() == pytest.approx(v * u - 1.0)
+    # rows of the population are labelled as in it; ties stay in one stratum
+    np.testing.assert_array_equal(lab(rows.iloc[::7]), labels[::7])
+    tied = pd.DataFrame({"segment": ["a"] * 8, "x": [0.0] * 4 + [1.0] * 4})
+    assert len(set(_labeller(4).fit(tied))) == 2
     assert {segment_of(x) for x in labels} == {"a", "b", "c"}
     assert segment_of("high/north/web~q3") == "high/north/web"
     assert segment_of("plain") == "plain"
+    assert list(stratum_labels(np.array(["s"]), np.array([0]))) == ["s~q1"]
 
 
 def _problem(draws: np.ndarray, eligible: dict[str, float]) -> AllocationProblem:
@@ -123,3 +158,54 @@ def test_refine_names_what_does_not_fit() -> None:
             {"a": pd.DataFrame(np.zeros((3, 1)), columns=["s1~q1"])},
             v,
         )
+
+
+def _strata_problem() -> AllocationProblem:
+    rng = np.random.default_rng(3)
+    labels = ["high/web~q1", "high/web~q2", "low/web~q1", "low/web~q2"]
+    cells = pd.DataFrame(
+        {
+            "segment": np.repeat(labels, 2),
+            "tactic": "t",
+            "arm": ["a", "b"] * 4,
+            "cost": [1.0, 2.0] * 4,
+        }
+    )
+    draws = rng.normal(5.0, 0.1, (50, 8))
+    return AllocationProblem(cells, draws, pd.Series(5.0, index=labels))
+
+
+def test_rules_that_name_segments_select_their_strata() -> None:
+    """exclude_segments, min_tier_share and a guardrail veto name segments (or their parts)
+    and cells ``segment|arm``: over strata they hold for every stratum of the segment."""
+    problem = _strata_problem()
+    seg = problem.cells["segment"].to_numpy()
+    arm = problem.cells["arm"].to_numpy()
+    high = np.array([s.startswith("high") for s in seg])
+    np.testing.assert_array_equal(ExcludeSegments(segments=("high",)).cell_mask(problem), high)
+    np.testing.assert_array_equal(ExcludeSegments(segments=("low/web",)).cell_mask(problem), ~high)
+    veto = GuardrailVeto(cells=("high/web|b",)).cell_mask(problem)
+    np.testing.assert_array_equal(veto, high & (arm == "b"))
+    rows = MinTierShare(share=0.5, segments=("high",)).rows(problem)
+    np.testing.assert_allclose(rows.A[0], problem.cost * (0.5 - high))
+    with pytest.raises(ValueError, match="match no segment"):
+        ExcludeSegments(segments=("web~q1",)).cell_mask(problem)
+
+
+def test_stratum_targets_collapse_to_segment_rows() -> None:
+    """A list chosen stratum by stratum is reported per segment, and its reconciliation sums
+    the strata, as allocation.csv does."""
+    problem = _strata_problem()
+    plan = allocator_from_settings(12.0).solve(problem)
+    labels = np.repeat(problem.segments, 5)
+    customers = pd.DataFrame({"customer_id": np.arange(20), "segment": labels})
+    values = with_strata({"t": pd.Series({"high/web": 1.0, "low/web": 2.0})}, labels)
+    assert values["t"]["high/web~q2"] == 1.0 and values["t"]["low/web~q1"] == 2.0
+    t = collapse_targets(customer_targets(plan.table, customers, seed=1))
+    assert set(t.table["segment"]) <= {"high/web", "low/web"}
+    back = collapse(plan.table, problem, 0.9).set_index(["segment", "arm"])
+    recon = t.reconciliation.set_index(["segment", "arm"])
+    assert recon["allocated"].to_dict() == back.loc[recon.index, "customers"].astype(int).to_dict()
+    assert t.table.groupby(["segment", "arm"]).size().to_dict() == {
+        k: v for k, v in recon["targeted"].to_dict().items() if v > 0
+    }

@@ -499,6 +499,9 @@ class OptimizeConfig:
     risk_aversion: float = 1.0  # lambda of mean_cvar
     max_offers_per_customer: int = 1
     population_scale: float = 1.0
+    # strata per segment when a covariate model passed the gate: customers ranked by their
+    # expected profit under it, so a plan can treat a segment's responsive part (1 = off)
+    customer_strata: int = 4
     integer: bool = True
     integer_method: IntegerMethod = IntegerMethod.milp  # milp (exact) | round (LP then round)
     solver: str = "HIGHS"
@@ -517,6 +520,11 @@ class OptimizeConfig:
         _positive("optimize.population_scale", self.population_scale)
         if self.max_offers_per_customer < 1:
             raise ValueError("optimize.max_offers_per_customer must be >= 1")
+        if not 1 <= self.customer_strata <= 20:
+            raise ValueError(
+                f"optimize.customer_strata must be in 1..20 (1 = plan per segment), "
+                f"got {self.customer_strata}"
+            )
         if not 0 < self.alpha < 1:
             raise ValueError(
                 f"optimize.alpha must be in (0, 1) (the share of worst scenarios CVaR averages), "

@@ -45,6 +45,7 @@ from uplift.data.cells import (
 from uplift.data.checks import check_plausible, check_plausible_engine
 from uplift.evaluate.crossfit import (
     FOLD_FIT_COLUMNS,
+    FoldPlan,
     calibrate_headline,
     crossfit_plan_value,
 )
@@ -68,6 +69,12 @@ from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.allocator import Frontier
 from uplift.optimize.factory import allocator_from_settings, budget_grid, marginal_step
+from uplift.optimize.strata import (
+    collapse,
+    collapse_targets,
+    refine_problem,
+    with_strata,
+)
 from uplift.optimize.targets import CustomerTargets, customer_targets
 from uplift.report import run_folder
 from uplift.report.model_checks import run_model_checks
@@ -805,9 +812,13 @@ def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
         )
 
 
-def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
+def fit_covariate_models(
+    config: AppConfig, data: CustomerData, methods: dict[str, str] | None = None
+) -> dict:
     """Row-level covariate model per binary-outcome tactic, fit on its control and arm rows
-    (each held to the gate: :func:`_gated_covariate_fit`)."""
+    (each held to the gate: :func:`_gated_covariate_fit`); ``methods``: tactic -> the method
+    to fit by first, instead of ``model.covariate_model.method`` (cross-fitting's folds start
+    where the run's own fit ended)."""
     control = data.arm_map.control.name
     models = {}
     for tactic in data.arm_map.tactics():
@@ -823,7 +834,8 @@ def fit_covariate_models(config: AppConfig, data: CustomerData) -> dict:
         else:
             rows = data.frame[data.frame["arm"].isin([control, *arms])]
         t0 = time.perf_counter()
-        model = _gated_covariate_fit(config, rows, outcome, control, arms, tactic.value)
+        first = (methods or {}).get(tactic.value)
+        model = _gated_covariate_fit(config, rows, outcome, control, arms, tactic.value, first)
         models[tactic.value] = model
         log.info(
             "covariate model for %s (%s) in %.1fs: %s",
@@ -847,6 +859,7 @@ def _gated_covariate_fit(
     control: str,
     arms: list[str],
     tactic: str,
+    method: str | None = None,
 ) -> Any:
     """The covariate model, held to the segment fits' gate thresholds (r-hat, ESS, divergences;
     Pareto k-hat for the Laplace fit). A fit that fails is refit: NUTS by the nested Laplace
@@ -872,7 +885,7 @@ def _gated_covariate_fit(
         return model.fit(rows, outcome, "arm", [control], arms, tactic)
 
     s = config.sampler
-    model = fit(str(cm.method), s)
+    model = fit(method or str(cm.method), s)
     failures = covariate_failures(config, model)
     attempts: list[str] = []
     if failures:
@@ -1037,12 +1050,15 @@ def crossfit_plan(
     values: dict[str, pd.Series],
     tactics: list[str],
     cache: FitCache | None = None,
+    covariate_methods: dict[str, str] | None = None,
 ):
     """Cross-fitted value of the plan this run's procedure chooses, on customers its fit never
     saw: fit on K-1 folds, plan for the full eligible base with the same optimizer and rules,
     score the plan on the held-out fold (stratified difference in means per segment x arm).
     Each fold's uplift draws go through the fit cache (``cache``; default: as configured), so a
-    sweep over ``optimize.*`` re-plans every fold from one set of fits.
+    sweep over ``optimize.*`` re-plans every fold from one set of fits. A plan over customer
+    strata fits each fold's covariate models too (``covariate_methods``: tactic -> the method
+    the run's own fit ended with, tried first) and is scored stratum by stratum.
     """
     cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     elig = eligible_customers(config, cells)
@@ -1056,6 +1072,7 @@ def crossfit_plan(
         fold_config.sampler = replace(config.sampler, draws=draws)
 
     folds = config.evaluate.crossfit_folds
+    by_customer = config.model.covariate_model.enabled
     done = [0]
     checked: list[dict[str, Any]] = []  # each fold fit's convergence check (FOLD_FIT_COLUMNS)
 
@@ -1096,7 +1113,25 @@ def crossfit_plan(
                     fits[t] = draw()
                 checked.append(_fold_fit_check(config, done[0] - 1, t, fits[t]))
         problem = AllocationProblem.from_uplift(fits, values, arm_map, elig)
-        return allocator.solve(problem)
+        if not by_customer:
+            return allocator.solve(problem)
+        # the run's procedure: the fold's covariate models place every customer of the base in
+        # strata and choose the plan's customers; the held-out ones are scored as listed
+        with progress.stage(f"fold {done[0]}/{folds}: covariate model"):
+            models = fit_covariate_models(fold_config, train, covariate_methods)
+        passed = {t: m for t, m in models.items() if m.passed_gate}
+        scores = customer_scores(passed, data.frame, config.report.hdi_prob)
+        strata, _ = plan_strata(config, data, values, fits, problem, passed, elig)
+        if strata is not None:
+            problem = refine_problem(problem, strata.sizes, strata.deviation, values)
+        plan = allocator.solve(problem)
+        if scores is None:
+            return plan
+        listed = list_customers(config, data.frame, plan.table, strata, scores, values)
+        table = plan.table
+        if strata is not None:
+            table = collapse(plan.table, problem, config.report.hdi_prob)
+        return FoldPlan(table, plan.expected_profit, policy=listed_policy(listed.table))
 
     def fit_and_plan(train_rows: pd.DataFrame):
         train = replace(data, rows=train_rows, engine=None)
@@ -1112,6 +1147,8 @@ def crossfit_plan(
     # families fit on count histograms of the training rows need the rows of each fold, and so
     # do tactics fit on their own outcome column (the fold moments carry the shared ones only)
     needs_rows = any(family_of(config, t).histograms for t in tactics) or bool(data.outcomes)
+    # and so do covariate models (they choose the customers, scored one by one)
+    needs_rows = needs_rows or by_customer
     with fit_garbage() as collect:
         if data.rows is None and e is not None and e.table is not None and not needs_rows:
             result = crossfit_in_engine(config, data, plan_on, arms, outcome, values)
@@ -1481,17 +1518,63 @@ def prepare(config: AppConfig, out: Path) -> Prepared:
 def score_customers(config: AppConfig, data: CustomerData) -> tuple[dict, pd.DataFrame | None]:
     """Row-level covariate models and every customer's predicted uplift per tactic whose model
     passed the gate (None when none did: the target list is then in hash order)."""
-    hp = config.report.hdi_prob
     models = fit_covariate_models(config, data)
     passed = {t: m for t, m in models.items() if m.passed_gate}
     if not passed:
         return models, None
+    return models, customer_scores(passed, data.frame, config.report.hdi_prob)
+
+
+def customer_scores(models: dict, frame: pd.DataFrame, hdi_prob: float) -> pd.DataFrame | None:
+    """customer_scores.csv: each customer's predicted uplift under each model (None: none)."""
+    if not models:
+        return None
     scores = pd.concat(
-        [m.predict_uplift(data.frame, hdi_prob=hp).assign(tactic=t) for t, m in passed.items()],
+        [m.predict_uplift(frame, hdi_prob=hdi_prob).assign(tactic=t) for t, m in models.items()],
         ignore_index=True,
     ).rename(columns={"customer": "customer_id"})
-    scores = scores[["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]]
-    return models, scores
+    return scores[["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]]
+
+
+def list_customers(
+    config: AppConfig,
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    strata: Any,
+    scores: pd.DataFrame | None,
+    values: dict[str, pd.Series],
+) -> CustomerTargets:
+    """The customers a plan (``table``, per stratum when ``strata``) treats, per segment."""
+    k = config.optimize.max_offers_per_customer
+    seed = config.sampler.seed
+    if strata is None:
+        return customer_targets(
+            table, frame, seed=seed, scores=scores, values=values, max_offers_per_customer=k
+        )
+    # chosen stratum by stratum (the plan's own cells), then reported per segment
+    return collapse_targets(
+        customer_targets(
+            table,
+            frame.assign(segment=strata.labels),
+            seed=seed,
+            scores=scores,
+            values=with_strata(values, strata.sizes.index),
+            max_offers_per_customer=k,
+        )
+    )
+
+
+def listed_policy(targets: pd.DataFrame) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Rows -> 0/1 per treated arm: whether the list ``targets`` gives the row's customer
+    the arm (:attr:`uplift.evaluate.crossfit.FoldPlan.policy`)."""
+    pairs = set(zip(targets["customer_id"].map(str), targets["arm"].map(str), strict=True))
+    arms = sorted({a for _, a in pairs})
+
+    def policy(rows: pd.DataFrame) -> pd.DataFrame:
+        ids = rows["customer_id"].map(str).to_numpy()
+        return pd.DataFrame({a: [float((i, a) in pairs) for i in ids] for a in arms})
+
+    return policy
 
 
 def gate_status(config: AppConfig, fits: dict[str, FittedTactic], checks) -> GateStatus:
@@ -1557,24 +1640,48 @@ def decide(
     prepared: Prepared,
     fits: dict[str, FittedTactic],
     vetoed: list[str] | None = None,
+    covariate_models: dict | None = None,
 ) -> Decision:
     """The budget plan over the budget tactics' posterior draws, or the optimizer's error;
-    ``vetoed`` (``segment|arm``) cells a guardrail holds back get no customers."""
+    ``vetoed`` (``segment|arm``) cells a guardrail holds back get no customers. With
+    ``covariate_models`` that passed the gate the plan is over customer strata
+    (``optimize.customer_strata``, :func:`plan_strata`)."""
     uplift = {t: f.draws() for t, f in fits.items()}
     n_draws = next(iter(uplift.values())).sizes["sample"]
     value_draws = unit_value_draws(config, prepared, n_draws)
+    eligible = eligible_customers(config, prepared.cells)
     problem = AllocationProblem.from_uplift(
         uplift,
         prepared.values,
         prepared.data.arm_map,
-        eligible_customers(config, prepared.cells),
+        eligible,
         value_draws=value_draws,
     )
+    strata, why = None, None
+    if covariate_models:
+        strata, why = plan_strata(
+            config, prepared.data, prepared.values, uplift, problem, covariate_models, eligible
+        )
+    if strata is not None:
+        problem = refine_problem(problem, strata.sizes, strata.deviation, prepared.values)
     allocator = build_allocator(config, vetoed)
     try:
         allocation = allocator.solve(problem)
     except AllocationError as e:
-        return Decision(None, problem, allocator, e)
+        return Decision(None, problem, allocator, e, strata)
+    if why is not None:
+        allocation.notes.append(why)
+    by_segment = None
+    if strata is not None:
+        table = collapse(allocation.table, problem, config.report.hdi_prob)
+        by_segment = replace(allocation, table=table)  # totals and solver facts: the plan's
+        n = len(strata.sizes)
+        allocation.notes.append(
+            f"customer strata: each segment split into up to {config.optimize.customer_strata} "
+            f"strata ({n} in all) by customers' expected profit under the covariate model, so "
+            "the plan can treat a segment's responsive customers only (allocation_strata.csv; "
+            "allocation.csv sums them per segment)"
+        )
     drawn = sorted(set(value_draws or {}) & set(uplift))
     if drawn:
         allocation.notes.append(
@@ -1582,7 +1689,40 @@ def decide(
             "(value.kind=clv, draw-aligned with the uplift): the plan's intervals, CVaR and "
             "chance of a loss include it"
         )
-    return Decision(allocation, problem, allocator)
+    return Decision(allocation, problem, allocator, strata=strata, by_segment=by_segment)
+
+
+def plan_strata(
+    config: AppConfig,
+    data: CustomerData,
+    values: dict[str, pd.Series],
+    uplift: dict[str, xr.DataArray],
+    problem: AllocationProblem,
+    covariate_models: dict,
+    eligible: pd.Series,
+) -> tuple[Any, str | None]:
+    """Customer strata of ``data`` (the customers the plan is for) for the plan
+    (:func:`uplift.app.strata_run.customer_strata`) from the covariate models that passed the
+    gate, or None and why not."""
+    from uplift.app.strata_run import customer_strata
+
+    bins = config.optimize.customer_strata
+    passed = {t: m for t, m in covariate_models.items() if m.passed_gate and t in uplift}
+    if bins < 2:
+        return None, None
+    if not passed:
+        return None, (
+            "customer strata: no covariate model passed the gate, so the plan is per segment"
+        )
+    if problem.spend_mask.any():
+        return None, (
+            "customer strata: the plan has spend-type cells, which cannot be split by customer; "
+            "it is per segment"
+        )
+    rows = data.select(list(dict.fromkeys(["customer_id", "segment", *covariate_columns(config)])))
+    costs = problem.cells.groupby("arm")["cost"].first().astype(float).to_dict()
+    strata = customer_strata(rows, uplift, values, costs, passed, eligible, bins)
+    return strata, None
 
 
 def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
@@ -1595,13 +1735,10 @@ def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:
         from uplift.optimize.targets import customer_targets_engine
 
         return customer_targets_engine(run.allocation.table, e.table, seed=config.sampler.seed)
-    return customer_targets(
-        run.allocation.table,
-        run.prepared.data.frame,
-        seed=config.sampler.seed,
-        scores=run.scores,
-        values=run.prepared.values,
-        max_offers_per_customer=config.optimize.max_offers_per_customer,
+    d = run.decision
+    table = run.allocation.table if d.strata is None or d.allocation is None else d.allocation.table
+    return list_customers(
+        config, run.prepared.data.frame, table, d.strata, run.scores, run.prepared.values
     )
 
 
@@ -1614,7 +1751,8 @@ def cross_fit(
         return
     p = run.prepared
     try:
-        run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics, cache)
+        methods = {t: str(m.method_used) for t, m in run.covariate_models.items()}
+        run.crossfit = crossfit_plan(config, p.data, p.cells, p.values, tactics, cache, methods)
     except ValueError as e:  # too few customers per fold, spend-type cells
         run.crossfit_skipped = str(e)
         log.warning("cross-fitting skipped: %s", e)
@@ -1659,6 +1797,11 @@ def truth_check(config: AppConfig, run: RunSummary) -> dict | None:
     truth, d = run.prepared.truth, run.decision
     if truth is None or d.allocation is None or d.problem is None or d.allocator is None:
         return None
+    if d.strata is not None:
+        return {
+            "skipped": "the plan is over customer strata (optimize.customer_strata): the "
+            "generator's truth is per segment, not per customer"
+        }
     if not set(d.problem.cells["segment"]) <= set(truth["segment"]):
         return {"skipped": "segments differ from the generator's (value tier x needs)"}
     out = score_against_truth(
@@ -1790,7 +1933,9 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
             )
     if budget_fits and not run.gate.refused:
         with clock.stage("optimize"):
-            run.decision = decide(config, prep, budget_fits, vetoed_cells(run.guardrails))
+            run.decision = decide(
+                config, prep, budget_fits, vetoed_cells(run.guardrails), covariate_models
+            )
     if pricing_tactics and not run.gate.refused:
         with clock.stage("pricing"):
             run.prices, run.pricing, run.demand = optimize_prices(config, fits, cells, arm_map)

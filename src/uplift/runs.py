@@ -6,7 +6,10 @@ The posteriors are the optimizer's input, so a budget question costs a solve, no
 ``.hydra/config.yaml`` for runs written before it), its posterior files and, from the run's own
 data source, the validated customer rows and cells; :meth:`SavedRun.plan` then solves the same
 allocation problem the run solved, with any ``optimize`` keys changed. At the run's own settings it
-gives the run's ``allocation.csv`` back exactly (tested), so a comparison is like with like.
+gives the run's ``allocation.csv`` back exactly (tested), so a comparison is like with like. A run
+that planned over customer strata (``optimize.customer_strata``) is re-planned over the same
+strata, placed again from its saved covariate posteriors: :meth:`SavedRun.plan` then gives
+``allocation_strata.csv`` back and :meth:`SavedRun.per_segment` its ``allocation.csv``.
 
 This is the planner's notebook (``notebooks/03_planner.py``) as an API::
 
@@ -33,8 +36,15 @@ from uplift.app.run_summary import Prepared
 from uplift.atomic_io import atomic_write_csv
 from uplift.config import AppConfig, to_app_config
 from uplift.optimize import Allocation, AllocationProblem
+from uplift.optimize.strata import collapse, collapse_targets, refine_problem, with_strata
 from uplift.optimize.targets import CustomerTargets, customer_targets
-from uplift.pipeline import build_allocator, eligible_customers, prepare, price_tactics
+from uplift.pipeline import (
+    build_allocator,
+    eligible_customers,
+    plan_strata,
+    prepare,
+    price_tactics,
+)
 
 __all__ = ["RunLoadError", "SavedRun", "load_run"]
 
@@ -57,15 +67,41 @@ class SavedRun:
     draws: dict[str, Any]  # tactic -> uplift draws (xarray), as the run's optimizer saw them
     allocation: pd.DataFrame | None
     scores: pd.DataFrame | None = None  # customer_scores.csv (covariate model), if written
+    #: tactic -> the run's covariate model (covariate_<tactic>.nc), when it planned over
+    #: customer strata (summary.json ``customer_strata``)
+    covariate_models: dict[str, Any] = dataclasses.field(default_factory=dict)
+    _strata: Any = dataclasses.field(default=None, repr=False)
 
     def problem(self) -> AllocationProblem:
-        """The run's allocation problem: posterior draws, unit values and eligible customers."""
-        return AllocationProblem.from_uplift(
-            self.draws,
-            self.prepared.values,
-            self.prepared.data.arm_map,
-            eligible_customers(self.config, self.prepared.cells),
+        """The run's allocation problem: posterior draws, unit values and eligible customers;
+        over customer strata (``<segment>~q<k>``) when the run planned over them, placed
+        exactly as the run placed them (the same saved covariate posteriors)."""
+        eligible = eligible_customers(self.config, self.prepared.cells)
+        problem = AllocationProblem.from_uplift(
+            self.draws, self.prepared.values, self.prepared.data.arm_map, eligible
         )
+        if not self.covariate_models:
+            return problem
+        if self._strata is None:
+            self._strata, _ = plan_strata(
+                self.config,
+                self.prepared.data,
+                self.prepared.values,
+                self.draws,
+                problem,
+                self.covariate_models,
+                eligible,
+            )
+        if self._strata is None:
+            return problem
+        s = self._strata
+        return refine_problem(problem, s.sizes, s.deviation, self.prepared.values)
+
+    def per_segment(self, plan: Allocation) -> pd.DataFrame:
+        """``plan``'s table per (segment, arm), as allocation.csv has it (strata summed)."""
+        if not self.covariate_models:
+            return plan.table
+        return collapse(plan.table, self.problem(), self.config.report.hdi_prob)
 
     def settings(self, budget: float | None = None, **optimize: Any) -> AppConfig:
         """The run's configuration with ``optimize`` keys changed (validated like the CLI's)."""
@@ -106,14 +142,20 @@ class SavedRun:
 
     def targets(self, plan: Allocation) -> CustomerTargets:
         """Which customers get which arm under ``plan`` (as the run's ``targets.csv``)."""
-        return customer_targets(
+        frame, values = self.prepared.data.frame, self.prepared.values
+        self.problem()  # places customers in strata when the run planned over them
+        if self._strata is not None:
+            frame = frame.assign(segment=self._strata.labels)
+            values = with_strata(values, self._strata.sizes.index)
+        targets = customer_targets(
             plan.table,
-            self.prepared.data.frame,
+            frame,
             seed=self.config.sampler.seed,
             scores=self.scores,
-            values=self.prepared.values,
+            values=values,
             max_offers_per_customer=self.config.optimize.max_offers_per_customer,
         )
+        return targets if self._strata is None else collapse_targets(targets)
 
     def export_targets(self, plan: Allocation, path: str | Path) -> Path:
         """Write ``plan``'s customer list (``targets.csv`` columns) to ``path``, atomically."""
@@ -166,8 +208,20 @@ def load_run(folder: str | Path, config: AppConfig | None = None) -> SavedRun:
         if not isinstance(model, UpliftModel):
             raise RunLoadError(f"{path.name} holds a {type(model).__name__}, not an uplift model")
         draws[tactic] = model.uplift_draws()
-    allocation = folder / "allocation.csv"
+    allocation = folder / "allocation_strata.csv"
+    if not allocation.is_file():
+        allocation = folder / "allocation.csv"
     scores = folder / "customer_scores.csv"
+    covariate_models = {}
+    if "customer_strata" in summary:  # the plan was over strata: place customers again
+        for tactic in summary["customer_strata"]["tactics"]:
+            path = folder / f"covariate_{tactic}.nc"
+            if not path.is_file():
+                raise RunLoadError(
+                    f"{path.name} is missing: the run planned over customer strata, which "
+                    "need its covariate model (report.save_posteriors=true)"
+                )
+            covariate_models[tactic] = load_model(path)
     return SavedRun(
         folder,
         config,
@@ -176,4 +230,5 @@ def load_run(folder: str | Path, config: AppConfig | None = None) -> SavedRun:
         draws,
         pd.read_csv(allocation) if allocation.is_file() else None,
         pd.read_csv(scores) if scores.is_file() else None,
+        covariate_models,
     )

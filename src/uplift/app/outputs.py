@@ -78,6 +78,11 @@ def write_tables(run: RunSummary, out: Path) -> dict[str, Path]:
         files["allocation"] = atomic_write_csv(
             with_gate(run.allocation.table, failures), out / "allocation.csv"
         )
+    d = run.decision
+    if d.strata is not None and d.allocation is not None:  # the plan per customer stratum
+        files["allocation_strata"] = atomic_write_csv(
+            with_gate(d.allocation.table, failures), out / "allocation_strata.csv"
+        )
     if run.targets is not None:
         files["targets"] = atomic_write_csv(
             with_gate(run.targets.table, failures), out / "targets.csv"

@@ -16,6 +16,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from uplift.app.heldout_run import HoldoutResult
+    from uplift.app.strata_run import CustomerStrata
     from uplift.config import AppConfig
     from uplift.data import CustomerData
     from uplift.evaluate.crossfit import CrossfitResult, PlanValue
@@ -66,12 +67,19 @@ class GateStatus:
 
 @dataclass
 class Decision:
-    """The budget plan, or why there is none (gate refusal or an optimizer error)."""
+    """The budget plan, or why there is none (gate refusal or an optimizer error).
+
+    With customer strata (a covariate model passed the gate), ``allocation`` and ``problem``
+    are per stratum (``<segment>~q<k>``), ``strata`` holds how customers were placed, and
+    ``by_segment`` is the same plan per (segment, arm): allocation.csv, the report and the
+    targets' reconciliation read that one."""
 
     allocation: Allocation | None = None
     problem: AllocationProblem | None = None
     allocator: BudgetAllocator | None = None
     error: Exception | None = None
+    strata: CustomerStrata | None = None
+    by_segment: Allocation | None = None
 
     def error_dict(self) -> dict[str, Any] | None:
         if self.error is None:
@@ -162,7 +170,9 @@ class RunSummary:
 
     @property
     def allocation(self) -> Allocation | None:
-        return self.decision.allocation
+        """The plan per (segment, arm) (strata summed: :attr:`Decision.by_segment`)."""
+        d = self.decision
+        return d.by_segment if d.by_segment is not None else d.allocation
 
     @property
     def status(self) -> str:
@@ -277,6 +287,8 @@ class RunSummary:
                 "customers_treated": int(allocation.table["customers"].sum()),
                 "optimizer": allocation.summary(hp),
             }
+            if self.decision.strata is not None:
+                out["customer_strata"] = self.decision.strata.summary()
             by_arm = self.plan_by_arm()
             if by_arm is not None:
                 out["plan_by_arm"] = by_arm.to_dict(orient="records")

@@ -1,87 +1,173 @@
-"""Customer strata from a run's fits (WIP, not wired): what :mod:`uplift.optimize.strata` needs.
+"""Customer strata from a run's fits: what :mod:`uplift.optimize.strata` needs.
 
-Every customer of the experiment is placed in one of ``bins`` strata of its segment by their
-best expected profit: ``max over arms of value x (segment uplift + own deviation) - cost``,
-the own deviation being the covariate model's posterior-mean uplift of the customer minus its
-segment's average (0 for arms no covariate model scores). Per stratum and scored arm, the
-deviation's draws are the covariate model's average uplift over the stratum's customers minus
-over the segment's, draw by draw (:meth:`CovariateUpliftModel.segment_uplift_draws` on both
-groupings), tiled to the segment fits' number of draws.
+Every customer is placed in one of ``bins`` strata of its segment by their best expected
+profit: ``max over arms of value x (segment uplift + own deviation) - cost``, the own deviation
+being the covariate model's posterior-mean uplift of the customer minus the average over the
+segment's customers (0 for arms no covariate model scores). The cut points are the scores at
+which strata 2..bins of each segment begin among the customers the plan is for (ties stay
+together), so the same :class:`StrataLabeller` labels held-out customers exactly as it labelled
+them in the population (cross-fitting scores a fold's plan stratum by stratum).
+
+Per stratum and scored arm, the deviation's draws are the covariate model's average uplift over
+the stratum's customers minus over the segment's, draw by draw
+(:meth:`CovariateUpliftModel.segment_uplift_draws` on both groupings), tiled to the segment
+fits' number of draws.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from uplift.data.contract import CustomerData
-from uplift.optimize.strata import assign_strata, segment_of, stratum_labels
+from uplift.optimize.strata import segment_of, stratum_labels
 
 STRATUM_COLUMN = "__stratum__"
 
 
 @dataclass
+class StrataLabeller:
+    """Labels customers ``<segment>~q<k>`` by their best expected profit (see the module
+    docstring). :meth:`fit` sets the cut points from the population the plan is for; calling
+    the labeller labels any rows of that population (e.g. a held-out fold) the same way."""
+
+    bins: int
+    #: arm -> the segment fit's posterior-mean uplift per segment
+    cell_uplift: dict[str, pd.Series]
+    #: arm -> (tactic, cost per customer)
+    arm_info: dict[str, tuple[str, float]]
+    values: Mapping[str, pd.Series]
+    #: tactic -> covariate model that passed the gate
+    models: Mapping[str, Any]
+    own_mean: dict[str, pd.Series] = field(default_factory=dict)
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def own(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each row's covariate-model posterior-mean uplift per scored arm."""
+        out: dict[str, np.ndarray] = {}
+        for model in self.models.values():
+            s = model.score(rows, id_col=None)
+            for arm in s.columns:
+                out[str(arm)] = s[arm].to_numpy(dtype=float)
+        return out
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        """Best expected profit per row over the arms (segment estimate + own deviation)."""
+        segment = rows["segment"].astype(str).to_numpy()
+        own = self.own(rows)
+        best = np.full(len(rows), -np.inf)
+        for arm, (tactic, cost) in self.arm_info.items():
+            v = self.values[tactic].reindex(segment).to_numpy(dtype=float)
+            up = self.cell_uplift[arm].reindex(segment).to_numpy(dtype=float)
+            if arm in own:
+                up = up + own[arm] - self.own_mean[arm].reindex(segment).to_numpy(dtype=float)
+            best = np.maximum(best, v * up - cost)
+        return best
+
+    def fit(self, rows: pd.DataFrame) -> np.ndarray:
+        """Cut points from ``rows`` (the population the plan is for); their labels."""
+        segment = rows["segment"].astype(str).to_numpy()
+        self.own_mean = {
+            arm: pd.Series(x).groupby(segment).mean() for arm, x in self.own(rows).items()
+        }
+        score = self.score(rows)
+        if not np.isfinite(score).all():
+            raise ValueError("customer strata: a customer's expected profit is not finite")
+        self.bounds = {}
+        for seg, idx in pd.Series(segment).groupby(segment).indices.items():
+            s = np.sort(score[idx])
+            starts = [(k * len(s) + self.bins - 1) // self.bins for k in range(1, self.bins)]
+            self.bounds[str(seg)] = s[[i for i in starts if i < len(s)]]
+        return self(rows)
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        """``<segment>~q<k>`` per row (k from 1 = lowest expected profit)."""
+        segment = rows["segment"].astype(str).to_numpy()
+        score = self.score(rows)
+        k = np.zeros(len(rows), dtype=np.int64)
+        for seg, idx in pd.Series(segment).groupby(segment).indices.items():
+            cuts = self.bounds.get(str(seg))
+            if cuts is None:
+                raise ValueError(f"customer strata: segment {seg!r} was not in the population")
+            # a score equal to a cut point starts that stratum (ties stay together)
+            k[idx] = np.searchsorted(cuts, score[idx], side="right")
+        return stratum_labels(segment, k)
+
+
+@dataclass
 class CustomerStrata:
-    """Stratum label per customer (``data.frame`` order), customers per stratum, and per
-    scored arm the deviation draws (draws x stratum labels) for :func:`refine_problem`."""
+    """Stratum label per customer (rows' order), eligible customers per stratum, per scored
+    arm the deviation draws (draws x stratum labels) for :func:`refine_problem`, and the
+    labeller that made them."""
 
     labels: np.ndarray
     sizes: pd.Series
     deviation: dict[str, pd.DataFrame]
+    labeller: StrataLabeller
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json ``customer_strata``."""
+        segments = {segment_of(s) for s in self.sizes.index}
+        return {
+            "bins": self.labeller.bins,
+            "strata": len(self.sizes),
+            "segments": len(segments),
+            "tactics": sorted(self.labeller.models),
+            "arms_with_deviation": sorted(self.deviation),
+        }
+
+
+def stratum_sizes(labels: np.ndarray, eligible: pd.Series) -> pd.Series:
+    """Eligible customers per stratum: its segment's (``eligible``, which carries
+    ``optimize.population_scale``) in proportion to the stratum's share of the segment's rows,
+    whole numbers summing to the segment's (largest remainder)."""
+    counts = pd.Series(labels).value_counts().sort_index()
+    out: dict[str, float] = {}
+    for seg, grp in counts.groupby([segment_of(s) for s in counts.index]):
+        total = float(eligible[seg])
+        exact = grp / grp.sum() * total
+        base = np.floor(exact)
+        short = int(round(total - float(base.sum())))
+        base[(exact - base).sort_values(ascending=False, kind="stable").index[:short]] += 1
+        out.update(base.to_dict())
+    return pd.Series(out, dtype=float).sort_index()
 
 
 def customer_strata(
-    data: CustomerData,
+    rows: pd.DataFrame,
     uplift: Mapping[str, Any],
     values: Mapping[str, pd.Series],
     costs: Mapping[str, float],
     covariate_models: Mapping[str, Any],
-    scores: pd.DataFrame,
+    eligible: pd.Series,
     bins: int,
 ) -> CustomerStrata:
-    """``uplift``: tactic -> the segment fit's draws (sample x arm x segment); ``values``:
-    tactic -> value per unit per segment; ``costs``: arm -> cost per customer;
-    ``covariate_models``: tactic -> fitted model that passed the gate; ``scores``: their
-    customer scores (customer_scores.csv)."""
-    frame = data.frame
-    segment = frame["segment"].astype(str).to_numpy()
-    n = len(frame)
+    """``rows``: the customers the plan is for (``segment`` and the covariates); ``uplift``:
+    tactic -> the segment fit's draws (sample x arm x segment); ``values``: tactic -> value per
+    unit per segment; ``costs``: arm -> cost per customer; ``covariate_models``: tactic ->
+    fitted model that passed the gate; ``eligible``: customers per segment."""
     S = next(iter(uplift.values())).sizes["sample"]
-    ids = frame["customer_id"].map(str).to_numpy()
-    best = np.full(n, -np.inf)
+    cell_uplift, arm_info = {}, {}
     for tactic, da in uplift.items():
         mean = da.mean("sample")
-        v = values[tactic].reindex(segment).to_numpy(dtype=float)
         for arm in da["arm"].values:
-            a = str(arm)
-            cell = mean.sel(arm=arm).to_series().reindex(segment).to_numpy(dtype=float)
-            dev = np.zeros(n)
-            mine = scores[scores["arm"].astype(str) == a]
-            if len(mine):
-                own = (
-                    mine.assign(_id=mine["customer_id"].map(str))
-                    .set_index("_id")["uplift_mean"]
-                    .reindex(ids)
-                    .to_numpy(dtype=float)
-                )
-                own = np.nan_to_num(own, nan=0.0)
-                dev = own - pd.Series(own).groupby(segment).transform("mean").to_numpy()
-            best = np.maximum(best, v * (cell + dev) - costs[a])
-    labels = stratum_labels(segment, assign_strata(segment, best, bins))
-    sizes = pd.Series(labels).value_counts().sort_index().astype(float)
-    rows = frame.assign(**{STRATUM_COLUMN: labels})
+            cell_uplift[str(arm)] = mean.sel(arm=arm).to_series().rename(index=str)
+            arm_info[str(arm)] = (str(tactic), float(costs[str(arm)]))
+    labeller = StrataLabeller(bins, cell_uplift, arm_info, values, dict(covariate_models))
+    labels = labeller.fit(rows)
+    sizes = stratum_sizes(labels, eligible)
+    labelled = rows.assign(**{STRATUM_COLUMN: labels})
     deviation: dict[str, pd.DataFrame] = {}
     for model in covariate_models.values():
-        by_stratum = model.segment_uplift_draws(rows, STRATUM_COLUMN)
-        by_segment = model.segment_uplift_draws(rows, "segment")
+        by_stratum = model.segment_uplift_draws(labelled, STRATUM_COLUMN)
+        by_segment = model.segment_uplift_draws(labelled, "segment")
         strata = [str(s) for s in by_stratum["segment"].values]
         parent = [segment_of(s) for s in strata]
         take = np.resize(np.arange(by_stratum.sizes["sample"]), S)
         for arm in by_stratum["arm"].values:
             d = by_stratum.sel(arm=arm).values - by_segment.sel(arm=arm, segment=parent).values
             deviation[str(arm)] = pd.DataFrame(d[take], columns=strata)
-    return CustomerStrata(labels, sizes, deviation)
+    return CustomerStrata(labels, sizes, deviation, labeller)

@@ -156,11 +156,17 @@ class FoldPlan:
     listed get control. ``claimed``: what the plan says it earns (its posterior expected
     incremental profit); ``None`` = the sum of the table's ``expected_incremental_profit``.
     ``eligible``: customers per segment, when the table has no ``eligible_customers``.
+    ``policy``: when the plan's customers are chosen one by one (a covariate model's list)
+    rather than at random within a segment, maps held-out rows to the arm each would get: a
+    0/1 (or share) weight per row and treated arm (a DataFrame, columns = arms, the rows'
+    order); it may read any column of the rows but never their outcomes. The segment's value is
+    then that of treating exactly those customers (see :func:`score_plan`).
     """
 
     allocation: pd.DataFrame
     claimed: float | None = None
     eligible: pd.Series | None = None
+    policy: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     @property
     def claimed_profit(self) -> float:
@@ -399,8 +405,12 @@ def _segment_value(
     estimator: str,
     min_cell_rows: int,
     where: str,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[float, float]:
-    """Incremental profit per eligible customer of ``segment`` under ``shares``, and its SE."""
+    """Incremental profit per eligible customer of ``segment`` under ``shares``, and its SE.
+    ``weights`` (arm -> one weight per row of ``idx``): which customers the plan gives the arm
+    (1) and which not (0); the arm's cost is its share of the segment either way. Without
+    them every customer gets the arm with its share's chance (a weight of ``shares[a]``)."""
     arm = data.arm[idx]
     ctrl = arm == data.code(control)
     n_c = int(ctrl.sum())
@@ -424,12 +434,14 @@ def _segment_value(
                 f"plan treats {pi:.1%} of the segment with it and at least {min_cell_rows} are "
                 "needed to score it; use fewer folds or merge small segments"
             )
-        y_a = data.y[col][idx][in_a]
-        z += pi * v * data.y[col][idx][ctrl]
+        y = data.y[col][idx]
+        wa = np.full(len(idx), pi) if weights is None else np.asarray(weights[a], dtype=float)
+        gain = wa[in_a] * v * y[in_a]  # what the arm's chosen customers convert to
+        z += wa[ctrl] * v * y[ctrl]
         net = cost[a] - cost[control]
-        treated_terms[a] = pi * (v * y_a - cost[a])
-        point += pi * (v * y_a.mean() - net)
-        var += pi**2 * v**2 * _var(y_a) / n_a
+        treated_terms[a] = gain - pi * cost[a]
+        point += gain.mean() - pi * net
+        var += _var(gain) / n_a
     if estimator in ("dr", "dm"):
         point -= z.mean()
         var += _var(z) / n_c
@@ -471,8 +483,15 @@ def score_plan(
     estimator: str = "dr",
     min_cell_rows: int = 2,
     where: str = "rows",
+    weights: pd.DataFrame | None = None,
 ) -> PlanScore:
     """Incremental profit of ``plan`` (vs treating nobody) estimated on ``rows``, in money.
+
+    ``weights`` (rows x treated arms, the rows' order; :attr:`FoldPlan.policy`): the plan
+    treats these customers, not a random share of each segment. Per segment and arm the
+    estimate is then the mean of ``weight x value x outcome`` over the arm's customers minus
+    over the control customers, less the share's cost: unbiased under randomization because the
+    weights depend on the customers' covariates only.
 
     ``rows``: randomized experiment customers the plan's fit never saw (one per row) with
     ``arm_col``, ``segment_col`` and the outcome column(s). ``outcome``: one column for every
@@ -493,6 +512,12 @@ def score_plan(
     cols = sorted({_per_arm(outcome, a, "outcome") for a in arms}) if arms else []
     data = _Rows(rows, arm_col, segment_col, cols)
     cost = arm_costs(costs, [control, *arms])
+    if weights is not None:
+        if len(weights) != len(rows):
+            raise ValueError(f"weights: {len(weights)} rows for {len(rows)} customers")
+        absent = sorted(set(arms) - set(map(str, weights.columns)))
+        if absent:
+            raise ValueError(f"weights: no column for treated arm(s) {absent}")
     out = []
     total, total_var = 0.0, 0.0
     for segment in sorted(shares):
@@ -516,6 +541,9 @@ def score_plan(
             estimator=estimator,
             min_cell_rows=int(min_cell_rows),
             where=where,
+            weights=None
+            if weights is None
+            else {a: weights[a].to_numpy(dtype=float)[idx] for a in shares[segment]},
         )
         e = eligible[segment]
         total += e * v
@@ -698,6 +726,7 @@ def crossfit_plan_value(
             estimator=estimator,
             min_cell_rows=min_cell_rows,
             where=f"fold {k}",
+            weights=None if plan.policy is None else plan.policy(test),
         )
         alloc = plan.allocation
         treated = _treated(alloc, control)

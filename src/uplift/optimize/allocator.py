@@ -42,6 +42,7 @@ from uplift.optimize.settings import (
     check_unique_names,
     mip_gap_of,
 )
+from uplift.optimize.strata import segment_of
 from uplift.stats import hdi
 
 __all__ = [
@@ -185,7 +186,9 @@ class Allocation:
                     "tactic": str(tactic),
                     "arm": str(arm),
                     "customers": t["customers"].iloc[idx].sum(),
-                    "segments": int((decision[idx] > 0).sum()),
+                    "segments": len(
+                        {segment_of(g) for g in t["segment"].iloc[idx][decision[idx] > 0]}
+                    ),
                     "spend": float(t["spend"].iloc[idx].sum()),
                     "expected_profit": float(total.mean()),
                     "profit_hdi_low": float(lo),

@@ -24,6 +24,7 @@ from uplift.optimize.problem import AllocationProblem
 from uplift.optimize.risk import check_alpha, tail_mean, tail_mean_expr
 from uplift.optimize.settings import as_labels, parse_spec, parse_specs
 from uplift.optimize.settings import check_unique_names as check_unique_names  # re-export
+from uplift.optimize.strata import segment_of
 
 if TYPE_CHECKING:
     from uplift.optimize.model import AllocationModel
@@ -54,7 +55,9 @@ def _set_default_name(obj: Any, name: str) -> None:
 
 
 def segment_matches(segment: str, label: str, separator: str = "/") -> bool:
-    """A label selects a segment by its full name or by one of its ``/``-separated parts."""
+    """A label selects a segment by its full name or by one of its ``/``-separated parts; a
+    customer stratum (``<segment>~q<k>``) is selected with its segment."""
+    segment = segment_of(segment)
     return segment == label or label in str(segment).split(separator)
 
 
@@ -308,7 +311,7 @@ class GuardrailVeto(LinearConstraint):
         seg = problem.cells["segment"].astype(str).to_numpy()
         arm = problem.cells["arm"].astype(str).to_numpy()
         vetoed = set(self.cells)
-        labels = np.array([cell_label(s, a) for s, a in zip(seg, arm, strict=True)])
+        labels = np.array([cell_label(segment_of(s), a) for s, a in zip(seg, arm, strict=True)])
         return np.isin(labels, list(vetoed)) & problem.customer_mask
 
     def rows(self, problem: AllocationProblem) -> Rows:

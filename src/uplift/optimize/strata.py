@@ -1,11 +1,12 @@
-"""Customer strata: the row-level covariate model feeding the budget optimizer (WIP, not wired).
+"""Customer strata: the row-level covariate model feeding the budget optimizer.
 
 The segment models estimate what an arm does to a segment's average customer; the covariate
 model (:mod:`uplift.models.covariate`) estimates how each customer differs from that average.
 The allocator decides counts per decision cell, so a plan can treat only part of a segment (its
-responsive customers) if the segment is split. :func:`assign_strata` splits each segment into
-``bins`` strata of (nearly) equal size by a customer score, e.g. the best expected profit under
-the segment's estimate plus the customer's deviation; :func:`refine_problem` turns the
+responsive customers) if the segment is split. The run splits each segment into up to
+``bins`` strata of (nearly) equal size by each customer's best expected profit under the
+segment's estimate plus the customer's deviation (:class:`uplift.app.strata_run.StrataLabeller`);
+:func:`refine_problem` turns the
 segment-level :class:`~uplift.optimize.problem.AllocationProblem` into one over strata: stratum
 ``k`` of segment ``s``, arm ``a`` has the profit draws
 
@@ -16,44 +17,25 @@ where ``dev`` is the stratum's mean covariate-model uplift minus the segment's, 
 ``<segment>~q<k>`` (:func:`stratum_labels`); :func:`collapse` returns a stratum plan per
 (segment, arm), with intervals from the summed draws.
 
-Measured what it earns (``bench/customer_targets.py``, the covariate model's posterior means
-through a customer-level solver): 0.983 of the cell oracle against the segment plan's 0.939
-(3 seeds).
+The run refines its plan this way when a covariate model passed the gate
+(``optimize.customer_strata``, :func:`uplift.pipeline.decide`); :func:`collapse` and
+:func:`collapse_targets` give allocation.csv and targets.csv their (segment, arm) rows back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from uplift.optimize.problem import AllocationProblem
+from uplift.optimize.targets import CustomerTargets
 from uplift.stats import hdi
 
 #: separates a stratum's segment from its index in its label: ``high/north/web~q2``
 STRATUM_SEP = "~q"
-
-
-def assign_strata(segment: np.ndarray, score: np.ndarray, bins: int) -> np.ndarray:
-    """Stratum index per customer (0 = lowest ``score``): within each segment, customers ranked
-    by ``score`` (ties in row order) and cut into ``bins`` runs of equal size (+-1)."""
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
-    segment = np.asarray(segment)
-    score = np.asarray(score, dtype=float)
-    if segment.shape != score.shape:
-        raise ValueError(f"segment {segment.shape} and score {score.shape} differ in shape")
-    if not np.isfinite(score).all():
-        raise ValueError("score must be finite for every customer")
-    codes, _ = pd.factorize(segment, sort=True)
-    order = np.lexsort((np.arange(len(score)), score, codes))
-    sizes = np.bincount(codes)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(len(score), dtype=np.int64)
-    rank[order] = np.arange(len(score)) - np.repeat(starts, sizes)
-    n = sizes[codes]
-    return (rank * bins // np.maximum(n, 1)).astype(np.int64)
 
 
 def stratum_labels(segment: np.ndarray, stratum: np.ndarray) -> np.ndarray:
@@ -163,3 +145,28 @@ def collapse(table: pd.DataFrame, problem: AllocationProblem, hdi_prob: float) -
             }
         )
     return pd.DataFrame(rows, columns=list(table.columns))
+
+
+def with_strata(values: Mapping[str, pd.Series], labels: Iterable[str]) -> dict[str, pd.Series]:
+    """Values per unit per segment, extended to stratum labels (a stratum's is its segment's)."""
+    extra = sorted({str(x) for x in labels} - {segment_of(x) for x in labels})
+    parents = [segment_of(x) for x in extra]
+    return {
+        t: pd.concat([v, pd.Series(v.reindex(parents).to_numpy(), index=extra)])
+        for t, v in values.items()
+    }
+
+
+def collapse_targets(targets: CustomerTargets) -> CustomerTargets:
+    """A target list chosen stratum by stratum, with each row's segment (not its stratum) and
+    the reconciliation summed per (segment, tactic, arm), as allocation.csv has it."""
+    table = targets.table.assign(segment=[segment_of(s) for s in targets.table["segment"]])
+    r = targets.reconciliation.assign(
+        segment=[segment_of(s) for s in targets.reconciliation["segment"]]
+    )
+    keys = ["segment", "tactic", "arm"]
+    summed = [c for c in r.columns if c not in (*keys, "selection")]
+    recon = r.groupby(keys, sort=True, as_index=False).agg(
+        {**dict.fromkeys(summed, "sum"), "selection": lambda s: ", ".join(sorted(set(s)))}
+    )
+    return replace(targets, table=table, reconciliation=recon[list(r.columns)])
