@@ -93,6 +93,8 @@ def test_run_plans_over_strata_and_reports_per_segment(strata_run):
     )
     assert summary["total_spend"] == pytest.approx(alloc["spend"].sum())
     assert "skipped" in summary["truth_check"]
+    for report in ("report.md", "report.html"):  # the planner is told how customers are chosen
+        assert "Customers chosen within segments" in (out / report).read_text()
 
 
 def test_targets_reconcile_with_allocation_per_segment(strata_run):

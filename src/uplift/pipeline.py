@@ -1056,9 +1056,11 @@ def crossfit_plan(
     saw: fit on K-1 folds, plan for the full eligible base with the same optimizer and rules,
     score the plan on the held-out fold (stratified difference in means per segment x arm).
     Each fold's uplift draws go through the fit cache (``cache``; default: as configured), so a
-    sweep over ``optimize.*`` re-plans every fold from one set of fits. A plan over customer
-    strata fits each fold's covariate models too (``covariate_methods``: tactic -> the method
-    the run's own fit ended with, tried first) and is scored stratum by stratum.
+    sweep over ``optimize.*`` re-plans every fold from one set of fits. With the covariate
+    model on, each fold fits its covariate models too (``covariate_methods``: tactic -> the
+    method the run's own fit ended with, tried first), plans over its own customer strata,
+    lists its customers as targets.csv would, and is valued on the held-out customers that
+    list treats (:attr:`~uplift.evaluate.crossfit.FoldPlan.policy`).
     """
     cache = cache if cache is not None else FitCache.from_settings(config.sampler)
     elig = eligible_customers(config, cells)
@@ -1120,7 +1122,7 @@ def crossfit_plan(
         with progress.stage(f"fold {done[0]}/{folds}: covariate model"):
             models = fit_covariate_models(fold_config, train, covariate_methods)
         passed = {t: m for t, m in models.items() if m.passed_gate}
-        scores = customer_scores(passed, data.frame, config.report.hdi_prob)
+        scores = ranking_scores(passed, data.frame)
         strata, _ = plan_strata(config, data, values, fits, problem, passed, elig)
         if strata is not None:
             problem = refine_problem(problem, strata.sizes, strata.deviation, values)
@@ -1534,6 +1536,24 @@ def customer_scores(models: dict, frame: pd.DataFrame, hdi_prob: float) -> pd.Da
         ignore_index=True,
     ).rename(columns={"customer": "customer_id"})
     return scores[["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]]
+
+
+def ranking_scores(models: dict, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """What :func:`customer_targets` ranks by: each customer's posterior-mean uplift per arm
+    (``uplift_sd`` 0: a fold's list needs the ranking, not the intervals), None without models."""
+    if not models:
+        return None
+    parts = []
+    for m in models.values():
+        means = m.score(frame, id_col="customer_id")
+        parts.append(
+            means.stack()
+            .rename("uplift_mean")
+            .reset_index()
+            .rename(columns={"customer": "customer_id"})
+            .assign(uplift_sd=0.0)
+        )
+    return pd.concat(parts, ignore_index=True)
 
 
 def list_customers(

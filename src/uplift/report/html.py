@@ -29,7 +29,7 @@ from markupsafe import Markup
 from uplift.optimize.factory import marginal_step
 from uplift.report.formatting import Kind, cell, column_kind, count, money, percent, significant
 from uplift.report.guardrails import balance_lines, guardrail_lines
-from uplift.report.returns import tactic_return_lines
+from uplift.report.returns import strata_line, tactic_return_lines
 
 #: a CSV larger than this is linked beside the report instead of embedded in it
 EMBED_LIMIT = 5 * 1024 * 1024
@@ -889,6 +889,7 @@ def render_html(inputs: HtmlInputs, currency: str = "$", embed_limit: int = EMBE
         "budget_step": budget_step_text(s, cur),
         "tactic_returns": tactic_return_lines(s, cur),
         "binding": listing(list((s.get("optimizer") or {}).get("binding_constraints", []))),
+        "strata": strata_line(s),
         "figures": figures,
         "tactics": tactics,
         "unused": unused,

@@ -8,7 +8,7 @@ import pandas as pd
 
 from uplift.report.formatting import Kind, cell, column_kind, significant
 from uplift.report.guardrails import balance_lines
-from uplift.report.returns import tactic_return_lines
+from uplift.report.returns import strata_line, tactic_return_lines
 
 #: characters of a text cell that would change the Markdown around it (table breaks, links,
 #: inline HTML, code spans), escaped with a backslash
@@ -105,6 +105,7 @@ def render_report(
             f"- Budget **{summary['budget']:,.0f}**, planned spend **{summary['total_spend']:,.0f}**.",
             *plan_value_lines(summary, hp, lo, hi),
             f"- Binding constraints: {', '.join(summary['optimizer']['binding_constraints']) or 'none'}.",
+            *[f"- {md_text(line)}" for line in filter(None, [strata_line(summary)])],
             *[f"- {md_text(line)}" for line in tactic_return_lines(summary)],
             "",
         ]

@@ -38,3 +38,17 @@ def tactic_return_lines(summary: Mapping[str, Any], currency: str = "") -> list[
                 f"{m(r['return_per_unit'])} per extra {m(1)})."
             )
     return lines
+
+
+def strata_line(summary: Mapping[str, Any]) -> str | None:
+    """One sentence on customer strata (summary.json ``customer_strata``), None without them."""
+    st = summary.get("customer_strata")
+    if not st:
+        return None
+    return (
+        f"Customers chosen within segments: each of {st['segments']} segments is split into up "
+        f"to {st['bins']} strata ({st['strata']} in all) by each customer's expected profit under "
+        f"the covariate model ({', '.join(st['tactics'])}), so a segment's most responsive "
+        "customers can be treated without the rest (allocation_strata.csv; targets.csv lists "
+        "them)."
+    )
