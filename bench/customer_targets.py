@@ -290,14 +290,19 @@ def score_seed(
 
         # the pipeline's own stratum plan (optimize.customer_strata default), cross-fitted as
         # a user's default run is (the segment fits come from the fit cache of the run above)
+        def listed_run(name: str, overrides: list[str]) -> cd.PipelineRun:
+            """Run as the user would; its targets.csv's true profit and its headline."""
+            t0 = time.perf_counter()
+            run = cd.run_pipeline(overrides, work / name)
+            seconds[name] = time.perf_counter() - t0
+            refused[name] = run.refused
+            listed = pd.read_csv(run.result.output_dir / "targets.csv")
+            plans[name] = list_profit(true_profit, listed, arms)
+            claims[name] = float(run.result.summary["expected_incremental_profit"])
+            return run
+
         strata = [o for o in base if o != "evaluate.crossfit_folds=0"] + [covariate_model]
-        t0 = time.perf_counter()
-        run = cd.run_pipeline(strata, work / "strata")
-        seconds["strata"] = time.perf_counter() - t0
-        refused["strata"] = run.refused
-        listed = pd.read_csv(run.result.output_dir / "targets.csv")
-        plans["strata"] = list_profit(true_profit, listed, arms)
-        claims["strata"] = float(run.result.summary["expected_incremental_profit"])
+        run = listed_run("strata", strata)
         calibrated = run.result.summary.get("calibrated_incremental_profit")
         if calibrated is not None:
             claims["strata_calibrated"] = float(calibrated)
@@ -312,13 +317,7 @@ def score_seed(
         )
         columns = f"data.columns.segments=[{','.join([*cd.SEGMENT_COLUMNS, BAND_COLUMN])}]"
         banded = [o for o in base if not o.startswith("data.columns.segments=")] + [derive, columns]
-        t0 = time.perf_counter()
-        run = cd.run_pipeline(banded, work / "banded")
-        seconds["banded"] = time.perf_counter() - t0
-        refused["banded"] = run.refused
-        listed = pd.read_csv(run.result.output_dir / "targets.csv")
-        plans["banded"] = list_profit(true_profit, listed, arms)
-        claims["banded"] = float(run.result.summary["expected_incremental_profit"])
+        listed_run("banded", banded)
     row |= {f"ceiling_{k}": v / oracle for k, v in ceilings.items()}
     row |= {k: v / oracle for k, v in plans.items()}
     row["claim_true_segments"] = claims["segments"] / plans["seg_hash"]

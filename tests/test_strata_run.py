@@ -13,6 +13,7 @@ import uplift
 from uplift import pipeline
 from uplift.app.strata_run import customer_strata, stratum_sizes
 from uplift.optimize.strata import segment_of
+from uplift.runs import RunLoadError
 
 COVARIATES = [
     "data.synthetic.outcomes=conversion",
@@ -148,3 +149,5 @@ def test_saved_strata_run_replans_over_the_same_strata(strata_run, tmp_path):
     mine = pd.read_csv(run.export_targets(plan, tmp_path / "t.csv"))
     theirs = pd.read_csv(out / "targets.csv").drop(columns="gate_passed")
     pd.testing.assert_frame_equal(mine[theirs.columns], theirs)
+    with pytest.raises(RunLoadError, match="customer_strata"):
+        run.plan(customer_strata=2)

@@ -109,6 +109,12 @@ class SavedRun:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self.config.optimize)})
         if unknown:
             raise RunLoadError(f"unknown optimize key(s): {', '.join(unknown)}")
+        bins = changes.get("customer_strata", self.config.optimize.customer_strata)
+        if bins != self.config.optimize.customer_strata:
+            raise RunLoadError(
+                "customer_strata is the run's own (its customers' strata are placed once); "
+                "rerun with optimize.customer_strata changed (the fit cache makes it a re-plan)"
+            )
         return dataclasses.replace(
             self.config, optimize=dataclasses.replace(self.config.optimize, **changes)
         )
