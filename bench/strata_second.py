@@ -74,7 +74,7 @@ def overrides(path: Path, budget: float, seed: int) -> list[str]:
 def score_seed(seed: int, n: int, effect_scale: float) -> dict[str, Any]:
     exp = simulate_covariate_experiment(n, seed=seed, effect_scale=effect_scale)
     rows = exp.rows
-    true_profit = VALUE * exp.uplift[list(ARMS)].to_numpy() - COST
+    true_profit = VALUE * exp.true_uplift[list(ARMS)].to_numpy() - COST
     cost = np.full(len(ARMS), COST)
     budget = 0.2 * n * COST
     region = rows["region"].to_numpy()
