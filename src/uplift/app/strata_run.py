@@ -5,8 +5,8 @@ profit: ``max over arms of value x (segment uplift + own deviation) - cost``, th
 being the covariate model's posterior-mean uplift of the customer minus the average over the
 segment's customers (0 for arms no covariate model scores). The cut points are the scores at
 which strata 2..bins of each segment begin among the customers the plan is for (ties stay
-together), so the same :class:`StrataLabeller` labels held-out customers exactly as it labelled
-them in the population (cross-fitting scores a fold's plan stratum by stratum).
+together), so the same :class:`StrataLabeller` labels any customers of that population exactly
+as it labelled them there.
 
 Per stratum and scored arm, the deviation's draws are the covariate model's average uplift over
 the stratum's customers minus over the segment's, draw by draw

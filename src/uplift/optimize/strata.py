@@ -5,10 +5,10 @@ model (:mod:`uplift.models.covariate`) estimates how each customer differs from 
 The allocator decides counts per decision cell, so a plan can treat only part of a segment (its
 responsive customers) if the segment is split. The run splits each segment into up to
 ``bins`` strata of (nearly) equal size by each customer's best expected profit under the
-segment's estimate plus the customer's deviation (:class:`uplift.app.strata_run.StrataLabeller`);
-:func:`refine_problem` turns the
-segment-level :class:`~uplift.optimize.problem.AllocationProblem` into one over strata: stratum
-``k`` of segment ``s``, arm ``a`` has the profit draws
+segment's estimate plus the customer's deviation (:class:`uplift.app.strata_run.
+StrataLabeller`); :func:`refine_problem` turns the segment-level
+:class:`~uplift.optimize.problem.AllocationProblem` into one over strata: stratum ``k`` of
+segment ``s``, arm ``a`` has the profit draws
 
     profit[s, a] + value[tactic(a), s] x dev[a, (s, k)]
 
