@@ -33,6 +33,7 @@ from uplift.app.outputs import (
     write_tables,
 )
 from uplift.app.run_summary import Decision, GateStatus, Prepared, RunSummary
+from uplift.app.strata_run import customer_strata, own_uplift
 from uplift.app.value_tables import cost_to_serve_of
 from uplift.config import AppConfig, DataSource, ValueKind
 from uplift.data import CustomerData, DataValidationError, aggregate_cells
@@ -69,12 +70,7 @@ from uplift.models.sampling import SamplerSettings
 from uplift.optimize import Allocation, AllocationError, AllocationProblem, BudgetAllocator
 from uplift.optimize.allocator import Frontier
 from uplift.optimize.factory import allocator_from_settings, budget_grid, marginal_step
-from uplift.optimize.strata import (
-    collapse,
-    collapse_targets,
-    refine_problem,
-    with_strata,
-)
+from uplift.optimize.strata import collapse, collapse_targets, refine_problem, with_strata
 from uplift.optimize.targets import CustomerTargets, customer_targets
 from uplift.report import run_folder
 from uplift.report.model_checks import run_model_checks
@@ -1122,13 +1118,12 @@ def crossfit_plan(
         with progress.stage(f"fold {done[0]}/{folds}: covariate model"):
             models = fit_covariate_models(fold_config, train, covariate_methods)
         passed = {t: m for t, m in models.items() if m.passed_gate}
-        scores = ranking_scores(passed, data.frame)
-        strata, _ = plan_strata(config, data, values, fits, problem, passed, elig)
-        if strata is not None:
-            problem = refine_problem(problem, strata.sizes, strata.deviation, values)
+        if not passed:
+            return allocator.solve(problem)
+        own = own_uplift(passed, data.frame)  # scored once: for the strata and the list
+        scores = ranking_scores(own, data.frame["customer_id"])
+        problem, strata, _ = plan_strata(config, data, values, fits, problem, passed, elig, own)
         plan = allocator.solve(problem)
-        if scores is None:
-            return plan
         listed = list_customers(config, data.frame, plan.table, strata, scores, values)
         table = plan.table
         if strata is not None:
@@ -1538,22 +1533,17 @@ def customer_scores(models: dict, frame: pd.DataFrame, hdi_prob: float) -> pd.Da
     return scores[["customer_id", "tactic", *scores.columns.drop(["customer_id", "tactic"])]]
 
 
-def ranking_scores(models: dict, frame: pd.DataFrame) -> pd.DataFrame | None:
-    """What :func:`customer_targets` ranks by: each customer's posterior-mean uplift per arm
-    (``uplift_sd`` 0: a fold's list needs the ranking, not the intervals), None without models."""
-    if not models:
-        return None
-    parts = []
-    for m in models.values():
-        means = m.score(frame, id_col="customer_id")
-        parts.append(
-            means.stack()
-            .rename("uplift_mean")
-            .reset_index()
-            .rename(columns={"customer": "customer_id"})
-            .assign(uplift_sd=0.0)
-        )
-    return pd.concat(parts, ignore_index=True)
+def ranking_scores(own: dict[str, np.ndarray], ids: pd.Series) -> pd.DataFrame:
+    """What :func:`customer_targets` ranks by, from each customer's posterior-mean uplift per
+    arm (``own``: :func:`~uplift.app.strata_run.own_uplift`, ``ids`` in its order;
+    ``uplift_sd`` 0: a fold's list needs the ranking, not the intervals)."""
+    return pd.concat(
+        [
+            pd.DataFrame({"customer_id": ids.to_numpy(), "arm": arm, "uplift_mean": x})
+            for arm, x in own.items()
+        ],
+        ignore_index=True,
+    ).assign(uplift_sd=0.0)
 
 
 def list_customers(
@@ -1679,11 +1669,9 @@ def decide(
     )
     strata, why = None, None
     if covariate_models:
-        strata, why = plan_strata(
+        problem, strata, why = plan_strata(
             config, prepared.data, prepared.values, uplift, problem, covariate_models, eligible
         )
-    if strata is not None:
-        problem = refine_problem(problem, strata.sizes, strata.deviation, prepared.values)
     allocator = build_allocator(config, vetoed)
     try:
         allocation = allocator.solve(problem)
@@ -1720,29 +1708,35 @@ def plan_strata(
     problem: AllocationProblem,
     covariate_models: dict,
     eligible: pd.Series,
-) -> tuple[Any, str | None]:
-    """Customer strata of ``data`` (the customers the plan is for) for the plan
-    (:func:`uplift.app.strata_run.customer_strata`) from the covariate models that passed the
-    gate, or None and why not."""
-    from uplift.app.strata_run import customer_strata
-
+    own: dict[str, np.ndarray] | None = None,
+) -> tuple[AllocationProblem, Any, str | None]:
+    """``problem`` over the customer strata of ``data`` (the customers the plan is for) from
+    the covariate models that passed the gate (:func:`uplift.app.strata_run.customer_strata`;
+    ``own``: the customers' uplifts under them, when already computed), with the strata; or
+    ``problem`` as it was, None and why not."""
     bins = config.optimize.customer_strata
     passed = {t: m for t, m in covariate_models.items() if m.passed_gate and t in uplift}
     if bins < 2:
-        return None, None
+        return problem, None, None
     if not passed:
-        return None, (
-            "customer strata: no covariate model passed the gate, so the plan is per segment"
+        return (
+            problem,
+            None,
+            ("customer strata: no covariate model passed the gate, so the plan is per segment"),
         )
     if problem.spend_mask.any():
-        return None, (
-            "customer strata: the plan has spend-type cells, which cannot be split by customer; "
-            "it is per segment"
+        return (
+            problem,
+            None,
+            (
+                "customer strata: the plan has spend-type cells, which cannot be split by customer; "
+                "it is per segment"
+            ),
         )
     rows = data.select(list(dict.fromkeys(["customer_id", "segment", *covariate_columns(config)])))
     costs = problem.cells.groupby("arm")["cost"].first().astype(float).to_dict()
-    strata = customer_strata(rows, uplift, values, costs, passed, eligible, bins)
-    return strata, None
+    strata = customer_strata(rows, uplift, values, costs, passed, eligible, bins, own)
+    return refine_problem(problem, strata.sizes, strata.deviation, values), strata, None
 
 
 def plan_targets(config: AppConfig, run: RunSummary) -> CustomerTargets:

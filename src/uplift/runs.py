@@ -36,11 +36,12 @@ from uplift.app.run_summary import Prepared
 from uplift.atomic_io import atomic_write_csv
 from uplift.config import AppConfig, to_app_config
 from uplift.optimize import Allocation, AllocationProblem
-from uplift.optimize.strata import collapse, collapse_targets, refine_problem, with_strata
-from uplift.optimize.targets import CustomerTargets, customer_targets
+from uplift.optimize.strata import collapse
+from uplift.optimize.targets import CustomerTargets
 from uplift.pipeline import (
     build_allocator,
     eligible_customers,
+    list_customers,
     plan_strata,
     prepare,
     price_tactics,
@@ -70,38 +71,40 @@ class SavedRun:
     #: tactic -> the run's covariate model (covariate_<tactic>.nc), when it planned over
     #: customer strata (summary.json ``customer_strata``)
     covariate_models: dict[str, Any] = dataclasses.field(default_factory=dict)
-    _strata: Any = dataclasses.field(default=None, repr=False)
+    _placed: tuple[AllocationProblem, Any] | None = dataclasses.field(default=None, repr=False)
 
     def problem(self) -> AllocationProblem:
         """The run's allocation problem: posterior draws, unit values and eligible customers;
         over customer strata (``<segment>~q<k>``) when the run planned over them, placed
         exactly as the run placed them (the same saved covariate posteriors)."""
-        eligible = eligible_customers(self.config, self.prepared.cells)
-        problem = AllocationProblem.from_uplift(
-            self.draws, self.prepared.values, self.prepared.data.arm_map, eligible
-        )
-        if not self.covariate_models:
-            return problem
-        if self._strata is None:
-            self._strata, _ = plan_strata(
-                self.config,
-                self.prepared.data,
-                self.prepared.values,
-                self.draws,
-                problem,
-                self.covariate_models,
-                eligible,
-            )
-        if self._strata is None:
-            return problem
-        s = self._strata
-        return refine_problem(problem, s.sizes, s.deviation, self.prepared.values)
+        return self._problem_and_strata()[0]
+
+    def _problem_and_strata(self) -> tuple[AllocationProblem, Any]:
+        """The problem and its customer strata (None: per segment), built once."""
+        if self._placed is None:
+            eligible = eligible_customers(self.config, self.prepared.cells)
+            p = self.prepared
+            problem = AllocationProblem.from_uplift(self.draws, p.values, p.data.arm_map, eligible)
+            strata = None
+            if self.covariate_models:
+                problem, strata, _ = plan_strata(
+                    self.config,
+                    p.data,
+                    p.values,
+                    self.draws,
+                    problem,
+                    self.covariate_models,
+                    eligible,
+                )
+            self._placed = (problem, strata)
+        return self._placed
 
     def per_segment(self, plan: Allocation) -> pd.DataFrame:
         """``plan``'s table per (segment, arm), as allocation.csv has it (strata summed)."""
-        if not self.covariate_models:
+        problem, strata = self._problem_and_strata()
+        if strata is None:
             return plan.table
-        return collapse(plan.table, self.problem(), self.config.report.hdi_prob)
+        return collapse(plan.table, problem, self.config.report.hdi_prob)
 
     def settings(self, budget: float | None = None, **optimize: Any) -> AppConfig:
         """The run's configuration with ``optimize`` keys changed (validated like the CLI's)."""
@@ -148,20 +151,9 @@ class SavedRun:
 
     def targets(self, plan: Allocation) -> CustomerTargets:
         """Which customers get which arm under ``plan`` (as the run's ``targets.csv``)."""
-        frame, values = self.prepared.data.frame, self.prepared.values
-        self.problem()  # places customers in strata when the run planned over them
-        if self._strata is not None:
-            frame = frame.assign(segment=self._strata.labels)
-            values = with_strata(values, self._strata.sizes.index)
-        targets = customer_targets(
-            plan.table,
-            frame,
-            seed=self.config.sampler.seed,
-            scores=self.scores,
-            values=values,
-            max_offers_per_customer=self.config.optimize.max_offers_per_customer,
-        )
-        return targets if self._strata is None else collapse_targets(targets)
+        p = self.prepared
+        strata = self._problem_and_strata()[1]
+        return list_customers(self.config, p.data.frame, plan.table, strata, self.scores, p.values)
 
     def export_targets(self, plan: Allocation, path: str | Path) -> Path:
         """Write ``plan``'s customer list (``targets.csv`` columns) to ``path``, atomically."""

@@ -47,17 +47,13 @@ class StrataLabeller:
 
     def own(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
         """Each row's covariate-model posterior-mean uplift per scored arm."""
-        out: dict[str, np.ndarray] = {}
-        for model in self.models.values():
-            s = model.score(rows, id_col=None)
-            for arm in s.columns:
-                out[str(arm)] = s[arm].to_numpy(dtype=float)
-        return out
+        return own_uplift(self.models, rows)
 
-    def score(self, rows: pd.DataFrame) -> np.ndarray:
-        """Best expected profit per row over the arms (segment estimate + own deviation)."""
+    def score(self, rows: pd.DataFrame, own: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Best expected profit per row over the arms (segment estimate + own deviation);
+        ``own``: the rows' :meth:`own` uplifts, when already computed."""
         segment = rows["segment"].astype(str).to_numpy()
-        own = self.own(rows)
+        own = self.own(rows) if own is None else own
         best = np.full(len(rows), -np.inf)
         for arm, (tactic, cost) in self.arm_info.items():
             v = self.values[tactic].reindex(segment).to_numpy(dtype=float)
@@ -67,13 +63,13 @@ class StrataLabeller:
             best = np.maximum(best, v * up - cost)
         return best
 
-    def fit(self, rows: pd.DataFrame) -> np.ndarray:
-        """Cut points from ``rows`` (the population the plan is for); their labels."""
+    def fit(self, rows: pd.DataFrame, own: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Cut points from ``rows`` (the population the plan is for); their labels. ``own``:
+        the rows' :meth:`own` uplifts, when already computed (scored once either way)."""
         segment = rows["segment"].astype(str).to_numpy()
-        self.own_mean = {
-            arm: pd.Series(x).groupby(segment).mean() for arm, x in self.own(rows).items()
-        }
-        score = self.score(rows)
+        own = self.own(rows) if own is None else own
+        self.own_mean = {arm: pd.Series(x).groupby(segment).mean() for arm, x in own.items()}
+        score = self.score(rows, own)
         if not np.isfinite(score).all():
             raise ValueError("customer strata: a customer's expected profit is not finite")
         self.bounds = {}
@@ -81,13 +77,14 @@ class StrataLabeller:
             s = np.sort(score[idx])
             starts = [(k * len(s) + self.bins - 1) // self.bins for k in range(1, self.bins)]
             self.bounds[str(seg)] = s[[i for i in starts if i < len(s)]]
-        return self(rows)
+        return self._labels(segment, score)
 
     def __call__(self, rows: pd.DataFrame) -> np.ndarray:
         """``<segment>~q<k>`` per row (k from 1 = lowest expected profit)."""
-        segment = rows["segment"].astype(str).to_numpy()
-        score = self.score(rows)
-        k = np.zeros(len(rows), dtype=np.int64)
+        return self._labels(rows["segment"].astype(str).to_numpy(), self.score(rows))
+
+    def _labels(self, segment: np.ndarray, score: np.ndarray) -> np.ndarray:
+        k = np.zeros(len(segment), dtype=np.int64)
         for seg, idx in pd.Series(segment).groupby(segment).indices.items():
             cuts = self.bounds.get(str(seg))
             if cuts is None:
@@ -95,6 +92,17 @@ class StrataLabeller:
             # a score equal to a cut point starts that stratum (ties stay together)
             k[idx] = np.searchsorted(cuts, score[idx], side="right")
         return stratum_labels(segment, k)
+
+
+def own_uplift(models: Mapping[str, Any], rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each row's posterior-mean uplift per arm under the covariate ``models`` (tactic ->
+    model), in the rows' order."""
+    out: dict[str, np.ndarray] = {}
+    for model in models.values():
+        s = model.score(rows, id_col=None)
+        for arm in s.columns:
+            out[str(arm)] = s[arm].to_numpy(dtype=float)
+    return out
 
 
 @dataclass
@@ -144,11 +152,13 @@ def customer_strata(
     covariate_models: Mapping[str, Any],
     eligible: pd.Series,
     bins: int,
+    own: dict[str, np.ndarray] | None = None,
 ) -> CustomerStrata:
     """``rows``: the customers the plan is for (``segment`` and the covariates); ``uplift``:
     tactic -> the segment fit's draws (sample x arm x segment); ``values``: tactic -> value per
     unit per segment; ``costs``: arm -> cost per customer; ``covariate_models``: tactic ->
-    fitted model that passed the gate; ``eligible``: customers per segment."""
+    fitted model that passed the gate; ``eligible``: customers per segment; ``own``: the rows'
+    :func:`own_uplift` under those models, when already computed."""
     S = next(iter(uplift.values())).sizes["sample"]
     cell_uplift, arm_info = {}, {}
     for tactic, da in uplift.items():
@@ -157,7 +167,7 @@ def customer_strata(
             cell_uplift[str(arm)] = mean.sel(arm=arm).to_series().rename(index=str)
             arm_info[str(arm)] = (str(tactic), float(costs[str(arm)]))
     labeller = StrataLabeller(bins, cell_uplift, arm_info, values, dict(covariate_models))
-    labels = labeller.fit(rows)
+    labels = labeller.fit(rows, own)
     sizes = stratum_sizes(labels, eligible)
     labelled = rows.assign(**{STRATUM_COLUMN: labels})
     deviation: dict[str, pd.DataFrame] = {}
