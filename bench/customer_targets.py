@@ -19,7 +19,9 @@ share of the cell oracle's true profit (the oracle of ``crossed_decisions.py``):
     - ``strata``: the run with ``model.covariate_model.enabled=true`` and its default
       ``optimize.customer_strata`` (4): the covariate model feeds the optimizer through
       customer strata, and this is its own targets.csv (cross-fitting on, as by default:
-      ``claim_str`` is its posterior headline / true, ``calib_str`` its calibrated one);
+      ``claim_str`` is its posterior headline / true: the list's, ``plan_value.posterior``;
+      ``claim_strplan`` the strata's averages, ``expected_incremental_profit``; ``calib_str``
+      its calibrated one);
     - ``seg_hash``: the segment plan (``optimize.customer_strata=1``, allocation.csv) with
       customers in hash order: what ``targets.csv`` lists without the covariate model;
     - ``seg_covsel``: the same counts per (segment, arm), customers chosen by the row-level
@@ -44,7 +46,7 @@ is Lagrangian: each customer takes the arm of highest ``profit - lambda x cost``
 margin; checked against brute force in tests/test_customer_targets_bench.py).
 
     python bench/customer_targets.py [--seeds 3] [--first-seed 1] [--customers 200000] \
-        [--bands 4] [--covariate-signal 1.0] [--quick] [--json out.json]
+        [--bands 4] [--covariate-signal 1.0] [--strata-only] [--quick] [--json out.json]
 
 5-10 minutes a seed on 2 cores (two pipeline runs: the segment run 95-240 s with the covariate
 model's Laplace fits, the banded run 185-400 s).
@@ -212,6 +214,7 @@ def score_seed(
     margin: float = 0.4,
     quick: bool = False,
     covariate_signal: float = 1.0,
+    strata_only: bool = False,
 ) -> dict[str, Any]:
     customers, _, own = cd.generate_crossed_customers(
         seed, n_customers, margin=margin, covariate_signal=covariate_signal
@@ -270,8 +273,35 @@ def score_seed(
                 f"seed={seed}",
             ],
         )
-        t0 = time.perf_counter()
         covariate_model = "model.covariate_model.enabled=true"
+
+        # the pipeline's own stratum plan (optimize.customer_strata default), cross-fitted as
+        # a user's default run is
+        def listed_run(name: str, overrides: list[str]) -> cd.PipelineRun:
+            """Run as the user would; its targets.csv's true profit and its headline."""
+            t0 = time.perf_counter()
+            run = cd.run_pipeline(overrides, work / name)
+            seconds[name] = time.perf_counter() - t0
+            refused[name] = run.refused
+            listed = pd.read_csv(run.result.output_dir / "targets.csv")
+            plans[name] = list_profit(true_profit, listed, arms)
+            claims[name] = headline(run.result.summary)
+            return run
+
+        strata = [o for o in base if o != "evaluate.crossfit_folds=0"] + [covariate_model]
+        run = listed_run("strata", strata)
+        s = run.result.summary
+        if s.get("calibrated_incremental_profit") is not None:
+            claims["strata_calibrated"] = float(s["calibrated_incremental_profit"])
+        claims["strata_plan"] = float(s["expected_incremental_profit"])
+        cf = s.get("crossfit", {})
+        if "ci_low" in cf and cf["estimate"] is not None:
+            row["crossfit_true_strata"] = float(cf["estimate"]) / plans["strata"]
+            row["strata_crossfit_covers"] = bool(cf["ci_low"] <= plans["strata"] <= cf["ci_high"])
+        if strata_only:
+            return finish(row, oracle, ceilings, plans, claims, refused, seconds)
+
+        t0 = time.perf_counter()
         run = cd.run_pipeline([*base, covariate_model, "optimize.customer_strata=1"], work / "seg")
         seconds["segments"] = time.perf_counter() - t0
         res = run.result
@@ -288,29 +318,6 @@ def score_seed(
         plans["cov_customer"] = plan_profit(true_profit, arm)
         claims["cov_customer"] = plan_profit(estimate["customer"], arm)
 
-        # the pipeline's own stratum plan (optimize.customer_strata default), cross-fitted as
-        # a user's default run is (the segment fits come from the fit cache of the run above)
-        def listed_run(name: str, overrides: list[str]) -> cd.PipelineRun:
-            """Run as the user would; its targets.csv's true profit and its headline."""
-            t0 = time.perf_counter()
-            run = cd.run_pipeline(overrides, work / name)
-            seconds[name] = time.perf_counter() - t0
-            refused[name] = run.refused
-            listed = pd.read_csv(run.result.output_dir / "targets.csv")
-            plans[name] = list_profit(true_profit, listed, arms)
-            claims[name] = float(run.result.summary["expected_incremental_profit"])
-            return run
-
-        strata = [o for o in base if o != "evaluate.crossfit_folds=0"] + [covariate_model]
-        run = listed_run("strata", strata)
-        calibrated = run.result.summary.get("calibrated_incremental_profit")
-        if calibrated is not None:
-            claims["strata_calibrated"] = float(calibrated)
-        cf = run.result.summary.get("crossfit", {})
-        if "ci_low" in cf and cf["estimate"] is not None:
-            row["crossfit_true_strata"] = float(cf["estimate"]) / plans["strata"]
-            row["strata_crossfit_covers"] = bool(cf["ci_low"] <= plans["strata"] <= cf["ci_high"])
-
         derive = (
             f"+data.derive.{BAND_COLUMN}={{column: tenure, bins: [{','.join(map(str, edges))}], "
             f"labels: [{','.join(labels)}]}}"
@@ -318,14 +325,30 @@ def score_seed(
         columns = f"data.columns.segments=[{','.join([*cd.SEGMENT_COLUMNS, BAND_COLUMN])}]"
         banded = [o for o in base if not o.startswith("data.columns.segments=")] + [derive, columns]
         listed_run("banded", banded)
+    return finish(row, oracle, ceilings, plans, claims, refused, seconds)
+
+
+def headline(summary: Mapping[str, Any]) -> float:
+    """A run's posterior headline: the list's with customer strata (``plan_value.posterior``:
+    the plan's plus its selection within strata), else the plan's."""
+    pv = summary.get("plan_value") or {}
+    return float(pv.get("posterior", summary["expected_incremental_profit"]))
+
+
+def finish(row, oracle, ceilings, plans, claims, refused, seconds) -> dict[str, Any]:
+    """The seed's row: profits as shares of the oracle's, claims over their lists' truth."""
     row |= {f"ceiling_{k}": v / oracle for k, v in ceilings.items()}
     row |= {k: v / oracle for k, v in plans.items()}
-    row["claim_true_segments"] = claims["segments"] / plans["seg_hash"]
-    row["claim_true_banded"] = claims["banded"] / plans["banded"]
-    row["claim_true_cov_customer"] = claims["cov_customer"] / plans["cov_customer"]
-    row["claim_true_strata"] = claims["strata"] / plans["strata"]
-    if "strata_calibrated" in claims:
-        row["calibrated_true_strata"] = claims["strata_calibrated"] / plans["strata"]
+    for claim, plan, key in (
+        ("segments", "seg_hash", "claim_true_segments"),
+        ("banded", "banded", "claim_true_banded"),
+        ("cov_customer", "cov_customer", "claim_true_cov_customer"),
+        ("strata", "strata", "claim_true_strata"),
+        ("strata_plan", "strata", "plan_claim_true_strata"),
+        ("strata_calibrated", "strata", "calibrated_true_strata"),
+    ):
+        if claim in claims:
+            row[key] = claims[claim] / plans[plan]
     row["refused"] = refused
     row["seconds"] = seconds
     return row
@@ -340,6 +363,7 @@ COLUMNS = (
         ("claim_true_banded", "claim_band"),
         ("claim_true_cov_customer", "claim_cov"),
         ("claim_true_strata", "claim_str"),
+        ("plan_claim_true_strata", "claim_strplan"),
         ("calibrated_true_strata", "calib_str"),
     ]
 )
@@ -370,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         help="weight of the hidden modifier in the covariates (0: a null scenario)",
     )
     ap.add_argument("--quick", action="store_true", help="2 chains x 500 draws (wiring only)")
+    ap.add_argument(
+        "--strata-only",
+        action="store_true",
+        help="only the stratum run (and the comparators): its list and headlines",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
     print("true profit / the cell oracle's (crossed_decisions' oracle), customer-level scoring")
@@ -382,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             bands=args.bands,
             quick=args.quick,
             covariate_signal=args.covariate_signal,
+            strata_only=args.strata_only,
         )
         rows.append(row)
         extra = {k: row.get(k) for k in ("crossfit_true_strata", "strata_crossfit_covers")}

@@ -13,13 +13,15 @@ knowing each region's true mean profit per arm, customer-level solver of
 
   - ``strata``: ``model.covariate_model.enabled=true`` at the default ``optimize.customer_strata``
     (4), cross-fitting on (its default): its targets.csv; ``claim`` / ``calib`` its posterior
-    and calibrated headlines over the list's true profit, ``cf_true`` the cross-fitted value
-    over it;
+    and calibrated headlines over the list's true profit (the posterior headline is the
+    list's: ``plan_value.posterior``; ``claim_plan`` the strata's averages,
+    ``expected_incremental_profit``), ``cf_true`` the cross-fitted value over it;
   - ``seg_hash``: ``optimize.customer_strata=1``, the segment plan in hash order;
   - ``seg_covsel``: the same counts, customers chosen by the covariate model (its targets.csv);
   - ``ceil_cov``: the oracle on every customer's true profit (what no model reaches).
 
-    python bench/strata_second.py [--seeds 3] [--customers 120000] [--effect-scale 1.0]
+    python bench/strata_second.py [--seeds 3] [--customers 120000] [--effect-scale 1.0] \
+        [--strata-only]
 
 ``--effect-scale 0`` is the null: everyone has the same effect, the covariates say nothing.
 """
@@ -47,7 +49,16 @@ from uplift.optimize.targets import customer_targets  # noqa: E402
 
 ARMS = ("email_a", "email_b")
 VALUE, COST = 30.0, 1.0
-COLUMNS = ("strata", "seg_hash", "seg_covsel", "ceil_cov", "claim", "calib", "cf_true")
+COLUMNS = (
+    "strata",
+    "seg_hash",
+    "seg_covsel",
+    "ceil_cov",
+    "claim",
+    "claim_plan",
+    "calib",
+    "cf_true",
+)
 
 
 def overrides(path: Path, budget: float, seed: int) -> list[str]:
@@ -71,7 +82,7 @@ def overrides(path: Path, budget: float, seed: int) -> list[str]:
     ]
 
 
-def score_seed(seed: int, n: int, effect_scale: float) -> dict[str, Any]:
+def score_seed(seed: int, n: int, effect_scale: float, strata_only: bool = False) -> dict[str, Any]:
     exp = simulate_covariate_experiment(n, seed=seed, effect_scale=effect_scale)
     rows = exp.rows
     true_profit = VALUE * exp.true_uplift[list(ARMS)].to_numpy() - COST
@@ -89,31 +100,36 @@ def score_seed(seed: int, n: int, effect_scale: float) -> dict[str, Any]:
         path = work / "rows.csv"
         rows.to_csv(path, index=False)
         base = overrides(path, budget, seed)
+        row["refused"], row["seconds"] = {}, {}
+        t0 = time.perf_counter()
+        run = cd.run_pipeline(base, work / "strata")
+        row["seconds"]["strata"] = time.perf_counter() - t0
+        row["refused"]["strata"] = run.refused
+        listed = pd.read_csv(run.result.output_dir / "targets.csv")
+        true = ct.list_profit(true_profit, listed, ARMS)
+        s = run.result.summary
+        row["strata"] = true / oracle
+        row["claim"] = ct.headline(s) / true
+        row["claim_plan"] = s["expected_incremental_profit"] / true
+        row["calib"] = s["calibrated_incremental_profit"] / true
+        cf = s.get("crossfit", {})
+        if cf.get("estimate") is not None:
+            row["cf_true"] = cf["estimate"] / true
+        row["strata_count"] = s.get("customer_strata", {}).get("strata")
+        if strata_only:
+            return row
         t0 = time.perf_counter()
         seg = cd.run_pipeline(
             [*base, "optimize.customer_strata=1", "evaluate.crossfit_folds=0"], work / "seg"
         )
+        row["seconds"]["segments"] = time.perf_counter() - t0
+        row["refused"]["segments"] = seg.refused
         res = seg.result
         assert res.allocation is not None
         hashed = customer_targets(res.allocation.table, res.data.frame, seed=seed).table
         row["seg_hash"] = ct.list_profit(true_profit, hashed, ARMS) / oracle
         chosen = pd.read_csv(res.output_dir / "targets.csv")
         row["seg_covsel"] = ct.list_profit(true_profit, chosen, ARMS) / oracle
-        t1 = time.perf_counter()
-        run = cd.run_pipeline(base, work / "strata")
-        t2 = time.perf_counter()
-        listed = pd.read_csv(run.result.output_dir / "targets.csv")
-        true = ct.list_profit(true_profit, listed, ARMS)
-        s = run.result.summary
-        row["strata"] = true / oracle
-        row["claim"] = s["expected_incremental_profit"] / true
-        row["calib"] = s["calibrated_incremental_profit"] / true
-        cf = s.get("crossfit", {})
-        if cf.get("estimate") is not None:
-            row["cf_true"] = cf["estimate"] / true
-        row["strata_count"] = s.get("customer_strata", {}).get("strata")
-        row["refused"] = {"segments": seg.refused, "strata": run.refused}
-        row["seconds"] = {"segments": t1 - t0, "strata": t2 - t1}
     return row
 
 
@@ -123,12 +139,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--customers", type=int, default=120_000)
     ap.add_argument("--effect-scale", type=float, default=1.0)
+    ap.add_argument("--strata-only", action="store_true", help="skip the segment run")
     args = ap.parse_args(argv)
     print("true profit of each list / the cell oracle's; claims / the strata list's true profit")
     print(f"{'seed':>5} " + " ".join(f"{c:>10}" for c in COLUMNS))
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        row = score_seed(seed, args.customers, args.effect_scale)
+        row = score_seed(seed, args.customers, args.effect_scale, args.strata_only)
         rows.append(row)
         cells = " ".join(f"{row.get(c, float('nan')):>10.3f}" for c in COLUMNS)
         print(f"{seed:>5} {cells}  {row['seconds']} refused {row['refused']}", flush=True)

@@ -11,7 +11,7 @@ import pytest
 
 import uplift
 from uplift import pipeline
-from uplift.app.strata_run import customer_strata, stratum_sizes
+from uplift.app.strata_run import CustomerStrata, StrataLabeller, customer_strata, stratum_sizes
 from uplift.optimize.strata import segment_of
 from uplift.runs import RunLoadError
 
@@ -59,6 +59,35 @@ def test_stratum_sizes_scale_and_sum_to_the_segment():
     assert sizes.to_dict() == {"a~q1": 4.0, "a~q2": 6.0, "b~q1": 7.0}
 
 
+def test_selection_credit_is_the_lists_own_deviation_beyond_the_stratum():
+    """By hand: stratum a~q2 (4 customers, own uplift 1..4) is half treated by arm x, the list
+    takes customers 3 and 4: credit = 2 customers x value 10 x (3.5 - 2.5) = 20. Stratum
+    a~q1 is treated whole (credit 0); arm y is not scored by the covariate model (0)."""
+    labels = np.array(["a~q1"] * 2 + ["a~q2"] * 4, dtype=object)
+    labeller = StrataLabeller(
+        2, {}, {"x": ("t", 1.0), "y": ("u", 1.0)}, {"t": pd.Series({"a": 10.0})}, {}
+    )
+    strata = CustomerStrata(
+        labels,
+        pd.Series({"a~q1": 2.0, "a~q2": 4.0}),
+        {},
+        labeller,
+        ids=np.array(["c1", "c2", "c3", "c4", "c5", "c6"]),
+        own={"x": np.array([0.0, 5.0, 1.0, 2.0, 3.0, 4.0])},
+    )
+    plan = pd.DataFrame(
+        {"segment": ["a~q1", "a~q2", "a~q2"], "arm": ["x", "x", "y"], "customers": [2, 2, 1]}
+    )
+    listed = pd.DataFrame({"customer_id": ["c1", "c2", "c5", "c6", "c3"], "arm": list("xxxxy")})
+    assert strata.selection_credit(plan, listed) == pytest.approx(20.0)
+    # a list that took the stratum's worst customers is credited below the stratum's average
+    worst = pd.DataFrame({"customer_id": ["c1", "c2", "c3", "c4"], "arm": list("xxxx")})
+    assert strata.selection_credit(plan, worst) == pytest.approx(2 * 10 * (1.5 - 2.5))
+    # a listed id outside the rows is a named error, not a silent zero
+    with pytest.raises(ValueError, match="not in the rows"):
+        strata.selection_credit(plan, pd.DataFrame({"customer_id": ["zz"], "arm": ["x"]}))
+
+
 @pytest.fixture(scope="module")
 def strata_run(tmp_path_factory):
     from fast_tier import install
@@ -94,6 +123,12 @@ def test_run_plans_over_strata_and_reports_per_segment(strata_run):
     )
     assert summary["total_spend"] == pytest.approx(alloc["spend"].sum())
     assert "skipped" in summary["truth_check"]
+    # the headline is the list's: the plan's posterior value plus its selection within strata
+    pv = summary["plan_value"]
+    assert pv["list_credit"] is not None
+    assert pv["posterior"] == pytest.approx(
+        summary["expected_incremental_profit"] + pv["list_credit"]
+    )
     for report in ("report.md", "report.html"):  # the planner is told how customers are chosen
         assert "Customers chosen within segments" in (out / report).read_text()
 

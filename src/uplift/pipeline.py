@@ -1125,10 +1125,11 @@ def crossfit_plan(
         problem, strata, _ = plan_strata(config, data, values, fits, problem, passed, elig, own)
         plan = allocator.solve(problem)
         listed = list_customers(config, data.frame, plan.table, strata, scores, values)
-        table = plan.table
-        if strata is not None:
+        table, claimed = plan.table, plan.expected_profit
+        if strata is not None:  # the list's claim, as the run's headline is
             table = collapse(plan.table, problem, config.report.hdi_prob)
-        return FoldPlan(table, plan.expected_profit, policy=listed_policy(listed.table))
+            claimed += strata.selection_credit(plan.table, listed.table)
+        return FoldPlan(table, claimed, policy=listed_policy(listed.table))
 
     def fit_and_plan(train_rows: pd.DataFrame):
         train = replace(data, rows=train_rows, engine=None)
@@ -1961,6 +1962,10 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
                 run.targets = plan_targets(config, run)
         with clock.stage("crossfit"):
             cross_fit(config, run, list(budget_fits), cache)
+        d = run.decision
+        credit = None
+        if d.strata is not None and d.allocation is not None and run.targets is not None:
+            credit = d.strata.selection_credit(d.allocation.table, run.targets.table)
         run.plan_value = calibrate_headline(
             run.allocation.expected_profit,
             run.crossfit,
@@ -1968,6 +1973,7 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
             if run.crossfit_skipped is not None
             else "evaluate.crossfit_folds=0",
             posterior_sd=float(np.std(run.allocation.total_profit_draws)),
+            list_credit=credit,
         )
         if config.optimize.frontier.enabled:
             with clock.stage("frontier"):

@@ -108,13 +108,55 @@ def own_uplift(models: Mapping[str, Any], rows: pd.DataFrame) -> dict[str, np.nd
 @dataclass
 class CustomerStrata:
     """Stratum label per customer (rows' order), eligible customers per stratum, per scored
-    arm the deviation draws (draws x stratum labels) for :func:`refine_problem`, and the
-    labeller that made them."""
+    arm the deviation draws (draws x stratum labels) for :func:`refine_problem`, the
+    labeller that made them, and the customers' ids and :func:`own_uplift` (rows' order)."""
 
     labels: np.ndarray
     sizes: pd.Series
     deviation: dict[str, pd.DataFrame]
     labeller: StrataLabeller
+    ids: np.ndarray | None = None
+    own: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def selection_credit(self, plan: pd.DataFrame, listed: pd.DataFrame) -> float:
+        """What the list adds to the stratum plan's posterior value by choosing customers.
+
+        The plan (``plan``: the allocator's table, one row per stratum x arm) values a
+        stratum's treated customers at the stratum's average deviation; the list (``listed``:
+        ``customer_id, arm``, as :func:`uplift.pipeline.list_customers` returns it) takes the
+        best customers of a partly treated stratum. Per stratum and scored arm the credit is
+        ``customers x value x (mean own uplift of the listed - mean over the stratum)``, own
+        uplift being the covariate model's posterior mean (the same model the stratum's
+        deviation draws average); 0 for a stratum treated whole and for arms the covariate
+        model does not score (hash order within the stratum: an unbiased sample of it). The
+        plan's posterior value plus this credit is the list's: the segment posterior plus each
+        listed customer's own deviation.
+        """
+        if self.ids is None or not self.own or listed.empty:
+            return 0.0
+        labels = pd.Series(self.labels, dtype=object)
+        row = pd.Series(np.arange(len(self.ids)), index=pd.Index(self.ids).map(str))
+        values = self.labeller.values
+        counts = plan.set_index(["segment", "arm"])["customers"].astype(float)
+        credit = 0.0
+        for arm, own in self.own.items():
+            pick = listed.loc[listed["arm"].astype(str) == arm, "customer_id"].map(str)
+            if pick.empty:
+                continue
+            at = row.reindex(pick.to_numpy()).to_numpy()
+            if np.isnan(at).any():
+                raise ValueError(
+                    f"customer strata: listed customers of arm {arm!r} not in the rows"
+                )
+            at = at.astype(np.int64)
+            listed_mean = pd.Series(own[at]).groupby(labels.to_numpy()[at]).mean()
+            stratum_mean = pd.Series(own).groupby(labels.to_numpy()).mean()
+            tactic = self.labeller.arm_info[arm][0]
+            for stratum, m in listed_mean.items():
+                n = float(counts.get((stratum, arm), 0.0))
+                v = float(values[tactic][segment_of(str(stratum))])
+                credit += n * v * (float(m) - float(stratum_mean[stratum]))
+        return credit
 
     def summary(self) -> dict[str, Any]:
         """summary.json ``customer_strata``."""
@@ -167,6 +209,7 @@ def customer_strata(
             cell_uplift[str(arm)] = mean.sel(arm=arm).to_series().rename(index=str)
             arm_info[str(arm)] = (str(tactic), float(costs[str(arm)]))
     labeller = StrataLabeller(bins, cell_uplift, arm_info, values, dict(covariate_models))
+    own = labeller.own(rows) if own is None else own
     labels = labeller.fit(rows, own)
     sizes = stratum_sizes(labels, eligible)
     labelled = rows.assign(**{STRATUM_COLUMN: labels})
@@ -180,4 +223,6 @@ def customer_strata(
         for arm in by_stratum["arm"].values:
             d = by_stratum.sel(arm=arm).values - by_segment.sel(arm=arm, segment=parent).values
             deviation[str(arm)] = pd.DataFrame(d[take], columns=strata)
-    return CustomerStrata(labels, sizes, deviation, labeller)
+    return CustomerStrata(
+        labels, sizes, deviation, labeller, rows["customer_id"].to_numpy(), dict(own)
+    )

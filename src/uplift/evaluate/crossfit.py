@@ -982,6 +982,9 @@ class PlanValue:
     that cross-fitting measured, scaled from the fold plans to the full-data plan (see
     :func:`calibrate_headline`); equal to ``posterior`` when cross-fitting did not run.
     ``crossfit``: the cross-fitted value of plans chosen this way, with its interval.
+    ``list_credit``: with customer strata, what the customer list adds to the stratum plan's
+    posterior value by taking the best customers of partly treated strata (included in
+    ``posterior``; :meth:`uplift.app.strata_run.CustomerStrata.selection_credit`), else None.
     """
 
     posterior: float
@@ -993,6 +996,7 @@ class PlanValue:
     scale: float | None
     trust: str
     note: str
+    list_credit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def pair(x: tuple[float, float] | None) -> list[float | None] | None:
@@ -1008,6 +1012,7 @@ class PlanValue:
             "scale": self.scale,
             "trust": self.trust,
             "note": self.note,
+            "list_credit": None if self.list_credit is None else _number(self.list_credit),
         }
 
 
@@ -1017,6 +1022,7 @@ def calibrate_headline(
     why: str = "",
     *,
     posterior_sd: float = 0.0,
+    list_credit: float | None = None,
 ) -> PlanValue:
     """Correct the plan's posterior headline for selection with the cross-fitted optimism.
 
@@ -1044,7 +1050,19 @@ def calibrate_headline(
     correction (``SE``: the cross-fitted standard error; the claims are fixed given the plans,
     the held-out values carry the noise). Without cross-fitting the posterior is returned with
     ``trust = "posterior"`` and ``why`` as the note.
+
+    ``list_credit`` (customer strata): added to ``posterior`` first, so the headline is the
+    customer list's posterior value; the fold plans' claims are their lists' too
+    (:func:`uplift.pipeline.crossfit_plan`), so the gap compares like with like.
     """
+    credit_note = ""
+    if list_credit is not None:
+        posterior = float(posterior) + float(list_credit)
+        credit_note = (
+            f"; the posterior value includes {list_credit:,.0f} for the customers the list "
+            "chooses within partly treated strata (each listed customer's own deviation under "
+            "the covariate model, beyond the stratum's average)"
+        )
     if result is None:
         return PlanValue(
             posterior=float(posterior),
@@ -1057,8 +1075,9 @@ def calibrate_headline(
             trust="posterior",
             note=(
                 "not corrected for selection: the posterior headline of a chosen plan is "
-                f"optimistic{'; ' + why if why else ''}"
+                f"optimistic{'; ' + why if why else ''}{credit_note}"
             ),
+            list_credit=list_credit,
         )
     k = result.folds
     scale = (k - 1) / k
@@ -1093,5 +1112,6 @@ def calibrate_headline(
         optimism_gap=float(gap),
         scale=scale,
         trust="calibrated",
-        note=note,
+        note=note + credit_note,
+        list_credit=list_credit,
     )

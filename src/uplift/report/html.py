@@ -288,9 +288,11 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
     if "expected_incremental_profit" not in summary:
         return []
     hp = summary.get("hdi_prob", 0.94)
-    post = summary["expected_incremental_profit"]
-    lo, hi = summary["profit_hdi"]
     pv = summary.get("plan_value") or {}
+    # with customer strata the list's value: the plan's plus its selection within strata
+    credit = pv.get("list_credit") or 0.0
+    post = summary["expected_incremental_profit"] + credit
+    lo, hi = (x + credit for x in summary["profit_hdi"])
     cf = summary.get("crossfit") or {}
     m = lambda v: money(v, currency)  # noqa: E731
     if pv.get("trust") == "calibrated":

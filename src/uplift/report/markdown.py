@@ -42,8 +42,10 @@ def md_table(frame: pd.DataFrame) -> str:
 
 def plan_value_lines(summary: dict, hp: float, lo: float, hi: float) -> list[str]:
     """The plan's value: the number to plan on first, then the posterior and cross-fitted ones."""
-    post = summary["expected_incremental_profit"]
     pv = summary.get("plan_value") or {}
+    # with customer strata the list's value: the plan's plus its selection within strata
+    credit = pv.get("list_credit") or 0.0
+    post, lo, hi = (summary["expected_incremental_profit"] + credit, lo + credit, hi + credit)
     if pv.get("trust") != "calibrated":
         return [
             f"- Expected incremental profit **{post:,.0f}** ({hp:.0%} HDI {lo:,.0f} to "
