@@ -8,6 +8,7 @@ Wiring tests: the fake sampler (tests/fast_tier.py), a few thousand rows.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,8 @@ def test_init_one_edit_and_the_printed_command_run_raw_hillstrom(
     assert "# detected: 3 values" in text
     assert node.tactics.arms["No E-Mail"].tactic == "control"
     assert text.count("{tactic: TODO, cost: TODO}") == 2
+    # covariates and a 0/1 outcome: the covariate model chooses customers within segments
+    assert node.model.covariate_model.enabled is True and "customer strata" in text
 
     # before the edit: refused before any output folder, naming the TODO marks
     command = done.stdout.strip().splitlines()[-1].strip()
@@ -83,6 +86,7 @@ def test_init_one_edit_and_the_printed_command_run_raw_hillstrom(
     allocation = pd.read_csv(run / "allocation.csv")
     assert set(allocation["arm"]) == {"Womens E-Mail", "Mens E-Mail"}
     assert "uplift: hillstrom: spend" in ran.stdout
+    assert (run / "customer_scores.csv").exists()
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path, monkeypatch, uplift_cli):
@@ -145,3 +149,35 @@ def test_without_a_control_value_or_segments_every_arm_is_todo_and_one_segment_d
     assert sorted(drafted.todo) == sorted(
         f"tactics.arms.{a}.{k}" for a in ("gate_30", "gate_40") for k in ("tactic", "cost")
     )
+
+
+def test_covariate_model_on_with_covariates_off_for_files_too_large_or_without_them():
+    """init turns the covariate model on when it detects covariates and a 0/1 outcome (the
+    plan then chooses customers within segments), off above COVARIATE_MODEL_ROWS rows (it
+    would read every row into memory), and writes nothing without covariates."""
+    from dataclasses import replace
+
+    from uplift.app.init_preset import COVARIATE_MODEL_ROWS, render
+
+    rng = np.random.default_rng(4)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "group": rng.choice(["control", "mail"], n),
+            "tier": rng.choice(["a", "b"], n),
+            "age": rng.integers(18, 80, n),
+            "bought": rng.integers(0, 2, n),
+        }
+    )
+    det = detect_columns(frame)
+    assert "age" in det.covariates and det.converted.column == "bought"
+
+    def model_of(d):
+        node = OmegaConf.create(render(d, "t", Path("t.csv"), "csv", {}))
+        return node.get("model")
+
+    assert model_of(det).covariate_model.enabled is True
+    big = replace(det, rows=COVARIATE_MODEL_ROWS + 1)
+    assert model_of(big).covariate_model.enabled is False
+    assert "memory" in render(big, "t", Path("t.csv"), "csv", {})
+    assert model_of(replace(det, covariates=[])) is None

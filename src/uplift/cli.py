@@ -389,6 +389,12 @@ def _app(cfg: DictConfig) -> float | None:
             f"outputs in {out}"
         )
         pv = run.plan_value
+        if pv is not None and pv.list_credit is not None:
+            print(
+                f"uplift: {name}: the customer list's posterior value {pv.posterior:,.0f} "
+                f"(the strata's averages plus {pv.list_credit:,.0f} for the customers chosen "
+                "within partly treated strata)"
+            )
         if pv is not None and pv.trust == "calibrated" and run.crossfit is not None:
             clo, chi = pv.crossfit_ci or (float("nan"), float("nan"))
             print(
