@@ -214,14 +214,20 @@ def customer_strata(
     sizes = stratum_sizes(labels, eligible)
     labelled = rows.assign(**{STRATUM_COLUMN: labels})
     deviation: dict[str, pd.DataFrame] = {}
+    rows_in = pd.Series(labels).value_counts()
     for model in covariate_models.values():
+        # one pass over the customers x draws (the costly part): a segment's average is its
+        # strata's, weighted by their customers
         by_stratum = model.segment_uplift_draws(labelled, STRATUM_COLUMN)
-        by_segment = model.segment_uplift_draws(labelled, "segment")
         strata = [str(s) for s in by_stratum["segment"].values]
-        parent = [segment_of(s) for s in strata]
+        parent = np.array([segment_of(s) for s in strata])
+        n = rows_in.reindex(strata).to_numpy(dtype=float)
+        same = parent[:, None] == parent[None, :]
+        weights = same * n[None, :] / (same * n[None, :]).sum(axis=1, keepdims=True)
         take = np.resize(np.arange(by_stratum.sizes["sample"]), S)
         for arm in by_stratum["arm"].values:
-            d = by_stratum.sel(arm=arm).values - by_segment.sel(arm=arm, segment=parent).values
+            x = by_stratum.sel(arm=arm).values  # sample x stratum
+            d = x - x @ weights.T
             deviation[str(arm)] = pd.DataFrame(d[take], columns=strata)
     return CustomerStrata(
         labels, sizes, deviation, labeller, rows["customer_id"].to_numpy(), dict(own)
