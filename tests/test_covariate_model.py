@@ -292,6 +292,11 @@ def test_segment_uplift_draws_match_true_segment_ates(approx, train):
     np.testing.assert_allclose(
         draws.mean("sample").values, by_seg.loc[approx.arms, draws["segment"].values].values
     )
+    # thinned: evenly spaced draws of the same posterior (customer strata use 2,000)
+    thin = approx.segment_uplift_draws(rows, "seg", max_draws=100)
+    assert thin.sizes["sample"] == 100
+    keep = np.linspace(0, draws.sizes["sample"] - 1, 100).round().astype(int)
+    np.testing.assert_allclose(thin.values, draws.values[keep])
     overall = approx.average_uplift_draws(rows)
     assert overall.dims == ("sample", "arm")
     w = rows["seg"].value_counts().reindex(draws["segment"].values).to_numpy() / len(rows)

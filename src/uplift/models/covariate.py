@@ -940,12 +940,15 @@ class CovariateUpliftModel(SavedModel):
         index = pd.Index(self._ids(rows, id_col), name="customer")
         return pd.DataFrame(mean[inv], index=index, columns=pd.Index(self.arms, name="arm"))
 
-    def segment_uplift_draws(self, rows: pd.DataFrame, segment_col: str) -> xr.DataArray:
+    def segment_uplift_draws(
+        self, rows: pd.DataFrame, segment_col: str, max_draws: int | None = None
+    ) -> xr.DataArray:
         """Posterior of each segment's average uplift over its customers in ``rows``.
 
         Dims ``(sample, arm, segment)`` like the cell models' ``uplift_draws``, so the budget
         optimizer can take it. This is the effect on these customers (a conditional average
-        treatment effect), not on a hypothetical new population.
+        treatment effect), not on a hypothetical new population. ``max_draws``: at most that
+        many evenly thinned posterior draws (None: all; the cost is customers x draws).
         """
         if segment_col not in rows.columns:
             _fail(
@@ -955,21 +958,25 @@ class CovariateUpliftModel(SavedModel):
         seg = rows[segment_col]
         if seg.isna().any():
             _fail(f"segment column {segment_col!r} has {int(seg.isna().sum())} missing values")
-        return self._group_average(rows, seg.astype(str).to_numpy())
+        return self._group_average(rows, seg.astype(str).to_numpy(), max_draws)
 
     def average_uplift_draws(self, rows: pd.DataFrame) -> xr.DataArray:
         """Posterior of the average uplift over all of ``rows``, dims ``(sample, arm)``."""
         return self._group_average(rows, np.zeros(len(rows), dtype=int)).isel(segment=0, drop=True)
 
-    def _group_average(self, rows: pd.DataFrame, labels: np.ndarray) -> xr.DataArray:
+    def _group_average(
+        self, rows: pd.DataFrame, labels: np.ndarray, max_draws: int | None = None
+    ) -> xr.DataArray:
         segments, seg_idx = np.unique(labels, return_inverse=True)
         Xp, inv = self._patterns(rows)
         W = np.zeros((len(Xp), len(segments)))
         np.add.at(W, (inv, seg_idx.ravel()), 1.0)
         W /= W.sum(axis=0, keepdims=True)
-        out = np.zeros((self.posterior_arrays()["tau"].shape[0], len(self.arms), len(segments)))
-        for sl, up, _ in self._uplift_chunks(Xp):
-            out += up @ W[sl]
+        out: np.ndarray | None = None
+        for sl, up, _ in self._uplift_chunks(Xp, max_draws):
+            part = up @ W[sl]
+            out = part if out is None else out + part
+        assert out is not None, "no customers to average over"
         return xr.DataArray(
             out,
             dims=("sample", "arm", "segment"),
