@@ -128,10 +128,10 @@ def _covariate_model(det: Detection) -> list[str]:
     text = (
         "on, because covariates were detected: a row-level model of how each customer's "
         "uplift varies with them chooses which customers of a segment get an offer (customer "
-        "strata, optimize.customer_strata; README feature 6). Measured: +0.03 to +0.76 of the "
+        "strata, optimize.customer_strata; README feature 6). Measured: +0.05 and +0.76 of the "
         "cell oracle's profit over the segment plan (bench/customer_targets.py, "
-        "bench/strata_second.py), none lost where the covariates say nothing, at a longer run "
-        "(cross-fitting refits it per fold). false: one plan per segment"
+        "bench/strata_second.py), nothing lost where the covariates say nothing, at a longer "
+        "run (cross-fitting refits it per fold). false: one plan per segment"
     )
     return ["model:", *_comment(text, 2), "  covariate_model: {enabled: true}"]
 
