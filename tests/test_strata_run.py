@@ -163,6 +163,20 @@ def test_one_stratum_is_the_segment_plan(fake_sampler, tmp_path):
     assert "customer_strata" not in result.summary
 
 
+def test_declared_covariates_with_the_model_off_are_named_in_the_report(fake_sampler, tmp_path):
+    """A hand-written preset that declares covariates but leaves the covariate model off gets a
+    plan per segment, and the report says what the covariates could do."""
+    off = [o for o in COVARIATES if not o.startswith("model.covariate_model")]
+    result = pipeline.run(
+        uplift.compose_config([*off, "evaluate.crossfit_folds=0"]), tmp_path / "off"
+    )
+    assert "customer_strata" not in result.summary
+    notes = result.summary["optimizer"]["notes"]
+    assert any(n.startswith("covariates unused by the plan: value_tier, needs") for n in notes)
+    for report in ("report.md", "report.html"):
+        assert "Covariates unused by the plan" in (tmp_path / "off" / report).read_text()
+
+
 def test_saved_strata_run_replans_over_the_same_strata(strata_run, tmp_path):
     """load_run places customers in the same strata from the saved covariate posteriors: the
     re-plan at the run's settings is allocation_strata.csv, per segment allocation.csv, and

@@ -74,6 +74,7 @@ from uplift.optimize.strata import collapse, collapse_targets, refine_problem, w
 from uplift.optimize.targets import CustomerTargets, customer_targets
 from uplift.report import run_folder
 from uplift.report.model_checks import run_model_checks
+from uplift.report.returns import COVARIATES_UNUSED
 from uplift.report.tables import arm_table, uplift_table
 from uplift.report.truth import TacticDraws, score_against_truth
 from uplift.tactics import ArmMap
@@ -1680,6 +1681,13 @@ def decide(
         return Decision(None, problem, allocator, e, strata)
     if why is not None:
         allocation.notes.append(why)
+    if not config.model.covariate_model.enabled and (declared := covariate_columns(config)):
+        allocation.notes.append(
+            f"{COVARIATES_UNUSED}: {', '.join(declared)} are declared but "
+            "model.covariate_model.enabled=false, so the plan treats every customer of a "
+            "segment alike; with it on, a row-level model of how uplift varies with them lets "
+            "the plan choose the most responsive customers within segments (customer strata)"
+        )
     by_segment = None
     if strata is not None:
         table = collapse(allocation.table, problem, config.report.hdi_prob)

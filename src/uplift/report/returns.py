@@ -8,6 +8,10 @@ from typing import Any
 
 from uplift.report.formatting import money, percent
 
+#: starts the optimizer's note (summary.json ``optimizer.notes``) when covariates are declared
+#: but the covariate model is off; the report shows it (:func:`strata_line`)
+COVARIATES_UNUSED = "covariates unused by the plan"
+
 
 def tactic_return_lines(summary: Mapping[str, Any], currency: str = "") -> list[str]:
     """One sentence per tactic, best return first; a single "not computed" sentence when the
@@ -41,10 +45,14 @@ def tactic_return_lines(summary: Mapping[str, Any], currency: str = "") -> list[
 
 
 def strata_line(summary: Mapping[str, Any]) -> str | None:
-    """One sentence on customer strata (summary.json ``customer_strata``), None without them."""
+    """One sentence on customer strata (summary.json ``customer_strata``); without them, the
+    optimizer's note when covariates are declared but the covariate model is off; else None."""
     st = summary.get("customer_strata")
     if not st:
-        return None
+        # covariates declared, covariate model off: the optimizer's note says what it would buy
+        notes = (summary.get("optimizer") or {}).get("notes") or []
+        unused = [n for n in notes if str(n).startswith(COVARIATES_UNUSED)]
+        return f"{unused[0][0].upper()}{unused[0][1:]}." if unused else None
     return (
         f"Customers chosen within segments: each of {st['segments']} segments is split into up "
         f"to {st['bins']} strata ({st['strata']} in all) by each customer's expected profit under "
