@@ -419,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     mean = {
-        k: float(np.mean([r[k] for r in rows if isinstance(r.get(k), float)]))
+        k: float(np.mean(got))
         for k, _ in COLUMNS[1:]
+        if (got := [r[k] for r in rows if isinstance(r.get(k), float)])
     }
     print(format_row(mean, label="mean"))
     return rows

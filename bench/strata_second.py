@@ -149,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         rows.append(row)
         cells = " ".join(f"{row.get(c, float('nan')):>10.3f}" for c in COLUMNS)
         print(f"{seed:>5} {cells}  {row['seconds']} refused {row['refused']}", flush=True)
-    mean = " ".join(f"{np.nanmean([r.get(c, np.nan) for r in rows]):>10.3f}" for c in COLUMNS)
+    mean = " ".join(
+        f"{np.mean(got) if (got := [r[c] for r in rows if c in r]) else np.nan:>10.3f}"
+        for c in COLUMNS
+    )
     print(f"{'mean':>5} {mean}")
     return rows
 
