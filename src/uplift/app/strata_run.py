@@ -120,8 +120,8 @@ class CustomerStrata:
     sizes: pd.Series
     deviation: dict[str, pd.DataFrame]
     labeller: StrataLabeller
-    ids: np.ndarray | None = None
-    own: dict[str, np.ndarray] = field(default_factory=dict)
+    ids: np.ndarray
+    own: dict[str, np.ndarray]
 
     def selection_credit(self, plan: pd.DataFrame, listed: pd.DataFrame) -> float:
         """What the list adds to the stratum plan's posterior value by choosing customers.
@@ -137,9 +137,7 @@ class CustomerStrata:
         plan's posterior value plus this credit is the list's: the segment posterior plus each
         listed customer's own deviation.
         """
-        if self.ids is None or not self.own or listed.empty:
-            return 0.0
-        labels = pd.Series(self.labels, dtype=object)
+        labels = np.asarray(self.labels)
         row = pd.Series(np.arange(len(self.ids)), index=pd.Index(self.ids).map(str))
         values = self.labeller.values
         counts = plan.set_index(["segment", "arm"])["customers"].astype(float)
@@ -154,8 +152,8 @@ class CustomerStrata:
                     f"customer strata: listed customers of arm {arm!r} not in the rows"
                 )
             at = at.astype(np.int64)
-            listed_mean = pd.Series(own[at]).groupby(labels.to_numpy()[at]).mean()
-            stratum_mean = pd.Series(own).groupby(labels.to_numpy()).mean()
+            listed_mean = pd.Series(own[at]).groupby(labels[at]).mean()
+            stratum_mean = pd.Series(own).groupby(labels).mean()
             tactic = self.labeller.arm_info[arm][0]
             for stratum, m in listed_mean.items():
                 n = float(counts.get((stratum, arm), 0.0))

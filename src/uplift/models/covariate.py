@@ -972,11 +972,11 @@ class CovariateUpliftModel(SavedModel):
         W = np.zeros((len(Xp), len(segments)))
         np.add.at(W, (inv, seg_idx.ravel()), 1.0)
         W /= W.sum(axis=0, keepdims=True)
-        out: np.ndarray | None = None
+        total = self.posterior_arrays()["tau"].shape[0]
+        draws = total if max_draws is None else min(total, max_draws)  # as _uplift_chunks thins
+        out = np.zeros((draws, len(self.arms), len(segments)))
         for sl, up, _ in self._uplift_chunks(Xp, max_draws):
-            part = up @ W[sl]
-            out = part if out is None else out + part
-        assert out is not None, "no customers to average over"
+            out += up @ W[sl]
         return xr.DataArray(
             out,
             dims=("sample", "arm", "segment"),

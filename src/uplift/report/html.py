@@ -29,7 +29,7 @@ from markupsafe import Markup
 from uplift.optimize.factory import marginal_step
 from uplift.report.formatting import Kind, cell, column_kind, count, money, percent, significant
 from uplift.report.guardrails import balance_lines, guardrail_lines
-from uplift.report.returns import strata_line, tactic_return_lines
+from uplift.report.returns import posterior_value, strata_line, tactic_return_lines
 
 #: a CSV larger than this is linked beside the report instead of embedded in it
 EMBED_LIMIT = 5 * 1024 * 1024
@@ -289,10 +289,7 @@ def plan_value(summary: Mapping[str, Any], currency: str) -> list[str]:
         return []
     hp = summary.get("hdi_prob", 0.94)
     pv = summary.get("plan_value") or {}
-    # with customer strata the list's value: the plan's plus its selection within strata
-    credit = pv.get("list_credit") or 0.0
-    post = summary["expected_incremental_profit"] + credit
-    lo, hi = (x + credit for x in summary["profit_hdi"])
+    post, lo, hi = posterior_value(summary)
     cf = summary.get("crossfit") or {}
     m = lambda v: money(v, currency)  # noqa: E731
     if pv.get("trust") == "calibrated":

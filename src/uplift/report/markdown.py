@@ -8,7 +8,7 @@ import pandas as pd
 
 from uplift.report.formatting import Kind, cell, column_kind, significant
 from uplift.report.guardrails import balance_lines
-from uplift.report.returns import strata_line, tactic_return_lines
+from uplift.report.returns import posterior_value, strata_line, tactic_return_lines
 
 #: characters of a text cell that would change the Markdown around it (table breaks, links,
 #: inline HTML, code spans), escaped with a backslash
@@ -40,12 +40,10 @@ def md_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def plan_value_lines(summary: dict, hp: float, lo: float, hi: float) -> list[str]:
+def plan_value_lines(summary: dict, hp: float) -> list[str]:
     """The plan's value: the number to plan on first, then the posterior and cross-fitted ones."""
     pv = summary.get("plan_value") or {}
-    # with customer strata the list's value: the plan's plus its selection within strata
-    credit = pv.get("list_credit") or 0.0
-    post, lo, hi = (summary["expected_incremental_profit"] + credit, lo + credit, hi + credit)
+    post, lo, hi = posterior_value(summary)
     if pv.get("trust") != "calibrated":
         return [
             f"- Expected incremental profit **{post:,.0f}** ({hp:.0%} HDI {lo:,.0f} to "
@@ -100,12 +98,11 @@ def render_report(
             "",
         ]
     if allocation is not None:
-        lo, hi = summary["profit_hdi"]
         lines += [
             "## Decision",
             "",
             f"- Budget **{summary['budget']:,.0f}**, planned spend **{summary['total_spend']:,.0f}**.",
-            *plan_value_lines(summary, hp, lo, hi),
+            *plan_value_lines(summary, hp),
             f"- Binding constraints: {', '.join(summary['optimizer']['binding_constraints']) or 'none'}.",
             *[f"- {md_text(line)}" for line in filter(None, [strata_line(summary)])],
             *[f"- {md_text(line)}" for line in tactic_return_lines(summary)],

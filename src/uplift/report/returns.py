@@ -1,5 +1,6 @@
-"""Report lines for summary.json ``marginal_return_by_tactic``: what one more budget step
-returns when it may only be spent on one tactic (shared by report.md and report.html)."""
+"""Report lines shared by report.md and report.html: summary.json ``marginal_return_by_tactic``
+(what one more budget step returns when it may only be spent on one tactic), the plan's
+posterior value and the customer strata."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from uplift.report.formatting import money, percent
 #: starts the optimizer's note (summary.json ``optimizer.notes``) when covariates are declared
 #: but the covariate model is off; the report shows it (:func:`strata_line`)
 COVARIATES_UNUSED = "covariates unused by the plan"
+
+
+def posterior_value(summary: Mapping[str, Any]) -> tuple[float, float, float]:
+    """The plan's posterior value and its HDI as the reports state them: with customer strata
+    the customer list's, the strata's sums plus ``plan_value.list_credit``."""
+    credit = (summary.get("plan_value") or {}).get("list_credit") or 0.0
+    lo, hi = summary["profit_hdi"]
+    return summary["expected_incremental_profit"] + credit, lo + credit, hi + credit
 
 
 def tactic_return_lines(summary: Mapping[str, Any], currency: str = "") -> list[str]:
