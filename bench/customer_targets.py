@@ -16,8 +16,8 @@ share of the cell oracle's true profit (the oracle of ``crossed_decisions.py``):
   the pipeline's plans (README "Your own data" route, default model and sampler settings,
   cross-fitting off: it does not change the plan), ``data.columns.covariates=[tenure,
   recent_visits]`` declared:
-    - ``strata``: the run with ``model.covariate_model.enabled=true`` and its default
-      ``optimize.customer_strata`` (4): the covariate model feeds the optimizer through
+    - ``strata``: the default run (no covariate-model key: the declared covariates turn it
+      on) at its default ``optimize.customer_strata`` (4): the covariate model feeds the optimizer through
       customer strata, and this is its own targets.csv (cross-fitting on, as by default:
       ``claim_str`` is its posterior headline / true: the list's, ``plan_value.posterior``;
       ``claim_strplan`` the strata's averages, ``expected_incremental_profit``; ``calib_str``
@@ -288,7 +288,8 @@ def score_seed(
             claims[name] = headline(run.result.summary)
             return run
 
-        strata = [o for o in base if o != "evaluate.crossfit_folds=0"] + [covariate_model]
+        # no covariate-model key: declared covariates turn it on by default (auto)
+        strata = [o for o in base if o != "evaluate.crossfit_folds=0"]
         run = listed_run("strata", strata)
         s = run.result.summary
         if s.get("calibrated_incremental_profit") is not None:

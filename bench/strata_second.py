@@ -11,8 +11,8 @@ true profit (``30 x true uplift - 1``) and printed as a share of the cell oracle
 knowing each region's true mean profit per arm, customer-level solver of
 ``customer_targets.py``):
 
-  - ``strata``: ``model.covariate_model.enabled=true`` at the default ``optimize.customer_strata``
-    (4), cross-fitting on (its default): its targets.csv; ``claim`` / ``calib`` its posterior
+  - ``strata``: the default run (declared covariates turn the covariate model on: auto) at the
+    default ``optimize.customer_strata`` (4), cross-fitting on (its default): its targets.csv; ``claim`` / ``calib`` its posterior
     and calibrated headlines over the list's true profit (the posterior headline is the
     list's: ``plan_value.posterior``; ``claim_plan`` the strata's averages,
     ``expected_incremental_profit``), ``cf_true`` the cross-fitted value over it;
@@ -75,7 +75,6 @@ def overrides(path: Path, budget: float, seed: int) -> list[str]:
         "value=constant",
         f"value.per_conversion={VALUE}",
         f"optimize.budget={budget}",
-        "model.covariate_model.enabled=true",
         "report.plots=false",
         "report.save_posteriors=false",
         f"seed={seed}",

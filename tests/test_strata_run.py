@@ -19,8 +19,7 @@ COVARIATES = [
     "data.synthetic.outcomes=conversion",
     "data.synthetic.n_customers=6000",
     "sampler=fast",
-    "data.columns.covariates=[value_tier,needs]",
-    "model.covariate_model.enabled=true",
+    "data.columns.covariates=[value_tier,needs]",  # the covariate model: on by default (auto)
     "model.covariate_model.method=approximate",
 ]
 
@@ -100,6 +99,8 @@ def strata_run(tmp_path_factory):
         result = pipeline.run(config, out)
     finally:
         mp.undo()
+    # the run resolved auto in its own copy of the config, not in the caller's
+    assert config.model.covariate_model.enabled is None
     return result
 
 
@@ -117,6 +118,11 @@ def test_run_plans_over_strata_and_reports_per_segment(strata_run):
         summed.sort_index(), own.sort_index(), check_dtype=False, check_like=True
     )
     summary = json.loads((out / "summary.json").read_text())
+    # declared covariates and 0/1 outcomes turned the covariate model on without a flag
+    setting = summary["covariate_model_setting"]
+    assert setting["enabled"] is True and setting["by"] == "auto"
+    assert "value_tier, needs" in setting["why"] and "6,000 customers" in setting["why"]
+    assert (out / "customer_scores.csv").is_file()
     assert summary["customer_strata"]["bins"] == 4
     assert summary["customer_strata"]["strata"] == len(
         pd.read_csv(out / "allocation_strata.csv").drop_duplicates("segment")
@@ -164,17 +170,71 @@ def test_one_stratum_is_the_segment_plan(fake_sampler, tmp_path):
 
 
 def test_declared_covariates_with_the_model_off_are_named_in_the_report(fake_sampler, tmp_path):
-    """A hand-written preset that declares covariates but leaves the covariate model off gets a
-    plan per segment, and the report says what the covariates could do."""
-    off = [o for o in COVARIATES if not o.startswith("model.covariate_model")]
+    """Covariates declared where auto leaves the covariate model off (more customers than
+    model.covariate_model.auto_max_rows) get a plan per segment, and the report says why and
+    what the covariates could do."""
     result = pipeline.run(
-        uplift.compose_config([*off, "evaluate.crossfit_folds=0"]), tmp_path / "off"
+        uplift.compose_config(
+            [*COVARIATES, "model.covariate_model.auto_max_rows=5000", "evaluate.crossfit_folds=0"]
+        ),
+        tmp_path / "off",
     )
     assert "customer_strata" not in result.summary
+    assert not (tmp_path / "off" / "customer_scores.csv").exists()
+    assert result.summary["covariate_model_setting"]["enabled"] is False
     notes = result.summary["optimizer"]["notes"]
-    assert any(n.startswith("covariates unused by the plan: value_tier, needs") for n in notes)
+    (note,) = [n for n in notes if n.startswith("covariates unused by the plan: value_tier, needs")]
+    assert "6,000 customers, over model.covariate_model.auto_max_rows=5,000" in note
+    assert "most responsive customers within segments" in note
     for report in ("report.md", "report.html"):
         assert "Covariates unused by the plan" in (tmp_path / "off" / report).read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "enabled", "why"),
+    [
+        ([], True, "value_tier, needs declared, "),
+        (["model.covariate_model.enabled=false"], False, None),
+        (["model.covariate_model.enabled=true"], True, None),
+        (["data.columns.covariates=[]"], False, "no covariates declared"),
+        (["model.family=negative_binomial"], False, "no tactic uses the binomial family"),
+        (["model.covariate_model.auto_max_rows=5999"], False, "over model.covariate_model"),
+        (["model.covariate_model.auto_max_rows=6000"], True, "at most auto_max_rows=6,000"),
+    ],
+)
+def test_auto_covariate_model_is_resolved_from_the_data(tmp_path, extra, enabled, why):
+    """enabled: null (the default) is on exactly when covariates are declared, a tactic has a
+    0/1 outcome and the rows are at hand and few enough; true/false are the user's. The run's
+    own copy of the config is resolved, not the caller's."""
+    config = uplift.compose_config([*COVARIATES, *extra])
+    before = config.model.covariate_model.enabled
+    setting = pipeline.prepare(config, tmp_path).covariate_setting
+    assert setting["enabled"] is enabled and config.model.covariate_model.enabled is enabled
+    assert setting["by"] == ("config" if before is not None else "auto")
+    if why is not None:
+        assert why in setting["why"]
+
+
+def test_auto_covariate_model_is_off_for_cells_input(tmp_path):
+    from types import SimpleNamespace
+
+    config = uplift.compose_config(COVARIATES)
+    data = pipeline.prepare(uplift.compose_config(COVARIATES), tmp_path).data
+
+    class CellsOnly:  # what data=cells gives: cells in an engine, no rows
+        rows = None
+        engine = SimpleNamespace(table=None)
+        arm_map = data.arm_map
+
+        def __len__(self) -> int:
+            return len(data)
+
+    setting = pipeline.resolve_covariate_model(config, CellsOnly())  # type: ignore[arg-type]
+    assert setting == {
+        "enabled": False,
+        "by": "auto",
+        "why": "data=cells holds no customer rows",
+    }
 
 
 def test_saved_strata_run_replans_over_the_same_strata(strata_run, tmp_path):

@@ -304,10 +304,18 @@ class CovariateModelConfig:
     ``max_patterns`` cells and by a nested Laplace approximation above, or from 50,000 rows
     (``method: auto``); a fit that fails the gate's thresholds is refit the other way; see
     :class:`uplift.models.covariate.CovariateUpliftModel`. ``columns`` default to
-    ``data.columns.covariates``. Scores every customer; decisions still use the segment models.
+    ``data.columns.covariates``. Scores every customer, and feeds the plan through customer
+    strata (``optimize.customer_strata``).
+
+    ``enabled``: ``null`` (the default, auto) turns it on when covariates are declared, some
+    tactic has a 0/1 outcome (a family that supports it), the customer rows are at hand (not
+    ``data=cells``) and there are at most ``auto_max_rows`` of them (its fit reads the rows it
+    models into memory); ``summary.json`` ``covariate_model_setting`` says what auto chose and
+    why. ``true``/``false`` force it.
     """
 
-    enabled: bool = False
+    enabled: bool | None = None
+    auto_max_rows: int = 2_000_000
     columns: list[str] = field(default_factory=list)
     categorical: list[str] | None = None
     method: CovariateMethod = CovariateMethod.auto
@@ -319,6 +327,7 @@ class CovariateModelConfig:
     def __post_init__(self) -> None:
         self.method = choice(CovariateMethod, "model.covariate_model.method", self.method)
         self.unseen = choice(UnseenLevel, "model.covariate_model.unseen", self.unseen)
+        _positive("model.covariate_model.auto_max_rows", self.auto_max_rows)
 
 
 @dataclass

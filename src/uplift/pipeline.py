@@ -785,6 +785,44 @@ def covariate_columns(config: AppConfig) -> list[str]:
     return list(cm.columns or config.data.columns.covariates)
 
 
+def resolve_covariate_model(config: AppConfig, data: CustomerData) -> dict[str, Any]:
+    """``model.covariate_model.enabled``: ``null`` (auto) resolved in place from the data, and
+    what was chosen and why (summary.json ``covariate_model_setting``). Auto is on when
+    covariates are declared, a tactic's family models a 0/1 outcome, the rows are at hand and
+    there are at most ``auto_max_rows`` of them."""
+    cm = config.model.covariate_model
+    if cm.enabled is not None:
+        return {"enabled": bool(cm.enabled), "by": "config"}
+    cols = covariate_columns(config)
+    n = len(data)
+    able = [t.value for t in data.arm_map.tactics() if family_of(config, t.value).covariate_model]
+    has_rows = data.rows is not None or (data.engine is not None and data.engine.table is not None)
+    if not cols:
+        why = "no covariates declared (data.columns.covariates)"
+    elif not able:
+        kinds = " or ".join(f.name for f in FAMILIES.values() if f.covariate_model)
+        why = f"it models a 0/1 outcome and no tactic uses the {kinds} family"
+    elif not has_rows:
+        why = "data=cells holds no customer rows"
+    elif n > cm.auto_max_rows:
+        why = (
+            f"{n:,} customers, over model.covariate_model.auto_max_rows={cm.auto_max_rows:,}: "
+            "its fit reads the rows it models into memory"
+        )
+    else:
+        why = (
+            f"covariates {', '.join(cols)} declared, {', '.join(able)} with a 0/1 outcome, "
+            f"{n:,} customers (at most auto_max_rows={cm.auto_max_rows:,})"
+        )
+        cm.enabled = True
+        log.info("covariate model on (auto): %s", why)
+        return {"enabled": True, "by": "auto", "why": why}
+    cm.enabled = False
+    if cols:
+        log.info("covariate model off (auto): %s", why)
+    return {"enabled": False, "by": "auto", "why": why}
+
+
 def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
     """Fail before any sampling when the row-level covariate model cannot run."""
     if not config.model.covariate_model.enabled:
@@ -1071,7 +1109,7 @@ def crossfit_plan(
         fold_config.sampler = replace(config.sampler, draws=draws)
 
     folds = config.evaluate.crossfit_folds
-    by_customer = config.model.covariate_model.enabled
+    by_customer = bool(config.model.covariate_model.enabled)
     done = [0]
     checked: list[dict[str, Any]] = []  # each fold fit's convergence check (FOLD_FIT_COLUMNS)
 
@@ -1383,6 +1421,7 @@ def run(config: AppConfig, output_dir: str | Path) -> RunResult:
     when the gate or the rules stopped the plan (the run's tables are published with it and
     the error is raised). Any other failure leaves only a summary saying why.
     """
+    config = copy.deepcopy(config)  # the run resolves auto settings in its own copy
     final = Path(output_dir)
     result = run_folder.run_staged(
         final,
@@ -1480,6 +1519,7 @@ def prepare(config: AppConfig, out: Path) -> Prepared:
     """The data stage: read and validate rows, run every check that can run before sampling,
     aggregate cells and value one unit of each tactic's metric."""
     data, truth = load_data(config, out)
+    covariate_setting = resolve_covariate_model(config, data)
     s = config.sampler
     if data.rows is None and data.engine is not None:  # aggregates from the engine
         e = data.engine
@@ -1511,7 +1551,7 @@ def prepare(config: AppConfig, out: Path) -> Prepared:
     values = unit_values(config, data, cells, segment_value)
     preflight_allocation(config, cells, data.arm_map)
     check_covariate_model(config, data)
-    return Prepared(data, cells, values, segment_value, truth)
+    return Prepared(data, cells, values, segment_value, truth, covariate_setting)
 
 
 def score_customers(config: AppConfig, data: CustomerData) -> tuple[dict, pd.DataFrame | None]:
@@ -1682,11 +1722,24 @@ def decide(
     if why is not None:
         allocation.notes.append(why)
     if not config.model.covariate_model.enabled and (declared := covariate_columns(config)):
+        setting = prepared.covariate_setting
+        binary = any(
+            family_of(config, t.value).covariate_model for t in prepared.data.arm_map.tactics()
+        )
+        off = (
+            f"the covariate model is off by default here ({setting['why']})"
+            if setting.get("by") == "auto"
+            else "model.covariate_model.enabled=false"
+        )
         allocation.notes.append(
-            f"{COVARIATES_UNUSED}: {', '.join(declared)} are declared but "
-            "model.covariate_model.enabled=false, so the plan treats every customer of a "
-            "segment alike; with it on, a row-level model of how uplift varies with them lets "
-            "the plan choose the most responsive customers within segments (customer strata)"
+            f"{COVARIATES_UNUSED}: {', '.join(declared)} are declared but {off}, so the plan "
+            "treats every customer of a segment alike"
+            + (
+                "; with it on, a row-level model of how uplift varies with them lets the plan "
+                "choose the most responsive customers within segments (customer strata)"
+                if binary
+                else ""
+            )
         )
     by_segment = None
     if strata is not None:

@@ -21,6 +21,7 @@ This is the planner's notebook (``notebooks/03_planner.py``) as an API::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import tempfile
@@ -190,7 +191,7 @@ def load_run(folder: str | Path, config: AppConfig | None = None) -> SavedRun:
             f"{folder}: the run's status is {summary.get('status')!r}, not 'complete' "
             "(a refused or failed run has no plan to revisit)"
         )
-    config = config or _config_of(folder)
+    config = copy.deepcopy(config) if config is not None else _config_of(folder)
     with tempfile.TemporaryDirectory(prefix="uplift-load-") as tmp:
         prepared = prepare(config, Path(tmp))  # synthetic truth goes to a scratch folder
     draws = {}

@@ -28,6 +28,7 @@ from uplift.config import (
     EXPERIMENT_NAME,
     TODO,
     AppConfig,
+    CovariateModelConfig,
     default_experiment_name,
     todo_keys,
     unknown_keys,
@@ -41,8 +42,9 @@ from uplift.tactics import Tactic
 #: design's (the run's sample-ratio check uses the same alpha by default, health.srm_alpha)
 UNEQUAL_ALPHA = 0.001
 #: files up to this many rows get the covariate model on when covariates are detected (it reads
-#: the rows it models into memory: about 0.6 GB a million rows measured for the pandas path)
-COVARIATE_MODEL_ROWS = 2_000_000
+#: the rows it models into memory: about 0.6 GB a million rows measured for the pandas path);
+#: the run's own default (model.covariate_model.enabled: null, auto) draws the same line
+COVARIATE_MODEL_ROWS = CovariateModelConfig().auto_max_rows
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 
@@ -121,8 +123,9 @@ def _covariate_model(det: Detection) -> list[str]:
         return []
     if det.rows > COVARIATE_MODEL_ROWS:
         text = (
-            f"off: with {det.rows:,} rows (over {COVARIATE_MODEL_ROWS:,}) the covariate model "
-            "would read every row into memory; try it on a sample of the customers first"
+            f"off: with {det.rows:,} rows (over {COVARIATE_MODEL_ROWS:,}, "
+            "model.covariate_model.auto_max_rows) the covariate model would read every row "
+            "into memory; try it on a sample of the customers first"
         )
         return ["model:", *_comment(text, 2), "  covariate_model: {enabled: false}"]
     text = (
@@ -131,7 +134,8 @@ def _covariate_model(det: Detection) -> list[str]:
         "strata, optimize.customer_strata; README feature 6). Measured: +0.05 and +0.76 of the "
         "cell oracle's profit over the segment plan (bench/customer_targets.py, "
         "bench/strata_second.py), nothing lost where the covariates say nothing, at a longer "
-        "run (cross-fitting refits it per fold). false: one plan per segment"
+        "run (cross-fitting refits it per fold). The run's default (null: auto) turns it on "
+        "too with these covariates; false: one plan per segment"
     )
     return ["model:", *_comment(text, 2), "  covariate_model: {enabled: true}"]
 

@@ -37,6 +37,9 @@ class Prepared:
     values: dict[str, pd.Series]
     segment_value: Any
     truth: pd.DataFrame | None = None
+    #: model.covariate_model.enabled as the run used it: ``enabled``, ``by`` (``config``, or
+    #: ``auto`` with ``why``): summary.json ``covariate_model_setting``
+    covariate_setting: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -240,6 +243,7 @@ class RunSummary:
             },
             "gate": self.gate.to_dict(),
             "model_checks": self.checks.summary(),
+            "covariate_model_setting": self.prepared.covariate_setting,
             "covariate_model": {
                 t: {
                     "method": m.method_used,
