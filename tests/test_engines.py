@@ -349,3 +349,27 @@ def test_duckdb_spills_to_the_system_temp_folder_not_the_working_directory(tmp_p
     spill = con.raw_sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
     assert spill.startswith(str(tmp_path / "sys-tmp")), spill
     assert not (tmp_path / ".tmp").exists()
+
+
+def test_select_reads_the_pulled_rows_once_a_stage_pulled_them(rows_file, arm_map):
+    """After a stage pulled every row (``frame``), ``select`` slices that copy instead of
+    querying the engine again; the same rows and columns either way."""
+    from uplift.data.engine import EngineRows
+
+    _, d = rows_file
+    table, cells, _ = engine_cells("duckdb", d / "rows.parquet", "parquet", arm_map)
+    rows = EngineRows(table, "duckdb", int(cells["n"].sum()), cells)
+    arms = [arm_map.control.name, arm_map.treated[0].name]
+    cols = ["customer_id", "arm", "segment"]
+    queried = rows.select(cols, arms=arms)
+    pulled = rows.frame
+    assert len(pulled) == rows.n_rows
+    rows.table = None  # an engine query now would fail
+    cached = rows.select(cols, arms=arms)
+    key = ["customer_id"]
+    pd.testing.assert_frame_equal(
+        cached.sort_values(key).reset_index(drop=True),
+        queried.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert len(rows.select(["arm"])) == len(pulled)

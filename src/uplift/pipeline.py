@@ -1945,9 +1945,12 @@ def _run_staged(config: AppConfig, out: Path) -> RunResult:
     hp = config.report.hdi_prob
     with clock.stage("data"):
         prep = prepare(config, out)
+        cov = prep.covariate_setting
+        auto = cov.get("by") == "auto" and bool(covariate_columns(config))
         progress.note(
             f"{len(prep.data):,} customers, {prep.cells['segment'].nunique()} segments, "
             f"{len(prep.cells)} cells"
+            + (f"; covariate model {'on' if cov['enabled'] else 'off'} (auto)" if auto else "")
         )
     data, cells, arm_map = prep.data, prep.cells, prep.data.arm_map
     log.info(

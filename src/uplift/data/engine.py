@@ -546,7 +546,11 @@ class EngineRows:
         return self._frame
 
     def select(self, columns: Sequence[str], arms: Sequence[str] | None = None) -> pd.DataFrame:
-        """Only ``columns`` of the rows (of ``arms`` when given), without pulling the rest."""
+        """Only ``columns`` of the rows (of ``arms`` when given), without pulling the rest; from
+        the pandas copy when a stage has already pulled every row (:attr:`frame`)."""
+        if self._frame is not None:
+            f = self._frame if arms is None else self._frame[self._frame["arm"].isin(list(arms))]
+            return f[list(columns)].reset_index(drop=True)
         log.info(
             "pulling columns %s of the %s engine's rows into pandas", list(columns), self.engine
         )
