@@ -17,8 +17,8 @@ share of the cell oracle's true profit (the oracle of ``crossed_decisions.py``):
   cross-fitting off: it does not change the plan), ``data.columns.covariates=[tenure,
   recent_visits]`` declared:
     - ``strata``: the default run (no covariate-model key: the declared covariates turn it
-      on) at its default ``optimize.customer_strata`` (4): the covariate model feeds the optimizer through
-      customer strata, and this is its own targets.csv (cross-fitting on, as by default:
+      on) at its default ``optimize.customer_strata`` (4): the covariate model feeds the
+      optimizer through customer strata, and this is its own targets.csv (cross-fitting on, as by default:
       ``claim_str`` is its posterior headline / true: the list's, ``plan_value.posterior``;
       ``claim_strplan`` the strata's averages, ``expected_incremental_profit``; ``calib_str``
       its calibrated one);

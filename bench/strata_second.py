@@ -12,10 +12,11 @@ knowing each region's true mean profit per arm, customer-level solver of
 ``customer_targets.py``):
 
   - ``strata``: the default run (declared covariates turn the covariate model on: auto) at the
-    default ``optimize.customer_strata`` (4), cross-fitting on (its default): its targets.csv; ``claim`` / ``calib`` its posterior
-    and calibrated headlines over the list's true profit (the posterior headline is the
-    list's: ``plan_value.posterior``; ``claim_plan`` the strata's averages,
-    ``expected_incremental_profit``), ``cf_true`` the cross-fitted value over it;
+    default ``optimize.customer_strata`` (4), cross-fitting on (its default): its targets.csv;
+    ``claim`` / ``calib`` its posterior and calibrated headlines over the list's true profit
+    (the posterior headline is the list's: ``plan_value.posterior``; ``claim_plan`` the
+    strata's averages, ``expected_incremental_profit``), ``cf_true`` the cross-fitted value
+    over it;
   - ``seg_hash``: ``optimize.customer_strata=1``, the segment plan in hash order;
   - ``seg_covsel``: the same counts, customers chosen by the covariate model (its targets.csv);
   - ``ceil_cov``: the oracle on every customer's true profit (what no model reaches).

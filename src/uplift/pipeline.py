@@ -1517,7 +1517,9 @@ def unit_value_draws(
 
 def prepare(config: AppConfig, out: Path) -> Prepared:
     """The data stage: read and validate rows, run every check that can run before sampling,
-    aggregate cells and value one unit of each tactic's metric."""
+    aggregate cells and value one unit of each tactic's metric. Settings left to the data
+    (``model.covariate_model.enabled: null``) are resolved in ``config`` itself: :func:`run`
+    passes its own copy."""
     data, truth = load_data(config, out)
     covariate_setting = resolve_covariate_model(config, data)
     s = config.sampler
