@@ -785,6 +785,16 @@ def covariate_columns(config: AppConfig) -> list[str]:
     return list(cm.columns or config.data.columns.covariates)
 
 
+def covariate_tactics(config: AppConfig, arm_map: ArmMap) -> list[str]:
+    """The tactics whose family the row-level covariate model can fit (a 0/1 outcome)."""
+    return [t.value for t in arm_map.tactics() if family_of(config, t.value).covariate_model]
+
+
+def covariate_families() -> str:
+    """The families with a 0/1 outcome, for messages: ``binomial`` (or a list)."""
+    return " or ".join(f.name for f in FAMILIES.values() if f.covariate_model)
+
+
 def resolve_covariate_model(config: AppConfig, data: CustomerData) -> dict[str, Any]:
     """``model.covariate_model.enabled``: ``null`` (auto) resolved in place from the data, and
     what was chosen and why (summary.json ``covariate_model_setting``). Auto is on when
@@ -795,13 +805,12 @@ def resolve_covariate_model(config: AppConfig, data: CustomerData) -> dict[str, 
         return {"enabled": bool(cm.enabled), "by": "config"}
     cols = covariate_columns(config)
     n = len(data)
-    able = [t.value for t in data.arm_map.tactics() if family_of(config, t.value).covariate_model]
+    able = covariate_tactics(config, data.arm_map)
     has_rows = data.rows is not None or (data.engine is not None and data.engine.table is not None)
     if not cols:
         why = "no covariates declared (data.columns.covariates)"
     elif not able:
-        kinds = " or ".join(f.name for f in FAMILIES.values() if f.covariate_model)
-        why = f"it models a 0/1 outcome and no tactic uses the {kinds} family"
+        why = f"it models a 0/1 outcome and no tactic uses the {covariate_families()} family"
     elif not has_rows:
         why = "data=cells holds no customer rows"
     elif n > cm.auto_max_rows:
@@ -839,11 +848,11 @@ def check_covariate_model(config: AppConfig, data: CustomerData) -> None:
             f"model.covariate_model.columns {missing} are not columns of the validated data; "
             "add them to data.columns.covariates"
         )
-    if not any(family_of(config, t.value).covariate_model for t in data.arm_map.tactics()):
-        able = " or ".join(f.name for f in FAMILIES.values() if f.covariate_model)
+    if not covariate_tactics(config, data.arm_map):
         raise DataValidationError(
-            f"model.covariate_model models a binary outcome, but no tactic uses the {able} "
-            "family (model.families); set model.covariate_model.enabled=false"
+            "model.covariate_model models a binary outcome, but no tactic uses the "
+            f"{covariate_families()} family (model.families); set "
+            "model.covariate_model.enabled=false"
         )
 
 
@@ -1725,9 +1734,7 @@ def decide(
         allocation.notes.append(why)
     if not config.model.covariate_model.enabled and (declared := covariate_columns(config)):
         setting = prepared.covariate_setting
-        binary = any(
-            family_of(config, t.value).covariate_model for t in prepared.data.arm_map.tactics()
-        )
+        binary = bool(covariate_tactics(config, prepared.data.arm_map))
         off = (
             f"the covariate model is off by default here ({setting['why']})"
             if setting.get("by") == "auto"
